@@ -1,0 +1,1 @@
+"""matchmaking: see ../shared/DESIGN.md. Filled in by a later issue."""

@@ -1,0 +1,1 @@
+"""realtime: see ../shared/DESIGN.md. Filled in by a later issue."""

@@ -1,0 +1,1 @@
+"""replays: see ../shared/DESIGN.md. Filled in by a later issue."""
