@@ -1,0 +1,522 @@
+"""The PostgreSQL ledger store (asyncpg): the distributed adapter.
+
+Tables live in one schema (``ledger`` by default). Ids are ``uuid`` (16 bytes); amounts and
+counters ``numeric(39,0)``, since wei amounts do not fit 64 bits. One ``transfers`` row carries
+both legs of a transfer and both accounts' counters after it; there is no foreign key from
+``transfers`` to ``accounts``, because a foreign key to a hot row (the platform's fee account)
+takes a lock on it for every insert. The posting rules check that both accounts exist, and
+reconciliation checks it again.
+
+Concurrency across processes: every batch locks the accounts it touches with one
+``SELECT … ORDER BY id FOR UPDATE`` (sorted, so two batches cannot deadlock), so the counters the
+posting rules see are current. The lock on a hot account is taken once per batch, not once per
+transfer, which is what keeps a hot fee account from serialising all traffic. Records are read
+before the lock; a concurrent writer that records the same id or resolves the same hold first
+makes our INSERT fail on a unique index, and the batch is re-run against its rows.
+
+The database refuses UPDATE, DELETE and TRUNCATE on ``transfers``, and on ``accounts`` any
+change of identity, any decrease of a posted counter and any DELETE (triggers).
+Every connection runs with ``synchronous_commit = on``: a batch is answered only once its
+COMMIT is durable.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import asyncpg
+
+from .account import Account, AccountFlags, AccountState, Balance
+from .asset import BUILTIN_ASSETS, Asset, AssetKind
+from .posting import (
+    BatchKeys,
+    Command,
+    LedgerView,
+    TransferOutcome,
+    apply_batch,
+    batch_keys,
+    check_account,
+    plan_accounts,
+)
+from .result import CreateAccountResult
+from .store import HISTORY_PAGE_MAX, HistoryPage
+from .transfer import Transfer, TransferFlags, TransferRecord
+
+_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_RETRIES_MAX = 8
+SCAN_PAGE_ROWS = 5000
+
+_SCHEMA_SQL = """
+CREATE SCHEMA IF NOT EXISTS {s};
+CREATE TABLE IF NOT EXISTS {s}.assets (
+    code text PRIMARY KEY,
+    scale smallint NOT NULL CHECK (scale BETWEEN 0 AND 36),
+    kind text NOT NULL,
+    unit boolean NOT NULL
+);
+CREATE TABLE IF NOT EXISTS {s}.accounts (
+    id uuid PRIMARY KEY,
+    asset text NOT NULL REFERENCES {s}.assets (code),
+    owner text NOT NULL,
+    kind text NOT NULL,
+    flags integer NOT NULL,
+    code integer NOT NULL,
+    timestamp bigint NOT NULL,
+    debits_pending numeric(39, 0) NOT NULL DEFAULT 0 CHECK (debits_pending >= 0),
+    debits_posted numeric(39, 0) NOT NULL DEFAULT 0 CHECK (debits_posted >= 0),
+    credits_pending numeric(39, 0) NOT NULL DEFAULT 0 CHECK (credits_pending >= 0),
+    credits_posted numeric(39, 0) NOT NULL DEFAULT 0 CHECK (credits_posted >= 0),
+    last_timestamp bigint NOT NULL,
+    CHECK (flags & 2 = 0 OR debits_pending + debits_posted <= credits_posted),
+    CHECK (flags & 4 = 0 OR credits_pending + credits_posted <= debits_posted)
+);
+CREATE TABLE IF NOT EXISTS {s}.transfers (
+    id uuid PRIMARY KEY,
+    debit_account_id uuid NOT NULL,
+    credit_account_id uuid NOT NULL,
+    amount numeric(39, 0) NOT NULL CHECK (amount >= 0),
+    asset text NOT NULL,
+    code integer NOT NULL,
+    flags integer NOT NULL,
+    pending_id uuid,
+    timeout_s bigint NOT NULL,
+    expires_at bigint NOT NULL,
+    timestamp bigint NOT NULL,
+    metadata text CHECK (octet_length(metadata) <= 4096),
+    dr_debits_pending numeric(39, 0) NOT NULL,
+    dr_debits_posted numeric(39, 0) NOT NULL,
+    dr_credits_pending numeric(39, 0) NOT NULL,
+    dr_credits_posted numeric(39, 0) NOT NULL,
+    cr_debits_pending numeric(39, 0) NOT NULL,
+    cr_debits_posted numeric(39, 0) NOT NULL,
+    cr_credits_pending numeric(39, 0) NOT NULL,
+    cr_credits_posted numeric(39, 0) NOT NULL,
+    CHECK (debit_account_id <> credit_account_id)
+);
+CREATE INDEX IF NOT EXISTS transfers_debit_ts ON {s}.transfers (debit_account_id, timestamp);
+CREATE INDEX IF NOT EXISTS transfers_credit_ts ON {s}.transfers (credit_account_id, timestamp);
+CREATE UNIQUE INDEX IF NOT EXISTS transfers_pending_once
+    ON {s}.transfers (pending_id) WHERE pending_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS transfers_expiry ON {s}.transfers (expires_at) WHERE expires_at > 0;
+
+CREATE OR REPLACE FUNCTION {s}.refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'ledger %: % refused: transfers are immutable; post a reversing transfer',
+        TG_TABLE_NAME, TG_OP USING ERRCODE = 'integrity_constraint_violation';
+END $$;
+CREATE OR REPLACE FUNCTION {s}.guard_account() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        RAISE EXCEPTION 'ledger accounts: DELETE refused' USING ERRCODE = 'integrity_constraint_violation';
+    END IF;
+    IF NEW.id <> OLD.id OR NEW.asset <> OLD.asset OR NEW.owner <> OLD.owner OR NEW.kind <> OLD.kind
+       OR NEW.flags <> OLD.flags OR NEW.code <> OLD.code OR NEW.timestamp <> OLD.timestamp
+       OR NEW.debits_posted < OLD.debits_posted OR NEW.credits_posted < OLD.credits_posted
+       OR NEW.last_timestamp < OLD.last_timestamp THEN
+        RAISE EXCEPTION 'ledger accounts: an account''s identity never changes and its posted counters never decrease'
+            USING ERRCODE = 'integrity_constraint_violation';
+    END IF;
+    RETURN NEW;
+END $$;
+DROP TRIGGER IF EXISTS transfers_immutable ON {s}.transfers;
+CREATE TRIGGER transfers_immutable BEFORE UPDATE OR DELETE ON {s}.transfers
+    FOR EACH ROW EXECUTE FUNCTION {s}.refuse_change();
+DROP TRIGGER IF EXISTS transfers_no_truncate ON {s}.transfers;
+CREATE TRIGGER transfers_no_truncate BEFORE TRUNCATE ON {s}.transfers
+    FOR EACH STATEMENT EXECUTE FUNCTION {s}.refuse_change();
+DROP TRIGGER IF EXISTS accounts_guard ON {s}.accounts;
+CREATE TRIGGER accounts_guard BEFORE UPDATE OR DELETE ON {s}.accounts
+    FOR EACH ROW EXECUTE FUNCTION {s}.guard_account();
+DROP TRIGGER IF EXISTS accounts_no_truncate ON {s}.accounts;
+CREATE TRIGGER accounts_no_truncate BEFORE TRUNCATE ON {s}.accounts
+    FOR EACH STATEMENT EXECUTE FUNCTION {s}.refuse_change();
+"""
+
+_TRANSFER_COLUMNS = (
+    "id, debit_account_id, credit_account_id, amount, asset, code, flags, pending_id, timeout_s, "
+    "expires_at, timestamp, metadata, dr_debits_pending, dr_debits_posted, dr_credits_pending, "
+    "dr_credits_posted, cr_debits_pending, cr_debits_posted, cr_credits_pending, cr_credits_posted"
+)
+_ACCOUNT_COLUMNS = (
+    "id, asset, owner, kind, flags, code, timestamp, debits_pending, debits_posted, "
+    "credits_pending, credits_posted, last_timestamp"
+)
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    # Ids travel as 16 big-endian bytes and come back as ints; numerics as exact decimal text.
+    await conn.set_type_codec(
+        "uuid",
+        encoder=lambda v: v.to_bytes(16, "big"),
+        decoder=lambda b: int.from_bytes(b, "big"),
+        schema="pg_catalog",
+        format="binary",
+    )
+    await conn.set_type_codec(
+        "numeric", encoder=str, decoder=int, schema="pg_catalog", format="text"
+    )
+
+
+def _record(row: Any) -> TransferRecord:
+    return TransferRecord(
+        id=row[0],
+        debit_account_id=row[1],
+        credit_account_id=row[2],
+        amount=row[3],
+        asset=row[4],
+        code=row[5],
+        flags=TransferFlags(row[6]),
+        pending_id=row[7] or 0,
+        timeout_s=row[8],
+        expires_at=row[9],
+        timestamp=row[10],
+        metadata=row[11],
+        debit_after=Balance(row[12], row[13], row[14], row[15]),
+        credit_after=Balance(row[16], row[17], row[18], row[19]),
+    )
+
+
+def _account(row: Any) -> AccountState:
+    return AccountState(
+        id=row[0],
+        asset=row[1],
+        owner=row[2],
+        kind=row[3],
+        flags=AccountFlags(row[4]),
+        code=row[5],
+        timestamp=row[6],
+        balance=Balance(row[7], row[8], row[9], row[10]),
+        last_timestamp=row[11],
+    )
+
+
+class PostgresLedgerStore:
+    """See the module docstring. Create with :meth:`connect`."""
+
+    def __init__(self, pool: asyncpg.Pool, schema: str) -> None:
+        self._pool = pool
+        self.schema = schema
+        s = schema
+        self._sql_load_records = (
+            f"SELECT {_TRANSFER_COLUMNS} FROM {s}.transfers WHERE id = ANY($1::uuid[])"
+        )
+        self._sql_load_records_and_resolutions = (
+            f"SELECT {_TRANSFER_COLUMNS} FROM {s}.transfers WHERE id = ANY($1::uuid[]) "
+            f"UNION SELECT {_TRANSFER_COLUMNS} FROM {s}.transfers WHERE pending_id = ANY($2::uuid[])"
+        )
+        self._sql_lock_accounts = (
+            f"SELECT {_ACCOUNT_COLUMNS} FROM {s}.accounts WHERE id = ANY($1::uuid[]) "
+            "ORDER BY id FOR UPDATE"
+        )
+        self._sql_insert = (
+            f"INSERT INTO {s}.transfers ({_TRANSFER_COLUMNS}) SELECT * FROM unnest("
+            "$1::uuid[], $2::uuid[], $3::uuid[], $4::numeric[], $5::text[], $6::int[], $7::int[], "
+            "$8::uuid[], $9::bigint[], $10::bigint[], $11::bigint[], $12::text[], "
+            "$13::numeric[], $14::numeric[], $15::numeric[], $16::numeric[], "
+            "$17::numeric[], $18::numeric[], $19::numeric[], $20::numeric[])"
+        )
+        self._sql_update = (
+            f"UPDATE {s}.accounts AS a SET debits_pending = u.dp, debits_posted = u.dpo, "
+            "credits_pending = u.cp, credits_posted = u.cpo, last_timestamp = u.ts "
+            "FROM unnest($1::uuid[], $2::numeric[], $3::numeric[], $4::numeric[], $5::numeric[], "
+            "$6::bigint[]) AS u(id, dp, dpo, cp, cpo, ts) WHERE a.id = u.id"
+        )
+        self._assets: dict[str, Asset] | None = None
+
+    @classmethod
+    async def connect(
+        cls, dsn: str, *, schema: str = "ledger", pool_size_max: int = 8
+    ) -> PostgresLedgerStore:
+        if not _SCHEMA_NAME.match(schema):
+            raise ValueError(f"invalid schema name {schema!r}")
+        pool = await asyncpg.create_pool(
+            dsn,
+            min_size=1,
+            max_size=pool_size_max,
+            init=_init_connection,
+            server_settings={
+                "synchronous_commit": "on",
+                "application_name": "leetgaming-ledger",
+            },
+        )
+        assert pool is not None
+        return cls(pool, schema)
+
+    async def migrate(self) -> None:
+        async with self._pool.acquire() as conn, conn.transaction():
+            # One migrator at a time, when several processes start together.
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtext('leetgaming.ledger.migrate'))"
+            )
+            await conn.execute(_SCHEMA_SQL.format(s=self.schema))
+        await self.create_assets(BUILTIN_ASSETS)
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    async def ping(self) -> None:
+        async with self._pool.acquire(timeout=5) as conn:
+            await conn.fetchval("SELECT 1", timeout=5)
+
+    async def create_assets(self, assets: Sequence[Asset]) -> list[CreateAccountResult]:
+        results: list[CreateAccountResult] = []
+        async with self._pool.acquire() as conn, conn.transaction():
+            for asset in assets:
+                inserted = await conn.fetchval(
+                    f"INSERT INTO {self.schema}.assets (code, scale, kind, unit) "
+                    "VALUES ($1, $2, $3, $4) ON CONFLICT (code) DO NOTHING RETURNING code",
+                    asset.code,
+                    asset.scale,
+                    str(asset.kind),
+                    asset.unit,
+                )
+                if inserted is not None:
+                    results.append(CreateAccountResult.OK)
+                    continue
+                row = await conn.fetchrow(
+                    f"SELECT scale, kind, unit FROM {self.schema}.assets WHERE code = $1",
+                    asset.code,
+                )
+                same = row is not None and (row[0], row[1], row[2]) == (
+                    asset.scale,
+                    str(asset.kind),
+                    asset.unit,
+                )
+                results.append(
+                    CreateAccountResult.EXISTS
+                    if same
+                    else CreateAccountResult.EXISTS_WITH_DIFFERENT_FIELDS
+                )
+        self._assets = None
+        return results
+
+    async def assets(self) -> dict[str, Asset]:
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(f"SELECT code, scale, kind, unit FROM {self.schema}.assets")
+        return {r[0]: Asset(r[0], r[1], AssetKind(r[2]), r[3]) for r in rows}
+
+    async def _unit_assets(self, codes: set[str]) -> dict[str, Asset]:
+        if self._assets is None or not codes <= self._assets.keys():
+            self._assets = await self.assets()
+        return self._assets
+
+    async def create_accounts(
+        self, accounts: Sequence[Account], now_ns: int
+    ) -> list[CreateAccountResult]:
+        known = await self._unit_assets({a.asset for a in accounts if isinstance(a.asset, str)})
+        async with self._pool.acquire() as conn, conn.transaction():
+            ids = [a.id for a in accounts if isinstance(a.id, int) and check_account(a) is None]
+            rows = await conn.fetch(
+                f"SELECT {_ACCOUNT_COLUMNS} FROM {self.schema}.accounts WHERE id = ANY($1::uuid[])",
+                ids,
+            )
+            existing = {r[0]: _account(r) for r in rows}
+            plan = plan_accounts(accounts, existing, known, now_ns)
+            if plan.new:
+                await conn.executemany(
+                    f"INSERT INTO {self.schema}.accounts ({_ACCOUNT_COLUMNS}) "
+                    "VALUES ($1, $2, $3, $4, $5, $6, $7, 0, 0, 0, 0, $7)",
+                    [
+                        (a.id, a.asset, a.owner, a.kind, int(a.flags), a.code, now_ns)
+                        for a in plan.new
+                    ],
+                )
+        return plan.results
+
+    async def apply(
+        self, requests: Sequence[Sequence[Command]], now_ns: int
+    ) -> list[list[TransferOutcome]]:
+        keys = batch_keys(requests)
+        assets = await self._unit_assets(
+            {
+                c.asset
+                for r in requests
+                for c in r
+                if isinstance(c, Transfer) and isinstance(c.asset, str)
+            }
+        )
+        async with self._pool.acquire() as conn:
+            for attempt in range(_RETRIES_MAX):
+                try:
+                    async with conn.transaction():
+                        return await self._apply_once(conn, requests, keys, assets, now_ns)
+                except asyncpg.UniqueViolationError:
+                    # Another writer recorded one of our ids or resolved one of our holds
+                    # between our read and our insert: run the batch again against its rows.
+                    if attempt == _RETRIES_MAX - 1:
+                        raise
+        raise AssertionError("unreachable")
+
+    async def _apply_once(
+        self,
+        conn: asyncpg.Connection,
+        requests: Sequence[Sequence[Command]],
+        keys: BatchKeys,
+        assets: dict[str, Asset],
+        now_ns: int,
+    ) -> list[list[TransferOutcome]]:
+        transfers: dict[int, TransferRecord] = {}
+        resolutions: dict[int, TransferRecord] = {}
+        account_ids = set(keys.account_ids)
+        if keys.pending_ids:
+            rows = await conn.fetch(
+                self._sql_load_records_and_resolutions,
+                list(keys.transfer_ids),
+                list(keys.pending_ids),
+            )
+        else:
+            rows = await conn.fetch(self._sql_load_records, list(keys.transfer_ids))
+        for row in rows:
+            record = _record(row)
+            transfers[record.id] = record
+            if record.pending_id:
+                resolutions[record.pending_id] = record
+            if record.id in keys.pending_ids:
+                account_ids.add(record.debit_account_id)
+                account_ids.add(record.credit_account_id)
+        accounts = {
+            state.id: state
+            for state in map(_account, await conn.fetch(self._sql_lock_accounts, list(account_ids)))
+        }
+        outcome = apply_batch(
+            LedgerView(accounts, transfers, resolutions, assets), requests, now_ns
+        )
+        if outcome.records:
+            await conn.execute(self._sql_insert, *_record_columns(outcome.records))
+        if outcome.accounts:
+            changed = list(outcome.accounts.values())
+            await conn.execute(
+                self._sql_update,
+                [a.id for a in changed],
+                [a.balance.debits_pending for a in changed],
+                [a.balance.debits_posted for a in changed],
+                [a.balance.credits_pending for a in changed],
+                [a.balance.credits_posted for a in changed],
+                [a.last_timestamp for a in changed],
+            )
+        return outcome.outcomes
+
+    async def lookup_accounts(self, ids: Sequence[int]) -> list[AccountState]:
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(
+                f"SELECT {_ACCOUNT_COLUMNS} FROM {self.schema}.accounts WHERE id = ANY($1::uuid[])",
+                _valid_ids(ids),
+            )
+        found = {r[0]: _account(r) for r in rows}
+        return [found[i] for i in ids if i in found]
+
+    async def lookup_transfers(self, ids: Sequence[int]) -> list[TransferRecord]:
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(self._sql_load_records, _valid_ids(ids))
+        found = {r[0]: _record(r) for r in rows}
+        return [found[i] for i in ids if i in found]
+
+    async def history(
+        self,
+        account_id: int,
+        *,
+        cursor: int | None = None,
+        limit: int = 100,
+        newest_first: bool = False,
+    ) -> HistoryPage:
+        limit = max(1, min(limit, HISTORY_PAGE_MAX))
+        op, order = ("<", "DESC") if newest_first else (">", "ASC")
+        bound = cursor if cursor is not None else ((1 << 63) - 1 if newest_first else -1)
+        s = self.schema
+        sql = (
+            f"(SELECT {_TRANSFER_COLUMNS} FROM {s}.transfers WHERE debit_account_id = $1 "
+            f"AND timestamp {op} $2 ORDER BY timestamp {order} LIMIT $3) UNION ALL "
+            f"(SELECT {_TRANSFER_COLUMNS} FROM {s}.transfers WHERE credit_account_id = $1 "
+            f"AND timestamp {op} $2 ORDER BY timestamp {order} LIMIT $3) "
+            f"ORDER BY timestamp {order} LIMIT $3"
+        )
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(sql, account_id, bound, limit + 1)
+        records = [_record(r) for r in rows[:limit]]
+        next_cursor = records[-1].timestamp if len(rows) > limit else None
+        return HistoryPage(records, next_cursor)
+
+    async def balance_at(self, account_id: int, timestamp_ns: int) -> Balance:
+        s = self.schema
+        sql = (
+            f"(SELECT timestamp, true, {_TRANSFER_COLUMNS} FROM {s}.transfers "
+            "WHERE debit_account_id = $1 AND timestamp <= $2 ORDER BY timestamp DESC LIMIT 1) "
+            f"UNION ALL (SELECT timestamp, false, {_TRANSFER_COLUMNS} FROM {s}.transfers "
+            "WHERE credit_account_id = $1 AND timestamp <= $2 ORDER BY timestamp DESC LIMIT 1) "
+            "ORDER BY 1 DESC LIMIT 1"
+        )
+        async with self._pool.acquire() as conn:
+            row = await conn.fetchrow(sql, account_id, timestamp_ns)
+        if row is None:
+            return Balance()
+        record = _record(tuple(row)[2:])
+        return record.debit_after if row[1] else record.credit_after
+
+    async def due_pending(self, now_ns: int, since_ns: int, limit: int) -> list[int]:
+        s = self.schema
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(
+                f"SELECT t.id FROM {s}.transfers t WHERE t.expires_at > $1 AND t.expires_at <= $2 "
+                f"AND NOT EXISTS (SELECT 1 FROM {s}.transfers r WHERE r.pending_id = t.id) "
+                "ORDER BY t.expires_at LIMIT $3",
+                max(since_ns, 0),
+                now_ns,
+                limit,
+            )
+        return [r[0] for r in rows]
+
+    async def scan_accounts(self) -> AsyncIterator[AccountState]:
+        async for row in self._scan("accounts", _ACCOUNT_COLUMNS):
+            yield _account(row)
+
+    async def scan_transfers(self) -> AsyncIterator[TransferRecord]:
+        async for row in self._scan("transfers", _TRANSFER_COLUMNS):
+            yield _record(row)
+
+    async def _scan(self, table: str, columns: str) -> AsyncIterator[Any]:
+        """Every row of ``table`` by id, a page at a time (keyset pagination)."""
+        after = 0  # ids start at 1
+        while True:
+            async with self._pool.acquire() as conn:
+                rows = await conn.fetch(
+                    f"SELECT {columns} FROM {self.schema}.{table} "
+                    "WHERE id > $1::uuid ORDER BY id LIMIT $2",
+                    after,
+                    SCAN_PAGE_ROWS,
+                )
+            for row in rows:
+                yield row
+            if len(rows) < SCAN_PAGE_ROWS:
+                return
+            after = rows[-1][0]
+
+
+def _valid_ids(ids: Sequence[int]) -> list[int]:
+    return [i for i in ids if type(i) is int and 0 < i < (1 << 128) - 1]
+
+
+def _record_columns(records: Sequence[TransferRecord]) -> list[list[Any]]:
+    return [
+        [r.id for r in records],
+        [r.debit_account_id for r in records],
+        [r.credit_account_id for r in records],
+        [r.amount for r in records],
+        [r.asset for r in records],
+        [r.code for r in records],
+        [int(r.flags) for r in records],
+        [r.pending_id or None for r in records],
+        [r.timeout_s for r in records],
+        [r.expires_at for r in records],
+        [r.timestamp for r in records],
+        [r.metadata for r in records],
+        [r.debit_after.debits_pending for r in records],
+        [r.debit_after.debits_posted for r in records],
+        [r.debit_after.credits_pending for r in records],
+        [r.debit_after.credits_posted for r in records],
+        [r.credit_after.debits_pending for r in records],
+        [r.credit_after.debits_posted for r in records],
+        [r.credit_after.credits_pending for r in records],
+        [r.credit_after.credits_posted for r in records],
+    ]
