@@ -38,12 +38,15 @@ from .posting import (
     apply_batch,
     batch_keys,
     check_account,
+    needs_records,
     plan_accounts,
 )
 from .result import CreateAccountResult
 from .store import HISTORY_PAGE_MAX, HistoryPage
 from .transfer import Transfer, TransferFlags, TransferRecord
 
+_ACCOUNT_FLAGS = {v: AccountFlags(v) for v in range(8)}
+_TRANSFER_FLAGS = {v: TransferFlags(v) for v in range(32)}
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _RETRIES_MAX = 8
 SCAN_PAGE_ROWS = 5000
@@ -106,19 +109,10 @@ BEGIN
     RAISE EXCEPTION 'ledger %: % refused: transfers are immutable; post a reversing transfer',
         TG_TABLE_NAME, TG_OP USING ERRCODE = 'integrity_constraint_violation';
 END $$;
-CREATE OR REPLACE FUNCTION {s}.guard_account() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION {s}.refuse_account_change() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF TG_OP = 'DELETE' THEN
-        RAISE EXCEPTION 'ledger accounts: DELETE refused' USING ERRCODE = 'integrity_constraint_violation';
-    END IF;
-    IF NEW.id <> OLD.id OR NEW.asset <> OLD.asset OR NEW.owner <> OLD.owner OR NEW.kind <> OLD.kind
-       OR NEW.flags <> OLD.flags OR NEW.code <> OLD.code OR NEW.timestamp <> OLD.timestamp
-       OR NEW.debits_posted < OLD.debits_posted OR NEW.credits_posted < OLD.credits_posted
-       OR NEW.last_timestamp < OLD.last_timestamp THEN
-        RAISE EXCEPTION 'ledger accounts: an account''s identity never changes and its posted counters never decrease'
-            USING ERRCODE = 'integrity_constraint_violation';
-    END IF;
-    RETURN NEW;
+    RAISE EXCEPTION 'ledger accounts: % refused: an account is never deleted, its identity never changes and its posted counters never decrease', TG_OP
+        USING ERRCODE = 'integrity_constraint_violation';
 END $$;
 DROP TRIGGER IF EXISTS transfers_immutable ON {s}.transfers;
 CREATE TRIGGER transfers_immutable BEFORE UPDATE OR DELETE ON {s}.transfers
@@ -126,9 +120,18 @@ CREATE TRIGGER transfers_immutable BEFORE UPDATE OR DELETE ON {s}.transfers
 DROP TRIGGER IF EXISTS transfers_no_truncate ON {s}.transfers;
 CREATE TRIGGER transfers_no_truncate BEFORE TRUNCATE ON {s}.transfers
     FOR EACH STATEMENT EXECUTE FUNCTION {s}.refuse_change();
+-- The WHEN condition is evaluated without calling PL/pgSQL, so the guard costs little on the
+-- hot path (every transfer updates two accounts).
 DROP TRIGGER IF EXISTS accounts_guard ON {s}.accounts;
-CREATE TRIGGER accounts_guard BEFORE UPDATE OR DELETE ON {s}.accounts
-    FOR EACH ROW EXECUTE FUNCTION {s}.guard_account();
+CREATE TRIGGER accounts_guard BEFORE UPDATE ON {s}.accounts FOR EACH ROW
+    WHEN (NEW.id <> OLD.id OR NEW.asset <> OLD.asset OR NEW.owner <> OLD.owner
+          OR NEW.kind <> OLD.kind OR NEW.flags <> OLD.flags OR NEW.code <> OLD.code
+          OR NEW.timestamp <> OLD.timestamp OR NEW.debits_posted < OLD.debits_posted
+          OR NEW.credits_posted < OLD.credits_posted OR NEW.last_timestamp < OLD.last_timestamp)
+    EXECUTE FUNCTION {s}.refuse_account_change();
+DROP TRIGGER IF EXISTS accounts_no_delete ON {s}.accounts;
+CREATE TRIGGER accounts_no_delete BEFORE DELETE ON {s}.accounts
+    FOR EACH ROW EXECUTE FUNCTION {s}.refuse_account_change();
 DROP TRIGGER IF EXISTS accounts_no_truncate ON {s}.accounts;
 CREATE TRIGGER accounts_no_truncate BEFORE TRUNCATE ON {s}.accounts
     FOR EACH STATEMENT EXECUTE FUNCTION {s}.refuse_change();
@@ -167,7 +170,7 @@ def _record(row: Any) -> TransferRecord:
         amount=row[3],
         asset=row[4],
         code=row[5],
-        flags=TransferFlags(row[6]),
+        flags=_TRANSFER_FLAGS[row[6]],
         pending_id=row[7] or 0,
         timeout_s=row[8],
         expires_at=row[9],
@@ -184,7 +187,7 @@ def _account(row: Any) -> AccountState:
         asset=row[1],
         owner=row[2],
         kind=row[3],
-        flags=AccountFlags(row[4]),
+        flags=_ACCOUNT_FLAGS[row[4]],
         code=row[5],
         timestamp=row[6],
         balance=Balance(row[7], row[8], row[9], row[10]),
@@ -195,8 +198,9 @@ def _account(row: Any) -> AccountState:
 class PostgresLedgerStore:
     """See the module docstring. Create with :meth:`connect`."""
 
-    def __init__(self, pool: asyncpg.Pool, schema: str) -> None:
+    def __init__(self, pool: asyncpg.Pool, schema: str, dsn: str) -> None:
         self._pool = pool
+        self.dsn = dsn  # may hold a password: never log it
         self.schema = schema
         s = schema
         self._sql_load_records = (
@@ -210,18 +214,17 @@ class PostgresLedgerStore:
             f"SELECT {_ACCOUNT_COLUMNS} FROM {s}.accounts WHERE id = ANY($1::uuid[]) "
             "ORDER BY id FOR UPDATE"
         )
-        self._sql_insert = (
-            f"INSERT INTO {s}.transfers ({_TRANSFER_COLUMNS}) SELECT * FROM unnest("
+        # One statement writes the records and the accounts' counters: one round trip.
+        self._sql_write = (
+            f"WITH ins AS (INSERT INTO {s}.transfers ({_TRANSFER_COLUMNS}) SELECT * FROM unnest("
             "$1::uuid[], $2::uuid[], $3::uuid[], $4::numeric[], $5::text[], $6::int[], $7::int[], "
             "$8::uuid[], $9::bigint[], $10::bigint[], $11::bigint[], $12::text[], "
             "$13::numeric[], $14::numeric[], $15::numeric[], $16::numeric[], "
-            "$17::numeric[], $18::numeric[], $19::numeric[], $20::numeric[])"
-        )
-        self._sql_update = (
+            "$17::numeric[], $18::numeric[], $19::numeric[], $20::numeric[])) "
             f"UPDATE {s}.accounts AS a SET debits_pending = u.dp, debits_posted = u.dpo, "
             "credits_pending = u.cp, credits_posted = u.cpo, last_timestamp = u.ts "
-            "FROM unnest($1::uuid[], $2::numeric[], $3::numeric[], $4::numeric[], $5::numeric[], "
-            "$6::bigint[]) AS u(id, dp, dpo, cp, cpo, ts) WHERE a.id = u.id"
+            "FROM unnest($21::uuid[], $22::numeric[], $23::numeric[], $24::numeric[], "
+            "$25::numeric[], $26::bigint[]) AS u(id, dp, dpo, cp, cpo, ts) WHERE a.id = u.id"
         )
         self._assets: dict[str, Asset] | None = None
 
@@ -242,7 +245,7 @@ class PostgresLedgerStore:
             },
         )
         assert pool is not None
-        return cls(pool, schema)
+        return cls(pool, schema, dsn)
 
     async def migrate(self) -> None:
         async with self._pool.acquire() as conn, conn.transaction():
@@ -337,29 +340,29 @@ class PostgresLedgerStore:
                 if isinstance(c, Transfer) and isinstance(c.asset, str)
             }
         )
+        # Most batches are new transfers: skip reading their ids and let the primary key catch
+        # a repeat (then run again, reading them). Holds must be read in any case.
+        read_records = bool(keys.pending_ids)
         async with self._pool.acquire() as conn:
             for attempt in range(_RETRIES_MAX):
                 try:
                     async with conn.transaction():
-                        return await self._apply_once(conn, requests, keys, assets, now_ns)
+                        return await self._apply_once(
+                            conn, requests, keys, assets, now_ns, read_records or attempt > 0
+                        )
                 except asyncpg.UniqueViolationError:
                     # Another writer recorded one of our ids or resolved one of our holds
-                    # between our read and our insert: run the batch again against its rows.
+                    # between our read and our insert, or a retried id was not read: run the
+                    # batch again against the committed rows.
                     if attempt == _RETRIES_MAX - 1:
                         raise
         raise AssertionError("unreachable")
 
-    async def _apply_once(
-        self,
-        conn: asyncpg.Connection,
-        requests: Sequence[Sequence[Command]],
-        keys: BatchKeys,
-        assets: dict[str, Asset],
-        now_ns: int,
-    ) -> list[list[TransferOutcome]]:
+    async def _read_records(
+        self, conn: asyncpg.Connection, keys: BatchKeys
+    ) -> tuple[dict[int, TransferRecord], dict[int, TransferRecord]]:
         transfers: dict[int, TransferRecord] = {}
         resolutions: dict[int, TransferRecord] = {}
-        account_ids = set(keys.account_ids)
         if keys.pending_ids:
             rows = await conn.fetch(
                 self._sql_load_records_and_resolutions,
@@ -373,22 +376,42 @@ class PostgresLedgerStore:
             transfers[record.id] = record
             if record.pending_id:
                 resolutions[record.pending_id] = record
-            if record.id in keys.pending_ids:
-                account_ids.add(record.debit_account_id)
-                account_ids.add(record.credit_account_id)
-        accounts = {
-            state.id: state
-            for state in map(_account, await conn.fetch(self._sql_lock_accounts, list(account_ids)))
-        }
+        return transfers, resolutions
+
+    async def _apply_once(
+        self,
+        conn: asyncpg.Connection,
+        requests: Sequence[Sequence[Command]],
+        keys: BatchKeys,
+        assets: dict[str, Asset],
+        now_ns: int,
+        read_records: bool,
+    ) -> list[list[TransferOutcome]]:
+        transfers: dict[int, TransferRecord] = {}
+        resolutions: dict[int, TransferRecord] = {}
+        account_ids = set(keys.account_ids)
+        if read_records:
+            transfers, resolutions = await self._read_records(conn, keys)
+            for pending_id in keys.pending_ids:
+                hold = transfers.get(pending_id)
+                if hold is not None:
+                    account_ids.add(hold.debit_account_id)
+                    account_ids.add(hold.credit_account_id)
+        rows = await conn.fetch(self._sql_lock_accounts, list(account_ids))
+        accounts = {state.id: state for state in map(_account, rows)}
         outcome = apply_batch(
             LedgerView(accounts, transfers, resolutions, assets), requests, now_ns
         )
+        if not read_records and needs_records(outcome):
+            transfers, resolutions = await self._read_records(conn, keys)
+            outcome = apply_batch(
+                LedgerView(accounts, transfers, resolutions, assets), requests, now_ns
+            )
         if outcome.records:
-            await conn.execute(self._sql_insert, *_record_columns(outcome.records))
-        if outcome.accounts:
             changed = list(outcome.accounts.values())
             await conn.execute(
-                self._sql_update,
+                self._sql_write,
+                *_record_columns(outcome.records),
                 [a.id for a in changed],
                 [a.balance.debits_pending for a in changed],
                 [a.balance.debits_posted for a in changed],

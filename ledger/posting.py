@@ -51,12 +51,16 @@ from .transfer import (
 )
 
 NS_PER_S = 1_000_000_000
-_DEBITS_LIMITED = AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS
-_CREDITS_LIMITED = AccountFlags.CREDITS_MUST_NOT_EXCEED_DEBITS
-_PENDING = TransferFlags.PENDING
-_POST = TransferFlags.POST_PENDING
-_VOID = TransferFlags.VOID_PENDING
-_LINKED = TransferFlags.LINKED
+# Plain ints: IntFlag arithmetic costs a Python call per operation on the hot path.
+_DEBITS_LIMITED = int(AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS)
+_CREDITS_LIMITED = int(AccountFlags.CREDITS_MUST_NOT_EXCEED_DEBITS)
+_PENDING = int(TransferFlags.PENDING)
+_POST = int(TransferFlags.POST_PENDING)
+_VOID = int(TransferFlags.VOID_PENDING)
+_LINKED = int(TransferFlags.LINKED)
+_EXPIRED = int(TransferFlags.EXPIRED)
+_CLIENT_FLAGS = int(CLIENT_TRANSFER_FLAGS)
+_FLAGS = {value: TransferFlags(value) for value in range(32)}
 
 Command = Transfer | Expire
 
@@ -90,6 +94,27 @@ class BatchOutcome:
     accounts: dict[int, AccountState] = field(default_factory=dict)  # changed accounts, final
 
 
+# Results that an existing record with the same id would have pre-empted with ``exists``: a
+# shell that skipped loading the batch's records must load them and apply the batch again when
+# any of these comes out (see ``LedgerView.records_complete``).
+_PREEMPTED_BY_EXISTS = frozenset(
+    {
+        R.UNIT_ASSET_AMOUNT_MUST_BE_ONE,
+        R.OVERFLOWS_DEBITS,
+        R.OVERFLOWS_CREDITS,
+        R.INSUFFICIENT_FUNDS,
+        R.EXCEEDS_DEBITS,
+    }
+)
+
+
+def needs_records(outcome: BatchOutcome) -> bool:
+    """Whether ``outcome``, computed from a view without the batch's records, may differ from
+    the outcome with them. An ``ok`` cannot: the database refuses a second record with the same
+    id, and the shell re-runs the batch then. A failure ranked after ``exists`` can."""
+    return any(o.result in _PREEMPTED_BY_EXISTS for results in outcome.outcomes for o in results)
+
+
 def expire_id(pending_id: int) -> int:
     """The id of the void the ledger writes when the hold ``pending_id`` times out."""
     return derive_id("ledger.expire", pending_id)
@@ -114,12 +139,12 @@ def _static_check(t: Transfer) -> R | None:
     """Everything that can be said of a transfer without looking at the ledger."""
     if type(t.id) is not int or not ID_MIN <= t.id <= ID_MAX:
         return R.ID_INVALID
-    flags = t.flags
-    if type(flags) is not TransferFlags and type(flags) is not int:
+    if type(t.flags) is not TransferFlags and type(t.flags) is not int:
         return R.FLAGS_INVALID
-    if int(flags) & ~int(CLIENT_TRANSFER_FLAGS):
+    flags = int(t.flags)
+    if flags & ~_CLIENT_FLAGS:
         return R.FLAGS_INVALID
-    kind = int(flags) & (_PENDING | _POST | _VOID)
+    kind = flags & (_PENDING | _POST | _VOID)
     if kind & (kind - 1):
         return R.FLAGS_ARE_MUTUALLY_EXCLUSIVE
     resolving = bool(kind & (_POST | _VOID))
@@ -256,11 +281,12 @@ def _same_request(
 ) -> bool:
     """Whether request ``t`` is the one that produced record ``e`` (fields left empty on a
     post or void of a hold take the hold's values, as when it was first applied)."""
-    if int(t.flags) != int(e.flags) & ~TransferFlags.EXPIRED or t.flags & TransferFlags.EXPIRED:
+    flags = int(t.flags)
+    if flags != int(e.flags) & ~_EXPIRED or flags & _EXPIRED:
         return False
     if t.pending_id != e.pending_id or t.code != e.code or metadata != e.metadata:
         return False
-    if t.flags & (_POST | _VOID):
+    if flags & (_POST | _VOID):
         if t.debit_account_id not in (0, e.debit_account_id):
             return False
         if t.credit_account_id not in (0, e.credit_account_id):
@@ -286,8 +312,9 @@ def _apply_transfer(b: _Batch, t: Transfer) -> TransferOutcome:
     metadata = canonical_metadata(t.metadata)
     if isinstance(metadata, R):
         return TransferOutcome(metadata)
-    if t.flags & (_POST | _VOID):
-        return _resolve_pending(b, t, metadata)
+    flags = int(t.flags)
+    if flags & (_POST | _VOID):
+        return _resolve_pending(b, t, flags, metadata)
 
     dr_state = b.account(t.debit_account_id)
     if dr_state is None:
@@ -311,14 +338,14 @@ def _apply_transfer(b: _Batch, t: Transfer) -> TransferOutcome:
 
     dr = b.counters.get(dr_state.id) or b.live(dr_state)
     cr = b.counters.get(cr_state.id) or b.live(cr_state)
-    pending = bool(t.flags & _PENDING)
+    pending = bool(flags & _PENDING)
     if (dr[0] if pending else dr[1]) + amount > AMOUNT_MAX:
         return TransferOutcome(R.OVERFLOWS_DEBITS)
     if (cr[2] if pending else cr[3]) + amount > AMOUNT_MAX:
         return TransferOutcome(R.OVERFLOWS_CREDITS)
-    if dr_state.flags & _DEBITS_LIMITED and dr[0] + dr[1] + amount > dr[3]:
+    if int(dr_state.flags) & _DEBITS_LIMITED and dr[0] + dr[1] + amount > dr[3]:
         return TransferOutcome(R.INSUFFICIENT_FUNDS)
-    if cr_state.flags & _CREDITS_LIMITED and cr[2] + cr[3] + amount > cr[1]:
+    if int(cr_state.flags) & _CREDITS_LIMITED and cr[2] + cr[3] + amount > cr[1]:
         return TransferOutcome(R.EXCEEDS_DEBITS)
 
     if b.undo is not None:  # inside a linked chain: remember the counters before the change
@@ -339,7 +366,7 @@ def _apply_transfer(b: _Batch, t: Transfer) -> TransferOutcome:
         amount=amount,
         asset=t.asset,
         code=t.code,
-        flags=TransferFlags(int(t.flags)),
+        flags=_FLAGS[flags],
         pending_id=0,
         timeout_s=t.timeout_s,
         expires_at=ts + t.timeout_s * NS_PER_S if pending and t.timeout_s else 0,
@@ -355,15 +382,15 @@ def _apply_transfer(b: _Batch, t: Transfer) -> TransferOutcome:
 def _pending_status(b: _Batch, pending: TransferRecord) -> R | None:
     resolved = b.resolution(pending.id)
     if resolved is not None:
-        if resolved.flags & TransferFlags.EXPIRED:
+        if int(resolved.flags) & _EXPIRED:
             return R.PENDING_TRANSFER_EXPIRED
-        if resolved.flags & _POST:
+        if int(resolved.flags) & _POST:
             return R.PENDING_TRANSFER_ALREADY_POSTED
         return R.PENDING_TRANSFER_ALREADY_VOIDED
     return None
 
 
-def _resolve_pending(b: _Batch, t: Transfer, metadata: str | None) -> TransferOutcome:
+def _resolve_pending(b: _Batch, t: Transfer, flags: int, metadata: str | None) -> TransferOutcome:
     p = b.record(t.pending_id)
     if p is None:
         return TransferOutcome(R.PENDING_TRANSFER_NOT_FOUND)
@@ -375,7 +402,7 @@ def _resolve_pending(b: _Batch, t: Transfer, metadata: str | None) -> TransferOu
         return TransferOutcome(R.PENDING_TRANSFER_HAS_DIFFERENT_CREDIT_ACCOUNT)
     if t.asset not in ("", p.asset):
         return TransferOutcome(R.PENDING_TRANSFER_HAS_DIFFERENT_ASSET)
-    posting = bool(t.flags & _POST)
+    posting = bool(flags & _POST)
     if posting and t.amount > p.amount:
         return TransferOutcome(R.EXCEEDS_PENDING_TRANSFER_AMOUNT)
     if not posting and t.amount not in (0, p.amount):
@@ -391,7 +418,7 @@ def _resolve_pending(b: _Batch, t: Transfer, metadata: str | None) -> TransferOu
     if p.expires_at and b.now >= p.expires_at:
         return TransferOutcome(R.PENDING_TRANSFER_EXPIRED)
     amount = (t.amount or p.amount) if posting else p.amount
-    record = _release(b, p, t.id, amount, t.flags, t.code, metadata)
+    record = _release(b, p, t.id, amount, flags, t.code, metadata)
     if record is None:  # the hold's accounts were not loaded: the shell broke its contract
         raise AssertionError(f"accounts of pending transfer {p.id:x} missing from the view")
     return TransferOutcome(R.OK, record)
@@ -402,7 +429,7 @@ def _release(
     p: TransferRecord,
     record_id: int,
     amount: int,
-    flags: TransferFlags | int,
+    flags: int,
     code: int,
     metadata: str | None,
 ) -> TransferRecord | None:
@@ -426,7 +453,7 @@ def _release(
         amount=amount,
         asset=p.asset,
         code=code,
-        flags=TransferFlags(int(flags)),
+        flags=_FLAGS[flags],
         pending_id=p.id,
         timeout_s=0,
         expires_at=0,
@@ -450,8 +477,7 @@ def _apply_expire(b: _Batch, command: Expire) -> TransferOutcome:
         return TransferOutcome(status)
     if not p.expires_at or b.now < p.expires_at:
         return TransferOutcome(R.PENDING_TRANSFER_NOT_EXPIRED)
-    flags = TransferFlags.VOID_PENDING | TransferFlags.EXPIRED
-    record = _release(b, p, expire_id(p.id), p.amount, flags, p.code, None)
+    record = _release(b, p, expire_id(p.id), p.amount, _VOID | _EXPIRED, p.code, None)
     if record is None:
         raise AssertionError(f"accounts of pending transfer {p.id:x} missing from the view")
     return TransferOutcome(R.OK, record)

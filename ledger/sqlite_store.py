@@ -34,6 +34,8 @@ from .store import HISTORY_PAGE_MAX, HistoryPage
 from .transfer import Transfer, TransferFlags, TransferRecord
 
 T = TypeVar("T")
+_ACCOUNT_FLAGS = {v: AccountFlags(v) for v in range(8)}
+_TRANSFER_FLAGS = {v: TransferFlags(v) for v in range(32)}
 SCAN_PAGE_ROWS = 5000
 _BUSY_TIMEOUT_MS = 10_000
 
@@ -132,7 +134,7 @@ def _record(row: Sequence[Any]) -> TransferRecord:
         amount=int(row[3]),
         asset=row[4],
         code=row[5],
-        flags=TransferFlags(row[6]),
+        flags=_TRANSFER_FLAGS[row[6]],
         pending_id=_i(row[7]) if row[7] is not None else 0,
         timeout_s=row[8],
         expires_at=row[9],
@@ -175,7 +177,7 @@ def _account(row: Sequence[Any]) -> AccountState:
         asset=row[1],
         owner=row[2],
         kind=row[3],
-        flags=AccountFlags(row[4]),
+        flags=_ACCOUNT_FLAGS[row[4]],
         code=row[5],
         timestamp=row[6],
         balance=Balance(int(row[7]), int(row[8]), int(row[9]), int(row[10])),

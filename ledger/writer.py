@@ -1,8 +1,10 @@
 """The ledger as the product uses it: one batching writer per process around a store.
 
-Callers hand in requests (lists of transfers) concurrently; the writer task takes every request
+Callers hand in requests (lists of transfers) concurrently; a writer task takes every request
 that is waiting, up to ``batch_transfers_max`` transfers, and applies them as one batch in one
-database transaction, then answers each caller with its own outcomes. Under load a batch fills
+database transaction, then answers each caller with its own outcomes. Two writer tasks by
+default, so one batch is validated while the other waits for its COMMIT; they never see stale
+counters, because each batch locks its accounts in the database (as two processes would). Under load a batch fills
 while the previous one commits, so one COMMIT (and one lock of each hot account) is paid for
 hundreds of transfers; with no load a request is written alone and at once. Nothing is answered
 before its COMMIT.
@@ -76,13 +78,17 @@ class Ledger:
         clock_ns: Callable[[], int] = wall_clock_ns,
         limits: LedgerLimits | None = None,
         expire_on_timer: bool = True,
+        writers: int = 2,
     ) -> None:
+        if writers < 1:
+            raise ValueError("a ledger needs at least one writer task")
         self.store = store
         self._clock_ns = clock_ns
         self.limits = limits or LedgerLimits()
         self._queue: deque[_Request] = deque()
         self._wakeup = asyncio.Event()
-        self._writer: asyncio.Task[None] | None = None
+        self._writer_count = writers
+        self._writers: list[asyncio.Task[None]] = []
         self._sweeper: asyncio.Task[None] | None = None
         self._expire_on_timer = expire_on_timer
         self._swept_until_ns = 0
@@ -98,8 +104,11 @@ class Ledger:
         await self.close()
 
     def start(self) -> None:
-        if self._writer is None:
-            self._writer = asyncio.create_task(self._write_loop(), name="ledger-writer")
+        if not self._writers:
+            self._writers = [
+                asyncio.create_task(self._write_loop(), name=f"ledger-writer-{n}")
+                for n in range(self._writer_count)
+            ]
         if self._expire_on_timer and self._sweeper is None:
             self._sweeper = asyncio.create_task(self._expiry_loop(), name="ledger-expiry")
 
@@ -111,10 +120,10 @@ class Ledger:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
             self._sweeper = None
-        if self._writer is not None:
+        if self._writers:
             self._wakeup.set()
-            await self._writer
-            self._writer = None
+            await asyncio.gather(*self._writers)
+            self._writers = []
 
     # Writes ------------------------------------------------------------------------------
 
@@ -140,7 +149,7 @@ class Ledger:
         return (await self.create_transfers([transfer]))[0]
 
     async def _submit(self, commands: Sequence[Command]) -> list[TransferOutcome]:
-        if self._closing or self._writer is None:
+        if self._closing or not self._writers:
             raise LedgerClosed("the ledger is not running")
         if len(self._queue) >= self.limits.queue_requests_max:
             raise LedgerBusy(f"{len(self._queue)} requests are waiting for the ledger writer")
