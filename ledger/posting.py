@@ -94,25 +94,13 @@ class BatchOutcome:
     accounts: dict[int, AccountState] = field(default_factory=dict)  # changed accounts, final
 
 
-# Results that an existing record with the same id would have pre-empted with ``exists``: a
-# shell that skipped loading the batch's records must load them and apply the batch again when
-# any of these comes out (see ``LedgerView.records_complete``).
-_PREEMPTED_BY_EXISTS = frozenset(
-    {
-        R.UNIT_ASSET_AMOUNT_MUST_BE_ONE,
-        R.OVERFLOWS_DEBITS,
-        R.OVERFLOWS_CREDITS,
-        R.INSUFFICIENT_FUNDS,
-        R.EXCEEDS_DEBITS,
-    }
-)
-
-
 def needs_records(outcome: BatchOutcome) -> bool:
-    """Whether ``outcome``, computed from a view without the batch's records, may differ from
-    the outcome with them. An ``ok`` cannot: the database refuses a second record with the same
-    id, and the shell re-runs the batch then. A failure ranked after ``exists`` can."""
-    return any(o.result in _PREEMPTED_BY_EXISTS for results in outcome.outcomes for o in results)
+    """Whether ``outcome``, computed from a view without the batch's own records, may differ
+    from the outcome with them. An ``ok`` cannot: the database refuses a second record with the
+    same id and the shell runs the batch again. Any other result can (an existing id pre-empts
+    a balance failure with ``exists``, and fails a linked chain that looked fine), so the shell
+    reads the records and applies the batch again whenever anything is not ``ok``."""
+    return any(o.result is not R.OK for results in outcome.outcomes for o in results)
 
 
 def expire_id(pending_id: int) -> int:

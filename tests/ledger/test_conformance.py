@@ -81,14 +81,24 @@ async def test_transfer_moves_value_and_sums_to_zero(ledger: Ledger, store: Ledg
 async def test_retry_answers_exists_with_the_first_record(ledger: Ledger, clock: FakeClock) -> None:
     await open_accounts(ledger)
     await fund(ledger, ALICE, 1_000, 100)
-    first = (await ledger.create_transfers([Transfer(101, ALICE, BOB, 300, "USD", metadata={"why": "x"})]))[0]
+    first = (
+        await ledger.create_transfers(
+            [Transfer(101, ALICE, BOB, 300, "USD", metadata={"why": "x"})]
+        )
+    )[0]
     clock.advance(5)
-    again = (await ledger.create_transfers([Transfer(101, ALICE, BOB, 300, "USD", metadata={"why": "x"})]))[0]
+    again = (
+        await ledger.create_transfers(
+            [Transfer(101, ALICE, BOB, 300, "USD", metadata={"why": "x"})]
+        )
+    )[0]
     assert (first.result, again.result) == (R.OK, R.EXISTS)
     assert again.record == first.record  # the first record, its time included
     changed = await results(ledger, [Transfer(101, ALICE, BOB, 301, "USD", metadata={"why": "x"})])
     assert changed == [R.EXISTS_WITH_DIFFERENT_FIELDS]
-    changed_meta = await results(ledger, [Transfer(101, ALICE, BOB, 300, "USD", metadata={"why": "y"})])
+    changed_meta = await results(
+        ledger, [Transfer(101, ALICE, BOB, 300, "USD", metadata={"why": "y"})]
+    )
     assert changed_meta == [R.EXISTS_WITH_DIFFERENT_FIELDS]
     assert await balances(ledger, ALICE, BOB) == [(0, 300, 0, 1_000), (0, 0, 0, 300)]
 
@@ -107,7 +117,11 @@ async def test_same_id_twice_in_one_batch(ledger: Ledger) -> None:
     await fund(ledger, ALICE, 500, 100)
     out = await results(
         ledger,
-        [Transfer(101, ALICE, BOB, 100, "USD"), Transfer(101, ALICE, BOB, 100, "USD"), Transfer(101, ALICE, BOB, 99, "USD")],
+        [
+            Transfer(101, ALICE, BOB, 100, "USD"),
+            Transfer(101, ALICE, BOB, 100, "USD"),
+            Transfer(101, ALICE, BOB, 99, "USD"),
+        ],
     )
     assert out == [R.OK, R.EXISTS, R.EXISTS_WITH_DIFFERENT_FIELDS]
     assert await balances(ledger, ALICE) == [(0, 100, 0, 500)]
@@ -140,8 +154,14 @@ async def test_same_id_twice_in_one_batch(ledger: Ledger) -> None:
         (Transfer(200, ALICE, ALICE_EUR, 1, "USD"), R.ASSET_MISMATCH),
         (Transfer(200, ALICE, BOB, 1, "EUR"), R.TRANSFER_ASSET_MISMATCH),
         (Transfer(200, ALICE, BOB, 1_001, "USD"), R.INSUFFICIENT_FUNDS),
-        (Transfer(200, ALICE, BOB, 1, "USD", flags=POST, pending_id=9), R.PENDING_TRANSFER_NOT_FOUND),
-        (Transfer(200, ALICE, BOB, 1, "USD", flags=VOID, pending_id=200), R.PENDING_ID_MUST_BE_DIFFERENT),
+        (
+            Transfer(200, ALICE, BOB, 1, "USD", flags=POST, pending_id=9),
+            R.PENDING_TRANSFER_NOT_FOUND,
+        ),
+        (
+            Transfer(200, ALICE, BOB, 1, "USD", flags=VOID, pending_id=200),
+            R.PENDING_ID_MUST_BE_DIFFERENT,
+        ),
         (Transfer(200, 0, 0, 0, "", flags=POST, pending_id=100), R.PENDING_TRANSFER_NOT_PENDING),
     ],
 )
@@ -160,29 +180,51 @@ async def test_bad_input_gets_its_result_code_and_changes_nothing(
 
 async def test_credit_limited_account(ledger: Ledger) -> None:
     await open_accounts(ledger)
-    await ledger.create_accounts([Account(50, "USD", "platform", "liability", AccountFlags.CREDITS_MUST_NOT_EXCEED_DEBITS)])
+    await ledger.create_accounts(
+        [Account(50, "USD", "platform", "liability", AccountFlags.CREDITS_MUST_NOT_EXCEED_DEBITS)]
+    )
     assert await results(ledger, [Transfer(200, BANK, 50, 1, "USD")]) == [R.EXCEEDS_DEBITS]
-    assert await results(ledger, [Transfer(201, 50, BANK, 5, "USD"), Transfer(202, BANK, 50, 5, "USD")]) == [R.OK, R.OK]
+    assert await results(
+        ledger, [Transfer(201, 50, BANK, 5, "USD"), Transfer(202, BANK, 50, 5, "USD")]
+    ) == [R.OK, R.OK]
 
 
-async def test_hold_post_partially_then_no_second_resolution(ledger: Ledger, store: LedgerStore) -> None:
+async def test_hold_post_partially_then_no_second_resolution(
+    ledger: Ledger, store: LedgerStore
+) -> None:
     await open_accounts(ledger)
     await fund(ledger, ALICE, 1_000, 100)
-    assert await results(ledger, [Transfer(200, ALICE, BOB, 600, "USD", flags=PENDING, timeout_s=60)]) == [R.OK]
+    assert await results(
+        ledger, [Transfer(200, ALICE, BOB, 600, "USD", flags=PENDING, timeout_s=60)]
+    ) == [R.OK]
     assert await balances(ledger, ALICE, BOB) == [(600, 0, 0, 1_000), (0, 0, 600, 0)]
     # The hold counts against the balance limit.
     assert await results(ledger, [Transfer(201, ALICE, BOB, 401, "USD")]) == [R.INSUFFICIENT_FUNDS]
-    assert await results(ledger, [Transfer(202, flags=POST, pending_id=200, amount=601)]) == [R.EXCEEDS_PENDING_TRANSFER_AMOUNT]
-    assert await results(ledger, [Transfer(202, ALICE, FEES, 0, "", flags=POST, pending_id=200)]) == [
-        R.PENDING_TRANSFER_HAS_DIFFERENT_CREDIT_ACCOUNT
+    assert await results(ledger, [Transfer(202, flags=POST, pending_id=200, amount=601)]) == [
+        R.EXCEEDS_PENDING_TRANSFER_AMOUNT
     ]
-    out = (await ledger.create_transfers([Transfer(202, flags=POST, pending_id=200, amount=450)]))[0]
+    assert await results(
+        ledger, [Transfer(202, ALICE, FEES, 0, "", flags=POST, pending_id=200)]
+    ) == [R.PENDING_TRANSFER_HAS_DIFFERENT_CREDIT_ACCOUNT]
+    out = (await ledger.create_transfers([Transfer(202, flags=POST, pending_id=200, amount=450)]))[
+        0
+    ]
     assert out.result == R.OK and out.record is not None
-    assert (out.record.debit_account_id, out.record.credit_account_id, out.record.amount) == (ALICE, BOB, 450)
+    assert (out.record.debit_account_id, out.record.credit_account_id, out.record.amount) == (
+        ALICE,
+        BOB,
+        450,
+    )
     assert await balances(ledger, ALICE, BOB) == [(0, 450, 0, 1_000), (0, 0, 0, 450)]
-    assert await results(ledger, [Transfer(202, flags=POST, pending_id=200, amount=450)]) == [R.EXISTS]
-    assert await results(ledger, [Transfer(203, flags=POST, pending_id=200)]) == [R.PENDING_TRANSFER_ALREADY_POSTED]
-    assert await results(ledger, [Transfer(204, flags=VOID, pending_id=200)]) == [R.PENDING_TRANSFER_ALREADY_POSTED]
+    assert await results(ledger, [Transfer(202, flags=POST, pending_id=200, amount=450)]) == [
+        R.EXISTS
+    ]
+    assert await results(ledger, [Transfer(203, flags=POST, pending_id=200)]) == [
+        R.PENDING_TRANSFER_ALREADY_POSTED
+    ]
+    assert await results(ledger, [Transfer(204, flags=VOID, pending_id=200)]) == [
+        R.PENDING_TRANSFER_ALREADY_POSTED
+    ]
     assert (await reconcile(store)).ok
 
 
@@ -190,13 +232,19 @@ async def test_void_releases_the_hold(ledger: Ledger) -> None:
     await open_accounts(ledger)
     await fund(ledger, ALICE, 1_000, 100)
     await results(ledger, [Transfer(200, ALICE, BOB, 700, "USD", flags=PENDING)])
-    assert await results(ledger, [Transfer(201, flags=VOID, pending_id=200, amount=5)]) == [R.PENDING_TRANSFER_HAS_DIFFERENT_AMOUNT]
+    assert await results(ledger, [Transfer(201, flags=VOID, pending_id=200, amount=5)]) == [
+        R.PENDING_TRANSFER_HAS_DIFFERENT_AMOUNT
+    ]
     assert await results(ledger, [Transfer(201, flags=VOID, pending_id=200)]) == [R.OK]
     assert await balances(ledger, ALICE, BOB) == [(0, 0, 0, 1_000), (0, 0, 0, 0)]
-    assert await results(ledger, [Transfer(202, flags=POST, pending_id=200)]) == [R.PENDING_TRANSFER_ALREADY_VOIDED]
+    assert await results(ledger, [Transfer(202, flags=POST, pending_id=200)]) == [
+        R.PENDING_TRANSFER_ALREADY_VOIDED
+    ]
 
 
-async def test_hold_times_out_and_the_ledger_voids_it(ledger: Ledger, clock: FakeClock, store: LedgerStore) -> None:
+async def test_hold_times_out_and_the_ledger_voids_it(
+    ledger: Ledger, clock: FakeClock, store: LedgerStore
+) -> None:
     await open_accounts(ledger)
     await fund(ledger, ALICE, 1_000, 100)
     await results(ledger, [Transfer(200, ALICE, BOB, 700, "USD", flags=PENDING, timeout_s=30)])
@@ -205,12 +253,16 @@ async def test_hold_times_out_and_the_ledger_voids_it(ledger: Ledger, clock: Fak
     assert await ledger.expire_due() == 0
     clock.advance(2)
     # Past its timeout a hold can no longer be posted, even before the sweep.
-    assert await results(ledger, [Transfer(202, flags=POST, pending_id=200)]) == [R.PENDING_TRANSFER_EXPIRED]
+    assert await results(ledger, [Transfer(202, flags=POST, pending_id=200)]) == [
+        R.PENDING_TRANSFER_EXPIRED
+    ]
     assert await ledger.expire_due() == 1
     assert await balances(ledger, ALICE, BOB) == [(100, 0, 0, 1_000), (0, 0, 100, 0)]
     [void] = await ledger.lookup_transfers([expire_id(200)])
     assert void.flags == VOID | TransferFlags.EXPIRED and void.pending_id == 200
-    assert await results(ledger, [Transfer(203, flags=VOID, pending_id=200)]) == [R.PENDING_TRANSFER_EXPIRED]
+    assert await results(ledger, [Transfer(203, flags=VOID, pending_id=200)]) == [
+        R.PENDING_TRANSFER_EXPIRED
+    ]
     assert await ledger.expire_due() == 0  # exactly once
     clock.advance(60)
     assert await ledger.expire_due() == 1
@@ -235,7 +287,9 @@ async def test_expiry_timer_runs_by_itself(store: LedgerStore, clock: FakeClock)
         assert await balances(ledger, ALICE) == [(0, 0, 0, 100)]
 
 
-async def test_linked_batch_with_one_bad_member_fails_whole(ledger: Ledger, store: LedgerStore) -> None:
+async def test_linked_batch_with_one_bad_member_fails_whole(
+    ledger: Ledger, store: LedgerStore
+) -> None:
     await open_accounts(ledger)
     await fund(ledger, ALICE, 1_000, 100)
     out = await results(
@@ -249,11 +303,27 @@ async def test_linked_batch_with_one_bad_member_fails_whole(ledger: Ledger, stor
     )
     assert out == [R.LINKED_EVENT_FAILED, R.LINKED_EVENT_FAILED, R.INSUFFICIENT_FUNDS, R.OK]
     assert await ledger.lookup_transfers([200, 201, 202]) == []
-    assert await balances(ledger, ALICE, BOB, FEES) == [(0, 1, 0, 1_000), (0, 0, 0, 1), (0, 0, 0, 0)]
+    assert await balances(ledger, ALICE, BOB, FEES) == [
+        (0, 1, 0, 1_000),
+        (0, 0, 0, 1),
+        (0, 0, 0, 0),
+    ]
     # The same chain, all good, applies whole; a chain left open at the end of a request fails.
-    ok = await results(ledger, [Transfer(200, ALICE, BOB, 100, "USD", flags=LINKED), Transfer(201, ALICE, FEES, 10, "USD")])
+    ok = await results(
+        ledger,
+        [
+            Transfer(200, ALICE, BOB, 100, "USD", flags=LINKED),
+            Transfer(201, ALICE, FEES, 10, "USD"),
+        ],
+    )
     assert ok == [R.OK, R.OK]
-    open_chain = await results(ledger, [Transfer(300, ALICE, BOB, 1, "USD", flags=LINKED), Transfer(301, ALICE, BOB, 1, "USD", flags=LINKED)])
+    open_chain = await results(
+        ledger,
+        [
+            Transfer(300, ALICE, BOB, 1, "USD", flags=LINKED),
+            Transfer(301, ALICE, BOB, 1, "USD", flags=LINKED),
+        ],
+    )
     assert open_chain == [R.LINKED_EVENT_FAILED, R.LINKED_EVENT_CHAIN_OPEN]
     assert (await reconcile(store)).ok
 
@@ -288,7 +358,9 @@ async def test_wei_amounts_beyond_64_bits(ledger: Ledger, store: LedgerStore) ->
     big = 123_456_789 * 10**18  # 123 million ETH in wei: > 2**64
     assert big > 1 << 64
     assert await results(ledger, [Transfer(200, ISSUER_ETH, ALICE_ETH, big, "ETH")]) == [R.OK]
-    assert await results(ledger, [Transfer(201, ISSUER_ETH, ALICE_ETH, (1 << 128) - 1, "ETH")]) == [R.OVERFLOWS_DEBITS]
+    assert await results(ledger, [Transfer(201, ISSUER_ETH, ALICE_ETH, (1 << 128) - 1, "ETH")]) == [
+        R.OVERFLOWS_DEBITS
+    ]
     [alice] = await ledger.lookup_accounts([ALICE_ETH])
     assert alice.balance.credits_posted == big
     [record] = await ledger.lookup_transfers([200])
@@ -301,9 +373,14 @@ async def test_nft_is_a_unit_asset(ledger: Ledger, store: LedgerStore) -> None:
     assert await store.create_assets([nft]) == [A.OK]
     assert await store.create_assets([nft]) == [A.EXISTS]
     assert await ledger.create_accounts(
-        [Account(60, nft.code, "mint", "settlement"), Account(61, nft.code, "alice", "user", LIMITED)]
+        [
+            Account(60, nft.code, "mint", "settlement"),
+            Account(61, nft.code, "alice", "user", LIMITED),
+        ]
     ) == [A.OK, A.OK]
-    assert await results(ledger, [Transfer(200, 60, 61, 2, nft.code)]) == [R.UNIT_ASSET_AMOUNT_MUST_BE_ONE]
+    assert await results(ledger, [Transfer(200, 60, 61, 2, nft.code)]) == [
+        R.UNIT_ASSET_AMOUNT_MUST_BE_ONE
+    ]
     assert await results(ledger, [Transfer(200, 60, 61, 1, nft.code)]) == [R.OK]
 
 
@@ -318,7 +395,14 @@ async def test_account_creation_results(ledger: Ledger) -> None:
             Account(3, "usd!", "a", "user"),
             Account(4, "USD", "", "user"),
             Account(5, "USD", "a", "User Kind"),
-            Account(6, "USD", "a", "user", AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS | AccountFlags.CREDITS_MUST_NOT_EXCEED_DEBITS),
+            Account(
+                6,
+                "USD",
+                "a",
+                "user",
+                AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS
+                | AccountFlags.CREDITS_MUST_NOT_EXCEED_DEBITS,
+            ),
             Account(7, "USD", "a", "user", code=-1),
         ]
     ) == [
@@ -341,7 +425,9 @@ async def test_account_creation_results(ledger: Ledger) -> None:
     assert await ledger.lookup_accounts([10, 11]) == []
 
 
-async def test_history_pages_and_balance_at_a_point_in_time(ledger: Ledger, clock: FakeClock) -> None:
+async def test_history_pages_and_balance_at_a_point_in_time(
+    ledger: Ledger, clock: FakeClock
+) -> None:
     await open_accounts(ledger)
     times = []
     for n in range(7):
@@ -368,7 +454,9 @@ async def test_history_pages_and_balance_at_a_point_in_time(ledger: Ledger, cloc
     assert (await ledger.balance_at(ALICE, clock.now_ns)).posted == 280 - 5
 
 
-async def test_database_refuses_update_and_delete_of_transfers(store: LedgerStore, ledger: Ledger) -> None:
+async def test_database_refuses_update_and_delete_of_transfers(
+    store: LedgerStore, ledger: Ledger
+) -> None:
     await open_accounts(ledger)
     await fund(ledger, ALICE, 100, 100)
     if isinstance(store, PostgresLedgerStore):
@@ -382,7 +470,7 @@ async def test_database_refuses_update_and_delete_of_transfers(store: LedgerStor
                 f"UPDATE {store.schema}.accounts SET owner = 'mallory'",
                 f"UPDATE {store.schema}.accounts SET credits_posted = 0",
             ):
-                with pytest.raises(asyncpg.PostgresError, match="refused|violat"):
+                with pytest.raises(asyncpg.PostgresError, match=r"refused|violat"):
                     await conn.execute(statement)
         finally:
             await conn.close()
@@ -395,7 +483,7 @@ async def test_database_refuses_update_and_delete_of_transfers(store: LedgerStor
                 "DELETE FROM accounts",
                 "UPDATE accounts SET owner = 'mallory'",
             ):
-                with pytest.raises(sqlite3.DatabaseError, match="refused|never changes"):
+                with pytest.raises(sqlite3.DatabaseError, match=r"refused|never changes"):
                     db.execute(statement)
         finally:
             db.close()
@@ -406,20 +494,26 @@ def _dsn_of(store: PostgresLedgerStore) -> str:
     return store.dsn
 
 
-async def test_reconciliation_reports_a_tampered_balance(store: LedgerStore, ledger: Ledger) -> None:
+async def test_reconciliation_reports_a_tampered_balance(
+    store: LedgerStore, ledger: Ledger
+) -> None:
     await open_accounts(ledger)
     await fund(ledger, ALICE, 100, 100)
     assert (await reconcile(store)).ok
     if isinstance(store, PostgresLedgerStore):
         conn = await asyncpg.connect(_dsn_of(store))
         try:
-            await conn.execute(f"UPDATE {store.schema}.accounts SET credits_posted = credits_posted + 1 WHERE owner = 'alice' AND asset = 'USD'")
+            await conn.execute(
+                f"UPDATE {store.schema}.accounts SET credits_posted = credits_posted + 1 WHERE owner = 'alice' AND asset = 'USD'"
+            )
         finally:
             await conn.close()
     else:
         db = sqlite3.connect(store.path)  # type: ignore[attr-defined]
         with db:
-            db.execute("UPDATE accounts SET credits_posted = '101' WHERE owner = 'alice' AND asset = 'USD'")
+            db.execute(
+                "UPDATE accounts SET credits_posted = '101' WHERE owner = 'alice' AND asset = 'USD'"
+            )
         db.close()
     report = await reconcile(store)
     assert not report.ok
@@ -431,3 +525,18 @@ async def test_reconciliation_reports_a_tampered_balance(store: LedgerStore, led
 
 def _outcomes_ok(outcomes: Sequence[TransferOutcome]) -> bool:
     return all(o.result.succeeded for o in outcomes)
+
+
+async def test_open_chain_over_an_existing_id_reports_the_member_failure(ledger: Ledger) -> None:
+    """Found by the model: a store that skips reading ids it expects to be new must not report
+    a chain as merely open when one of its members repeats an id with other fields."""
+    await open_accounts(ledger)
+    await fund(ledger, ALICE, 100, 100)
+    assert await results(ledger, [Transfer(200, ALICE, BOB, 5, "USD")]) == [R.OK]
+    assert await results(ledger, [Transfer(200, ALICE, BOB, 6, "USD", flags=LINKED)]) == [
+        R.EXISTS_WITH_DIFFERENT_FIELDS
+    ]
+    assert await results(
+        ledger,
+        [Transfer(300, ALICE, BOB, 1, "USD", flags=LINKED), Transfer(200, ALICE, BOB, 6, "USD")],
+    ) == [R.LINKED_EVENT_FAILED, R.EXISTS_WITH_DIFFERENT_FIELDS]

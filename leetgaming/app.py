@@ -1,0 +1,210 @@
+"""The ASGI application: wiring of settings, probes, metrics and routes.
+
+Invariants:
+
+- ``create_app`` takes its settings as an argument; the app reads no environment variable.
+  Only :func:`create_app_from_environ` (the factory uvicorn's worker processes import) does,
+  once, at the start of its process.
+- ``GET /healthz`` answers 200 while the process can serve HTTP at all; it checks nothing else.
+- ``GET /readyz`` answers 200 only when every probe (the database, and Redis when configured)
+  answered within its timeout, else 503 naming the checks that failed. Its body holds check
+  names and error classes only, never a URL, a host or an error message.
+- Every error the app returns is ``application/problem+json`` (RFC 9457).
+- Every HTTP request is counted and timed under its route template, and logged (method, path
+  without the query string, route, status, duration); the query string is never logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from http import HTTPStatus
+from typing import Final
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from leetgaming.health import PROBE_TIMEOUT_S, Probe, database_probe, redis_probe
+from leetgaming.logs import configure_logging
+from leetgaming.metrics import CONTENT_TYPE, UNMATCHED_ROUTE, Metrics
+from leetgaming.settings import Settings
+
+PROBLEM_JSON: Final = "application/problem+json"
+
+# Successful requests to these routes are logged at debug level: orchestrators and scrapers
+# poll them every few seconds.
+_QUIET_ROUTES: Final = frozenset({"/healthz", "/readyz", "/metrics"})
+
+log = logging.getLogger("leetgaming.app")
+request_log = logging.getLogger("leetgaming.http")
+
+
+class ProblemResponse(JSONResponse):
+    """An RFC 9457 problem document."""
+
+    media_type = PROBLEM_JSON
+
+
+def problem(
+    status: int,
+    detail: str | None = None,
+    *,
+    headers: Mapping[str, str] | None = None,
+    instance: str | None = None,
+) -> ProblemResponse:
+    """A ``application/problem+json`` response for ``status``."""
+    body: dict[str, object] = {
+        "type": "about:blank",
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+    }
+    if detail:
+        body["detail"] = detail
+    if instance is not None:
+        body["instance"] = instance
+    return ProblemResponse(body, status_code=status, headers=headers)
+
+
+async def _http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    detail = exc.detail if exc.detail != HTTPStatus(exc.status_code).phrase else None
+    return problem(exc.status_code, detail, headers=exc.headers, instance=request.url.path)
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    # The traceback goes to the log (redacted there); the client learns nothing about it.
+    log.error(
+        "unhandled error",
+        exc_info=exc,
+        extra={"method": request.method, "path": request.url.path},
+    )
+    return problem(500, instance=request.url.path)
+
+
+class RequestObserver:
+    """ASGI middleware that counts, times and logs every HTTP request."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start_s = time.perf_counter()
+        status = 500  # what the client gets if the app raises before it starts a response
+
+        async def send_observed(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_observed)
+        finally:
+            duration_s = time.perf_counter() - start_s
+            route = getattr(scope.get("route"), "path", None) or UNMATCHED_ROUTE
+            method = str(scope["method"])
+            self.metrics.observe_request(method, route, status, duration_s)
+            request_log.log(
+                logging.DEBUG if route in _QUIET_ROUTES and status < 400 else logging.INFO,
+                "request",
+                extra={
+                    "method": method,
+                    "path": scope["path"],
+                    "route": route,
+                    "status": status,
+                    "duration_ms": round(duration_s * 1000, 3),
+                },
+            )
+
+
+async def _run_check(probe: Probe, timeout_s: float) -> str:
+    """``"ok"``, ``"timeout"`` or ``"failed: <ErrorClass>"``; never the error's text."""
+    try:
+        await asyncio.wait_for(probe.check(), timeout_s)
+    except TimeoutError:
+        return "timeout"
+    except Exception as exc:
+        log.warning(
+            "readiness check failed",
+            extra={"probe": type(probe).__name__, "error": f"{type(exc).__name__}: {exc}"},
+        )
+        return f"failed: {type(exc).__name__}"
+    return "ok"
+
+
+def create_app(
+    settings: Settings,
+    *,
+    database: Probe | None = None,
+    redis: Probe | None = None,
+    probe_timeout_s: float = PROBE_TIMEOUT_S,
+) -> Starlette:
+    """Build the app for ``settings``.
+
+    ``database`` and ``redis`` replace the default probes (opened from the settings' URLs);
+    the Redis probe exists only when ``settings.redis_url`` is set or one is passed.
+    """
+    probes: dict[str, Probe] = {"database": database or database_probe(settings)}
+    broker_probe = redis or redis_probe(settings)
+    if broker_probe is not None:
+        probes["redis"] = broker_probe
+    metrics = Metrics()
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        names = list(probes)
+        results = await asyncio.gather(*(_run_check(probes[n], probe_timeout_s) for n in names))
+        checks = dict(zip(names, results, strict=True))
+        if all(result == "ok" for result in results):
+            return JSONResponse({"status": "ready", "checks": checks})
+        return JSONResponse(
+            {"status": "unavailable", "checks": checks},
+            status_code=503,
+            headers={"Cache-Control": "no-store"},
+        )
+
+    async def metrics_endpoint(request: Request) -> Response:
+        return Response(metrics.render(), media_type=CONTENT_TYPE)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        log.info("starting", extra={"settings": settings.redacted()})
+        yield
+        log.info("stopped")
+
+    app = Starlette(
+        routes=[
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
+            Route("/metrics", metrics_endpoint, methods=["GET"]),
+        ],
+        middleware=[Middleware(RequestObserver, metrics=metrics)],
+        exception_handlers={HTTPException: _http_exception, Exception: _server_error},
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.probes = probes
+    return app
+
+
+def create_app_from_environ() -> Starlette:
+    """The app of one uvicorn worker process: settings and logging read once, here."""
+    settings = Settings.from_env(os.environ)
+    configure_logging(settings.log_level)
+    return create_app(settings)

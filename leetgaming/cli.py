@@ -1,0 +1,254 @@
+"""The ``leetgaming`` command: ``serve``, ``migrate``, ``reconcile``, and what later issues add.
+
+Invariants:
+
+- Settings are read once, from ``os.environ``, before any subcommand runs; invalid settings
+  print every problem to stderr and exit 2 (the usage-error code, as argparse uses).
+- ``serve`` prints the URL to open on stdout once the socket is listening (with several
+  workers: once it is bound, before they start), and exits 0 after a graceful shutdown on
+  SIGTERM or SIGINT.
+- The ledger package is imported inside the subcommands that use it, so ``serve`` works and
+  ``--help`` answers whatever state the ledger is in.
+
+To add a subcommand: write ``_add_NAME(subparsers)`` that registers a parser with
+``handler=...`` (a function ``(args, settings) -> int``) and append it to ``_SUBCOMMANDS``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
+from types import FrameType
+from typing import TypeVar
+
+import uvicorn
+from starlette.applications import Starlette
+
+from leetgaming.app import create_app
+from leetgaming.logs import configure_logging
+from leetgaming.settings import Settings, SettingsError, redact_url
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+Handler = Callable[[argparse.Namespace, Settings], int]
+_T = TypeVar("_T")
+
+
+def describe(settings: Settings) -> str:
+    """One line telling a person where the server is and what it runs on (no secrets)."""
+    if settings.sqlite_path is not None:
+        database = f"sqlite {settings.sqlite_path}"
+    else:
+        database = f"postgresql {_url_location(settings.database_url)}"
+    if settings.redis_url is None:
+        broker = "in-process"
+    else:
+        broker = f"redis {_url_location(settings.redis_url)}"
+    return f"LeetGaming is running at {settings.base_url} (database: {database}, broker: {broker})"
+
+
+def _url_location(url: str) -> str:
+    """``host:port/path`` of a URL, without user, password or query string."""
+    rest = redact_url(url).split("://", 1)[-1].split("?", 1)[0]
+    return rest.rsplit("@", 1)[-1]
+
+
+def _ensure_sqlite_directory(settings: Settings) -> None:
+    if settings.sqlite_path is not None:
+        Path(settings.sqlite_path).parent.mkdir(parents=True, exist_ok=True)
+
+
+class _AnnouncingServer(uvicorn.Server):
+    """A uvicorn server that prints the URL to open once it is listening."""
+
+    def __init__(self, config: uvicorn.Config, banner: str) -> None:
+        super().__init__(config)
+        self.banner = banner
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            print(self.banner, flush=True)
+
+
+def _uvicorn_config(app: Starlette, settings: Settings, args: argparse.Namespace) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        log_config=None,  # ours is in place; uvicorn's would replace it
+        access_log=False,  # it logs query strings; RequestObserver logs the path only
+        server_header=False,
+        proxy_headers=False,
+        timeout_graceful_shutdown=args.graceful_shutdown_s,
+    )
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    configure_logging(settings.log_level)
+    _ensure_sqlite_directory(settings)
+
+    # uvicorn re-raises the signal that stopped it once it has shut down gracefully; with these
+    # handlers in place that is a no-op, so a requested stop ends with exit code 0.
+    def stop_requested(signum: int, frame: FrameType | None) -> None:
+        pass
+
+    previous = {sig: signal.signal(sig, stop_requested) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        if settings.workers == 1:
+            config = _uvicorn_config(create_app(settings), settings, args)
+            server = _AnnouncingServer(config, describe(settings))
+            server.run()
+            return EXIT_OK if server.started else EXIT_FAILURE
+        # Several processes: uvicorn's supervisor starts the workers; each imports the factory
+        # and reads the same environment once. The URL is printed before they listen.
+        print(describe(settings), flush=True)
+        uvicorn.run(
+            "leetgaming.app:create_app_from_environ",
+            factory=True,
+            workers=settings.workers,
+            host=settings.host,
+            port=settings.port,
+            loop="uvloop",
+            http="httptools",
+            log_config=None,
+            access_log=False,
+            server_header=False,
+            proxy_headers=False,
+            timeout_graceful_shutdown=args.graceful_shutdown_s,
+        )
+        return EXIT_OK
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _run_ledger_command(command: Coroutine[None, None, _T]) -> _T | None:
+    """Run ``command``; ``None`` (after saying why on stderr) if the ledger cannot be imported."""
+    try:
+        return asyncio.run(command)
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").partition(".")[0] != "ledger":
+            raise
+        print(f"leetgaming: the ledger package is not available ({exc})", file=sys.stderr)
+        return None
+
+
+def _migrate(args: argparse.Namespace, settings: Settings) -> int:
+    configure_logging(settings.log_level)
+    _ensure_sqlite_directory(settings)
+
+    async def run() -> bool:
+        from ledger.stores import open_store
+
+        store = await open_store(settings.database_url)
+        try:
+            await store.migrate()
+        finally:
+            await store.close()
+        return True
+
+    if _run_ledger_command(run()) is None:
+        return EXIT_FAILURE
+    print("migrated")
+    return EXIT_OK
+
+
+def _reconcile(args: argparse.Namespace, settings: Settings) -> int:
+    configure_logging(settings.log_level)
+    _ensure_sqlite_directory(settings)
+
+    async def run() -> tuple[bool, str]:
+        from ledger.stores import open_store
+
+        store = await open_store(settings.database_url)
+        try:
+            from ledger.reconcile import reconcile
+
+            report = await reconcile(store)
+        finally:
+            await store.close()
+        if args.json:
+            return report.ok, json.dumps(report.to_json(), indent=2, sort_keys=True)
+        return report.ok, report.to_text()
+
+    outcome = _run_ledger_command(run())
+    if outcome is None:
+        return EXIT_FAILURE
+    ok, text = outcome
+    print(text)
+    return EXIT_OK if ok else EXIT_FAILURE
+
+
+def _add_serve(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "serve",
+        help="run the HTTP and websocket server",
+        description="Run the server. With no LEETGAMING_* variables it runs on the embedded "
+        "defaults: a SQLite file under ./var/ and the in-process broker.",
+    )
+    parser.add_argument(
+        "--graceful-shutdown-s",
+        type=float,
+        default=30.0,
+        help="seconds to let open requests finish after SIGTERM (default: %(default)s)",
+    )
+    parser.set_defaults(handler=_serve)
+
+
+def _add_migrate(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "migrate", help="create or upgrade the database schema (LEETGAMING_DATABASE_URL)"
+    )
+    parser.set_defaults(handler=_migrate)
+
+
+def _add_reconcile(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "reconcile",
+        help="recompute every ledger balance from its entries; exit 1 on any difference",
+    )
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.set_defaults(handler=_reconcile)
+
+
+_SUBCOMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [
+    _add_serve,
+    _add_migrate,
+    _add_reconcile,
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="leetgaming",
+        description="LeetGaming: real-time tournament and matchmaking server. Settings come "
+        "from LEETGAMING_* environment variables (see README.md).",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for add in _SUBCOMMANDS:
+        add(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env(os.environ)
+    except SettingsError as exc:
+        print(f"leetgaming: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    handler: Handler = args.handler
+    return handler(args, settings)

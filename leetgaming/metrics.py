@@ -1,0 +1,75 @@
+"""Prometheus metrics of one app.
+
+Invariants:
+
+- Each app owns its :class:`prometheus_client.CollectorRegistry`; nothing is registered in the
+  process-wide default registry, so two apps in one process (tests) never collide.
+- Request metrics are labelled by the route *template* (``/users/{id}``), never the raw path,
+  so the number of series stays bounded whatever clients send. A request that matched no
+  route is labelled ``<unmatched>``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Final
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
+from prometheus_client.exposition import generate_latest
+
+UNMATCHED_ROUTE: Final = "<unmatched>"
+CONTENT_TYPE: Final = CONTENT_TYPE_LATEST
+
+# Seconds. Covers a fast health check (sub-millisecond) up to a slow report (10 s).
+_LATENCY_BUCKETS_S: Final = (
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
+
+
+@dataclass(slots=True)
+class Metrics:
+    """The metrics of one app, in a registry of their own."""
+
+    registry: CollectorRegistry = field(
+        default_factory=lambda: CollectorRegistry(auto_describe=True)
+    )
+    http_requests: Counter = field(init=False)
+    http_request_duration: Histogram = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.http_requests = Counter(
+            "leetgaming_http_requests",
+            "HTTP requests served, by method, route template and status.",
+            labelnames=("method", "route", "status"),
+            registry=self.registry,
+        )
+        self.http_request_duration = Histogram(
+            "leetgaming_http_request_duration_seconds",
+            "Time from request start to the end of the response, in seconds.",
+            labelnames=("method", "route", "status"),
+            buckets=_LATENCY_BUCKETS_S,
+            registry=self.registry,
+        )
+
+    def observe_request(self, method: str, route: str, status: int, duration_s: float) -> None:
+        """Count one finished HTTP request and record how long it took."""
+        labels = (method, route, str(status))
+        self.http_requests.labels(*labels).inc()
+        self.http_request_duration.labels(*labels).observe(duration_s)
+
+    def render(self) -> bytes:
+        """The registry in the Prometheus text exposition format."""
+        return generate_latest(self.registry)

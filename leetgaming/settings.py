@@ -1,0 +1,255 @@
+"""The one settings object of a LeetGaming process.
+
+Invariants:
+
+- Settings are read once, at start, from ``LEETGAMING_*`` environment variables by
+  :meth:`Settings.from_env`, then passed down explicitly. There is no global settings object.
+- A :class:`Settings` is frozen and always valid: every field has passed its check.
+- :meth:`Settings.from_env` reports every bad variable at once, each with a precise reason,
+  and refuses unknown ``LEETGAMING_*`` variables (a typo must not silently fall back to a
+  default). ``LEETGAMING_TEST_*`` variables belong to the test suite and are ignored.
+- The secret key and the passwords inside URLs never appear in ``repr()`` or in
+  :meth:`Settings.redacted`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, Final
+
+ENV_PREFIX: Final = "LEETGAMING_"
+TEST_ENV_PREFIX: Final = "LEETGAMING_TEST_"
+
+DEFAULT_DATABASE_URL: Final = "sqlite:///./var/leetgaming.sqlite3"
+DATABASE_SCHEMES: Final = ("sqlite:///", "postgresql://", "postgres://")
+REDIS_SCHEMES: Final = ("redis://", "rediss://", "unix://")
+LOG_LEVELS: Final = ("debug", "info", "warning", "error")
+SECRET_KEY_LENGTH_MIN: Final = 32
+REDACTED: Final = "***"
+
+# "scheme://user:password@" -> "scheme://user:***@"
+_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^/:@\s]*:)[^@\s]+(?=@)")
+# "?password=..." / "&sslpassword=..." in a libpq-style query string.
+_QUERY_PASSWORD = re.compile(r"(?P<head>[?&][A-Za-z_]*password=)[^&#\s]*", re.IGNORECASE)
+
+
+class SettingsError(ValueError):
+    """One or more ``LEETGAMING_*`` variables are invalid; the message lists every one."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("invalid settings:\n" + "\n".join(f"  {p}" for p in self.problems))
+
+
+def redact_url(url: str) -> str:
+    """Return ``url`` with any password replaced by ``***``."""
+    url = _URL_PASSWORD.sub(lambda m: m.group("head") + REDACTED, url)
+    return _QUERY_PASSWORD.sub(lambda m: m.group("head") + REDACTED, url)
+
+
+def env_name(field_name: str) -> str:
+    """The environment variable that sets ``field_name``."""
+    return ENV_PREFIX + field_name.upper()
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Validated process settings. Build with :meth:`from_env`, or directly in tests."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    database_url: str = DEFAULT_DATABASE_URL
+    redis_url: str | None = None
+    log_level: str = "info"
+    workers: int = 1
+    secret_key: str | None = field(default=None, repr=False)
+    public_url: str | None = None
+
+    def __post_init__(self) -> None:
+        problems = [
+            f"{env_name(f.name)}: {reason}"
+            for f in fields(self)
+            if (reason := _CHECKS[f.name](getattr(self, f.name))) is not None
+        ]
+        if problems:
+            raise SettingsError(problems)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Settings:
+        """Read and validate every ``LEETGAMING_*`` variable of ``environ``.
+
+        Raises :class:`SettingsError` naming every bad or unknown variable.
+        """
+        known = {env_name(f.name): f.name for f in fields(cls)}
+        problems: list[str] = []
+        values: dict[str, Any] = {}
+        for name in sorted(environ):
+            if not name.startswith(ENV_PREFIX) or name.startswith(TEST_ENV_PREFIX):
+                continue
+            if name not in known:
+                problems.append(f"{name}: unknown setting (known: {', '.join(sorted(known))})")
+                continue
+            field_name = known[name]
+            parsed = _PARSERS[field_name](environ[name])
+            if isinstance(parsed, _Invalid):
+                problems.append(f"{name}: {parsed.reason}")
+                continue
+            reason = _CHECKS[field_name](parsed)
+            if reason is not None:
+                problems.append(f"{name}: {reason}")
+                continue
+            values[field_name] = parsed
+        if problems:
+            raise SettingsError(problems)
+        return cls(**values)
+
+    @property
+    def database_kind(self) -> str:
+        """``"sqlite"`` or ``"postgresql"``."""
+        return "sqlite" if self.database_url.startswith("sqlite:///") else "postgresql"
+
+    @property
+    def sqlite_path(self) -> str | None:
+        """The SQLite file path (relative to the working directory if not absolute)."""
+        if self.database_kind != "sqlite":
+            return None
+        return self.database_url.removeprefix("sqlite:///").split("?", 1)[0]
+
+    @property
+    def base_url(self) -> str:
+        """The URL a person opens: ``public_url`` when set, else ``http://host:port/``."""
+        if self.public_url is not None:
+            return self.public_url
+        host = self.host
+        if host in ("0.0.0.0", "::", ""):
+            host = "127.0.0.1"
+        elif ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}/"
+
+    def redacted(self) -> dict[str, object]:
+        """Every setting as a dict safe to log: passwords in URLs and the secret key hidden."""
+        out: dict[str, object] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "secret_key":
+                value = None if value is None else REDACTED
+            elif isinstance(value, str) and f.name.endswith("_url"):
+                value = redact_url(value)
+            out[f.name] = value
+        return out
+
+
+class _Invalid:
+    """A value that could not be parsed from its environment string."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def _parse_str(raw: str) -> str:
+    return raw
+
+
+def _parse_optional_str(raw: str) -> str | None:
+    # An empty variable means "not set", so `LEETGAMING_REDIS_URL= leetgaming serve` works.
+    return raw if raw != "" else None
+
+
+def _int_parser(low: int, high: int | None) -> Callable[[str], int | _Invalid]:
+    expected = f"an integer {low}..{high}" if high is not None else f"an integer >= {low}"
+
+    def parse(raw: str) -> int | _Invalid:
+        try:
+            return int(raw.strip(), 10)
+        except ValueError:
+            return _Invalid(f"expected {expected}, got {raw!r}")
+
+    return parse
+
+
+def _check_host(value: object) -> str | None:
+    if not isinstance(value, str) or not value.strip() or any(c.isspace() for c in value):
+        return f"expected a host name or IP address, got {value!r}"
+    return None
+
+
+def _check_port(value: object) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+        return f"expected an integer 1..65535, got {str(value)!r}"
+    return None
+
+
+def _check_workers(value: object) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        return f"expected an integer >= 1, got {str(value)!r}"
+    return None
+
+
+def _check_database_url(value: object) -> str | None:
+    if not isinstance(value, str) or not value.startswith(DATABASE_SCHEMES):
+        shown = redact_url(value) if isinstance(value, str) else value
+        return f"expected a URL starting with {' or '.join(DATABASE_SCHEMES)}, got {shown!r}"
+    if value.startswith("sqlite:///") and not value.removeprefix("sqlite:///").split("?")[0]:
+        return "expected a file path after sqlite:///, got none"
+    return None
+
+
+def _check_redis_url(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.startswith(REDIS_SCHEMES):
+        shown = redact_url(value) if isinstance(value, str) else value
+        return f"expected a URL starting with {' or '.join(REDIS_SCHEMES)}, got {shown!r}"
+    return None
+
+
+def _check_log_level(value: object) -> str | None:
+    if value not in LOG_LEVELS:
+        return f"expected one of {', '.join(LOG_LEVELS)}, got {value!r}"
+    return None
+
+
+def _check_secret_key(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) < SECRET_KEY_LENGTH_MIN:
+        # Never echo the secret itself, not even a wrong one.
+        length = len(value) if isinstance(value, str) else 0
+        return f"expected at least {SECRET_KEY_LENGTH_MIN} characters, got {length}"
+    return None
+
+
+def _check_public_url(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.startswith(("http://", "https://")):
+        return f"expected a URL starting with http:// or https://, got {value!r}"
+    return None
+
+
+_PARSERS: Final[dict[str, Callable[[str], object]]] = {
+    "host": _parse_str,
+    "port": _int_parser(1, 65535),
+    "database_url": _parse_str,
+    "redis_url": _parse_optional_str,
+    "log_level": lambda raw: raw.strip().lower(),
+    "workers": _int_parser(1, None),
+    "secret_key": _parse_optional_str,
+    "public_url": _parse_optional_str,
+}
+
+_CHECKS: Final[dict[str, Callable[[object], str | None]]] = {
+    "host": _check_host,
+    "port": _check_port,
+    "database_url": _check_database_url,
+    "redis_url": _check_redis_url,
+    "log_level": _check_log_level,
+    "workers": _check_workers,
+    "secret_key": _check_secret_key,
+    "public_url": _check_public_url,
+}

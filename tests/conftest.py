@@ -1,0 +1,109 @@
+"""Fixtures shared by the whole suite: real PostgreSQL and Redis, isolated per run.
+
+Invariants:
+
+- The servers are the ones at ``LEETGAMING_TEST_DATABASE_URL`` and ``LEETGAMING_TEST_REDIS_URL``
+  (default 127.0.0.1:5432 and 6379). ``scripts/test`` starts throwaway ones when nothing
+  answers there.
+- A test that needs a server and cannot reach it FAILS, naming the URL: it never skips.
+- Each run creates its own database (``lgtest_<hex>``) and each test its own Redis key prefix
+  (``lgtest:<hex>:``), and removes them afterwards.
+- The fixtures are synchronous (they run their own event loop), so sync and async tests can
+  use them alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from collections.abc import Iterator
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+import redis
+from hypothesis import settings as hypothesis_settings
+
+DEFAULT_TEST_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+DEFAULT_TEST_REDIS_URL = "redis://127.0.0.1:6379/0"
+CONNECT_TIMEOUT_S = 5.0
+
+hypothesis_settings.register_profile("ci", deadline=None, print_blob=True)
+hypothesis_settings.load_profile("ci")
+
+
+def _unreachable(what: str, url: str, exc: BaseException) -> None:
+    pytest.fail(
+        f"\n\n*** {what} is not reachable at {url}: {type(exc).__name__}: {exc}\n"
+        f"*** This test needs it and does not skip. Run the suite with ./scripts/test, which\n"
+        f"*** starts throwaway servers when none answer, or point LEETGAMING_TEST_DATABASE_URL /\n"
+        f"*** LEETGAMING_TEST_REDIS_URL at running ones.\n",
+        pytrace=False,
+    )
+
+
+def _with_database(url: str, database: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + database))
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> str:
+    """The PostgreSQL server the suite may create databases on."""
+    return os.environ.get("LEETGAMING_TEST_DATABASE_URL") or DEFAULT_TEST_DATABASE_URL
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_server_url: str) -> Iterator[str]:
+    """The URL of a fresh database ``lgtest_<hex>``, dropped at the end of the session."""
+    database = f"lgtest_{secrets.token_hex(4)}"
+
+    async def execute(statement: str) -> None:
+        connection = await asyncpg.connect(postgres_server_url, timeout=CONNECT_TIMEOUT_S)
+        try:
+            await connection.execute(statement)
+        finally:
+            await connection.close()
+
+    try:
+        asyncio.run(execute(f'CREATE DATABASE "{database}"'))
+    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+        _unreachable("PostgreSQL", postgres_server_url, exc)
+    try:
+        yield _with_database(postgres_server_url, database)
+    finally:
+        asyncio.run(execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The Redis server the suite may use, checked with ``PING``."""
+    url = os.environ.get("LEETGAMING_TEST_REDIS_URL") or DEFAULT_TEST_REDIS_URL
+    client = redis.Redis.from_url(url, socket_connect_timeout=CONNECT_TIMEOUT_S)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        _unreachable("Redis", url, exc)
+    finally:
+        client.close()
+    return url
+
+
+@pytest.fixture
+def redis_prefix(redis_url: str) -> Iterator[str]:
+    """A key prefix ``lgtest:<hex>:`` of this test alone; its keys are deleted afterwards."""
+    prefix = f"lgtest:{secrets.token_hex(8)}:"
+    yield prefix
+    client = redis.Redis.from_url(redis_url, socket_connect_timeout=CONNECT_TIMEOUT_S)
+    try:
+        batch: list[bytes] = []
+        for key in client.scan_iter(match=prefix + "*", count=500):
+            batch.append(key)
+            if len(batch) >= 500:
+                client.delete(*batch)
+                batch.clear()
+        if batch:
+            client.delete(*batch)
+    finally:
+        client.close()
