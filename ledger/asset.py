@@ -11,7 +11,6 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 
 SCALE_MAX = 36
 _CODE = re.compile(r"^[A-Z][A-Z0-9_]{1,15}$")
@@ -50,21 +49,21 @@ class Asset:
     def parse_amount(self, text: str) -> int:
         """Decimal text in whole units to an integer amount in the smallest unit.
 
-        ``USD.parse_amount("12.34") == 1234``; ``"12.345"`` raises ``ValueError``.
+        ``USD.parse_amount("12.34") == 1234``; ``"12.345"`` raises ``ValueError``. Exact for any
+        length (no float, no decimal context that could round).
         """
         if not isinstance(text, str) or len(text) > 80 or not _DECIMAL.match(text.strip()):
             raise ValueError(f"not a decimal amount: {str(text)[:80]!r}")
-        try:
-            value = Decimal(text.strip())
-        except InvalidOperation:
-            raise ValueError(f"not a decimal amount: {text[:80]!r}") from None
-        scaled = value.scaleb(self.scale)
-        if scaled != scaled.to_integral_value():
+        whole, _, fraction = text.strip().partition(".")
+        if whole.startswith("-"):
+            raise ValueError("an amount is never negative")
+        if len(fraction.rstrip("0")) > self.scale:
             raise ValueError(
                 f"{text.strip()} has more than {self.scale} decimal places, the scale of {self.code}"
             )
-        amount = int(scaled)
-        if not 0 <= amount <= AMOUNT_MAX:
+        fraction = fraction.rstrip("0").ljust(self.scale, "0")
+        amount = int(whole) * 10**self.scale + (int(fraction) if fraction else 0)
+        if amount > AMOUNT_MAX:
             raise ValueError(f"amount out of range for {self.code}")
         return amount
 

@@ -33,6 +33,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ledger import Ledger, open_store
 from leetgaming.health import PROBE_TIMEOUT_S, Probe, database_probe, redis_probe
 from leetgaming.logs import configure_logging
 from leetgaming.metrics import CONTENT_TYPE, UNMATCHED_ROUTE, Metrics
@@ -184,7 +185,16 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         log.info("starting", extra={"settings": settings.redacted()})
-        yield
+        # The ledger: its schema is brought up to date (idempotent; concurrent starts take
+        # turns on an advisory lock) and one batching writer runs in this process.
+        store = await open_store(settings.database_url)
+        try:
+            await store.migrate()
+            async with Ledger(store) as ledger:
+                app.state.ledger = ledger
+                yield
+        finally:
+            await store.close()
         log.info("stopped")
 
     app = Starlette(
