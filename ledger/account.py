@@ -13,6 +13,7 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass
+from typing import NamedTuple
 
 OWNER_CHARS_MAX = 128
 KIND_CHARS_MAX = 32
@@ -64,8 +65,9 @@ class Account:
     code: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class Balance:
+class Balance(NamedTuple):
+    """The four counters. A named tuple: immutable, and cheap to make on the hot path."""
+
     debits_pending: int = 0
     debits_posted: int = 0
     credits_pending: int = 0
@@ -90,8 +92,7 @@ class Balance:
         return (self.debits_pending, self.debits_posted, self.credits_pending, self.credits_posted)
 
 
-@dataclass(frozen=True, slots=True)
-class AccountState:
+class AccountState(NamedTuple):
     """An account as the ledger holds it: identity, counters, and the time of its last change."""
 
     id: int

@@ -62,7 +62,7 @@ class Asset:
                 f"{text.strip()} has more than {self.scale} decimal places, the scale of {self.code}"
             )
         fraction = fraction.rstrip("0").ljust(self.scale, "0")
-        amount = int(whole) * 10**self.scale + (int(fraction) if fraction else 0)
+        amount: int = int(whole) * 10**self.scale + (int(fraction) if fraction else 0)
         if amount > AMOUNT_MAX:
             raise ValueError(f"amount out of range for {self.code}")
         return amount

@@ -7,12 +7,24 @@ both legs of a transfer and both accounts' counters after it; there is no foreig
 takes a lock on it for every insert. The posting rules check that both accounts exist, and
 reconciliation checks it again.
 
-Concurrency across processes: every batch locks the accounts it touches with one
-``SELECT … ORDER BY id FOR UPDATE`` (sorted, so two batches cannot deadlock), so the counters the
-posting rules see are current. The lock on a hot account is taken once per batch, not once per
-transfer, which is what keeps a hot fee account from serialising all traffic. Records are read
-before the lock; a concurrent writer that records the same id or resolves the same hold first
-makes our INSERT fail on a unique index, and the batch is re-run against its rows.
+Two ways to apply a batch, both correct with any number of writers in any number of
+processes; no process owns any account:
+
+- The fast path (a batch of new transfers): the posting rules run on the accounts as this
+  process last saw them (a bounded cache filled from the database), and one autocommitted
+  statement locks those accounts in id order, checks that each one's ``last_timestamp`` (which
+  every change moves forward) is still the one seen, updates them and inserts the records; if
+  any account changed meanwhile the statement fails whole and the batch takes the locked path.
+  A batch whose rules say anything but ``ok`` (which a stale view could cause) also takes the
+  locked path. One round trip and one COMMIT per batch.
+- The locked path (holds, retries, conflicts, failures): one transaction locks the batch's
+  accounts with ``SELECT … ORDER BY id FOR UPDATE``, reads the records it needs, runs the rules
+  on current counters and writes.
+
+Either way the lock on a hot account is taken once per batch, not once per transfer, which is
+what keeps a hot fee account from serialising all traffic. Records are read before any lock; a
+concurrent writer that records the same id or resolves the same hold first makes our INSERT fail
+on a unique index, and the batch runs again on the locked path.
 
 The database refuses UPDATE, DELETE and TRUNCATE on ``transfers``, and on ``accounts`` any
 change of identity, any decrease of a posted counter and any DELETE (triggers).
@@ -22,8 +34,9 @@ COMMIT is durable.
 
 from __future__ import annotations
 
+import itertools
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any
 
 import asyncpg
@@ -50,6 +63,15 @@ _TRANSFER_FLAGS = {v: TransferFlags(v) for v in range(32)}
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _RETRIES_MAX = 8
 SCAN_PAGE_ROWS = 5000
+ACCOUNT_CACHE_MAX = 1_000_000
+# Errors after which a batch is decided again on the locked path: the transaction rolled back,
+# nothing of it was written. A deadlock should not happen (every path locks accounts in id
+# order, and inserts after locking), but if the database breaks one, retrying is safe.
+_RETRY_LOCKED = (
+    asyncpg.SerializationError,
+    asyncpg.UniqueViolationError,
+    asyncpg.DeadlockDetectedError,
+)
 
 _SCHEMA_SQL = """
 CREATE SCHEMA IF NOT EXISTS {s};
@@ -108,6 +130,15 @@ CREATE OR REPLACE FUNCTION {s}.refuse_change() RETURNS trigger LANGUAGE plpgsql 
 BEGIN
     RAISE EXCEPTION 'ledger %: % refused: transfers are immutable; post a reversing transfer',
         TG_TABLE_NAME, TG_OP USING ERRCODE = 'integrity_constraint_violation';
+END $$;
+CREATE OR REPLACE FUNCTION {s}.require_current(current boolean) RETURNS boolean
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF NOT current THEN
+        RAISE EXCEPTION 'ledger: accounts changed since this writer read them'
+            USING ERRCODE = 'serialization_failure';
+    END IF;
+    RETURN true;
 END $$;
 CREATE OR REPLACE FUNCTION {s}.refuse_account_change() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -214,18 +245,53 @@ class PostgresLedgerStore:
             f"SELECT {_ACCOUNT_COLUMNS} FROM {s}.accounts WHERE id = ANY($1::uuid[]) "
             "ORDER BY id FOR UPDATE"
         )
-        # One statement writes the records and the accounts' counters: one round trip.
+        # Each column travels as one PostgreSQL array literal in a text parameter: building
+        # the literal is a C-level join, three times cheaper for this process than binding a
+        # Python list element by element.
+        insert = (
+            f"INSERT INTO {s}.transfers ({_TRANSFER_COLUMNS}) SELECT * FROM unnest("
+            "$1::text::uuid[], $2::text::uuid[], $3::text::uuid[], $4::text::numeric[], "
+            "$5::text::text[], $6::text::int[], $7::text::int[], $8::text::uuid[], "
+            "$9::text::bigint[], $10::text::bigint[], $11::text::bigint[], $12::text::text[], "
+            "$13::text::numeric[], $14::text::numeric[], $15::text::numeric[], "
+            "$16::text::numeric[], $17::text::numeric[], $18::text::numeric[], "
+            "$19::text::numeric[], $20::text::numeric[])"
+        )
+        # The locked path's write (its accounts are locked already): one round trip.
         self._sql_write = (
-            f"WITH ins AS (INSERT INTO {s}.transfers ({_TRANSFER_COLUMNS}) SELECT * FROM unnest("
-            "$1::uuid[], $2::uuid[], $3::uuid[], $4::numeric[], $5::text[], $6::int[], $7::int[], "
-            "$8::uuid[], $9::bigint[], $10::bigint[], $11::bigint[], $12::text[], "
-            "$13::numeric[], $14::numeric[], $15::numeric[], $16::numeric[], "
-            "$17::numeric[], $18::numeric[], $19::numeric[], $20::numeric[])) "
+            f"WITH ins AS ({insert}) "
             f"UPDATE {s}.accounts AS a SET debits_pending = u.dp, debits_posted = u.dpo, "
             "credits_pending = u.cp, credits_posted = u.cpo, last_timestamp = u.ts "
-            "FROM unnest($21::uuid[], $22::numeric[], $23::numeric[], $24::numeric[], "
-            "$25::numeric[], $26::bigint[]) AS u(id, dp, dpo, cp, cpo, ts) WHERE a.id = u.id"
+            "FROM unnest($21::text::uuid[], $22::text::numeric[], $23::text::numeric[], "
+            "$24::text::numeric[], $25::text::numeric[], $26::text::bigint[]) "
+            "AS u(id, dp, dpo, cp, cpo, ts) WHERE a.id = u.id"
         )
+        # The fast path's statement: lock the accounts in id order (as the locked path does, so
+        # writers can never wait on each other in a cycle), update each only if it is as this
+        # process saw it, and fail whole (serialization_failure) unless every one was. The
+        # INSERT, referenced by nothing, runs last, after every lock is held.
+        self._sql_write_if_current = (
+            f"WITH ins AS ({insert}), "
+            f"locked AS (SELECT id, last_timestamp FROM {s}.accounts "
+            "WHERE id = ANY($21::text::uuid[]) ORDER BY id FOR UPDATE), "
+            f"upd AS (UPDATE {s}.accounts AS a SET debits_pending = u.dp, "
+            "debits_posted = u.dpo, credits_pending = u.cp, credits_posted = u.cpo, "
+            "last_timestamp = u.ts FROM locked AS l, unnest($21::text::uuid[], "
+            "$22::text::numeric[], $23::text::numeric[], $24::text::numeric[], "
+            "$25::text::numeric[], $26::text::bigint[], $27::text::bigint[]) "
+            "AS u(id, dp, dpo, cp, cpo, ts, seen) "
+            "WHERE l.id = u.id AND a.id = u.id AND l.last_timestamp = u.seen RETURNING 1) "
+            f"SELECT {s}.require_current((SELECT count(*) FROM upd) = $28)"
+        )
+        self._sql_read_accounts = (
+            f"SELECT {_ACCOUNT_COLUMNS} FROM {s}.accounts WHERE id = ANY($1::uuid[])"
+        )
+        # Accounts as this process last wrote or read them (identity never changes; counters
+        # are checked against the database on every write). Bounded.
+        self._accounts: dict[int, AccountState] = {}
+        self.account_cache_max = ACCOUNT_CACHE_MAX
+        self.batches_fast = 0  # decided on remembered counters, checked at write
+        self.batches_locked = 0  # decided under SELECT … FOR UPDATE
         self._assets: dict[str, Asset] | None = None
 
     @classmethod
@@ -340,23 +406,90 @@ class PostgresLedgerStore:
                 if isinstance(c, Transfer) and isinstance(c.asset, str)
             }
         )
-        # Most batches are new transfers: skip reading their ids and let the primary key catch
-        # a repeat (then run again, reading them). Holds must be read in any case.
-        read_records = bool(keys.pending_ids)
         async with self._pool.acquire() as conn:
+            if not keys.pending_ids:
+                fast = await self._apply_current(conn, requests, keys, assets, now_ns)
+                if fast is not None:
+                    self.batches_fast += 1
+                    return fast
+            self.batches_locked += 1
+            # Most batches are new transfers: skip reading their ids and let the primary key
+            # catch a repeat (then run again, reading them). Holds must be read in any case.
+            read_records = bool(keys.pending_ids)
             for attempt in range(_RETRIES_MAX):
                 try:
                     async with conn.transaction():
-                        return await self._apply_once(
+                        outcomes, states = await self._apply_locked(
                             conn, requests, keys, assets, now_ns, read_records or attempt > 0
                         )
-                except asyncpg.UniqueViolationError:
+                except _RETRY_LOCKED:
                     # Another writer recorded one of our ids or resolved one of our holds
                     # between our read and our insert, or a retried id was not read: run the
                     # batch again against the committed rows.
                     if attempt == _RETRIES_MAX - 1:
                         raise
+                    continue
+                self._remember(states)
+                return outcomes
         raise AssertionError("unreachable")
+
+    def _remember(self, states: Iterable[AccountState]) -> None:
+        cache = self._accounts
+        for state in states:
+            cache[state.id] = state
+        if len(cache) > self.account_cache_max:
+            for account_id in list(
+                itertools.islice(cache, len(cache) - self.account_cache_max // 2)
+            ):
+                del cache[account_id]
+
+    async def _apply_current(
+        self,
+        conn: asyncpg.Connection,
+        requests: Sequence[Sequence[Command]],
+        keys: BatchKeys,
+        assets: dict[str, Asset],
+        now_ns: int,
+    ) -> list[list[TransferOutcome]] | None:
+        """The fast path: one autocommitted statement, or ``None`` to take the locked path.
+
+        The posting rules run on the accounts as this process last saw them; the statement
+        writes the records and updates each account only if its ``last_timestamp`` is still the
+        one seen (every change moves it forward), and fails whole otherwise. So a batch applied
+        here saw current counters, as if it had locked them. Any result but ``ok`` (which a
+        stale view could have caused) goes to the locked path, which decides it for good.
+        """
+        cache = self._accounts
+        missing = [i for i in keys.account_ids if i not in cache]
+        if missing:
+            rows = await conn.fetch(self._sql_read_accounts, missing)
+            self._remember(map(_account, rows))
+        accounts = {i: cache[i] for i in keys.account_ids if i in cache}
+        outcome = apply_batch(LedgerView(accounts, {}, {}, assets), requests, now_ns)
+        if needs_records(outcome) or not outcome.records:
+            return None
+        changed = list(outcome.accounts.values())
+        seen = [accounts[a.id].last_timestamp for a in changed]
+        # Remember the new counters before the write returns, so that the next batch (another
+        # writer task) can be decided while this one commits. If this write fails, the next
+        # one's check fails too (the database never had these counters) and takes the locked
+        # path; nothing is answered before its own COMMIT.
+        self._remember(changed)
+        try:
+            await conn.execute(
+                self._sql_write_if_current,
+                *_record_columns(outcome.records),
+                *_account_columns(changed),
+                _ints(seen),
+                len(changed),
+            )
+        except BaseException as error:
+            for account_id in keys.account_ids:
+                cache.pop(account_id, None)
+            if isinstance(error, _RETRY_LOCKED):
+                return None
+            raise
+        return outcome.outcomes
 
     async def _read_records(
         self, conn: asyncpg.Connection, keys: BatchKeys
@@ -378,7 +511,7 @@ class PostgresLedgerStore:
                 resolutions[record.pending_id] = record
         return transfers, resolutions
 
-    async def _apply_once(
+    async def _apply_locked(
         self,
         conn: asyncpg.Connection,
         requests: Sequence[Sequence[Command]],
@@ -386,7 +519,8 @@ class PostgresLedgerStore:
         assets: dict[str, Asset],
         now_ns: int,
         read_records: bool,
-    ) -> list[list[TransferOutcome]]:
+    ) -> tuple[list[list[TransferOutcome]], list[AccountState]]:
+        """The locked path, inside a transaction: lock the accounts, decide, write."""
         transfers: dict[int, TransferRecord] = {}
         resolutions: dict[int, TransferRecord] = {}
         account_ids = set(keys.account_ids)
@@ -410,16 +544,10 @@ class PostgresLedgerStore:
         if outcome.records:
             changed = list(outcome.accounts.values())
             await conn.execute(
-                self._sql_write,
-                *_record_columns(outcome.records),
-                [a.id for a in changed],
-                [a.balance.debits_pending for a in changed],
-                [a.balance.debits_posted for a in changed],
-                [a.balance.credits_pending for a in changed],
-                [a.balance.credits_posted for a in changed],
-                [a.last_timestamp for a in changed],
+                self._sql_write, *_record_columns(outcome.records), *_account_columns(changed)
             )
-        return outcome.outcomes
+        accounts.update(outcome.accounts)
+        return outcome.outcomes, list(accounts.values())
 
     async def lookup_accounts(self, ids: Sequence[int]) -> list[AccountState]:
         async with self._pool.acquire() as conn:
@@ -520,26 +648,61 @@ def _valid_ids(ids: Sequence[int]) -> list[int]:
     return [i for i in ids if type(i) is int and 0 < i < (1 << 128) - 1]
 
 
-def _record_columns(records: Sequence[TransferRecord]) -> list[list[Any]]:
+def _ids(values: Iterable[int]) -> str:
+    """A ``uuid[]`` literal; 0 stands for NULL."""
+    return "{" + ",".join([f"{v:032x}" if v else "NULL" for v in values]) + "}"
+
+
+def _ints(values: Iterable[int]) -> str:
+    """A ``numeric[]`` / ``bigint[]`` / ``int[]`` literal."""
+    return "{" + ",".join(map(str, values)) + "}"
+
+
+def _texts(values: Iterable[str | None]) -> str:
+    """A ``text[]`` literal: every element quoted, backslashes and quotes escaped."""
+    return (
+        "{"
+        + ",".join(
+            [
+                "NULL" if v is None else '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+                for v in values
+            ]
+        )
+        + "}"
+    )
+
+
+def _account_columns(changed: Sequence[AccountState]) -> list[str]:
     return [
-        [r.id for r in records],
-        [r.debit_account_id for r in records],
-        [r.credit_account_id for r in records],
-        [r.amount for r in records],
-        [r.asset for r in records],
-        [r.code for r in records],
-        [int(r.flags) for r in records],
-        [r.pending_id or None for r in records],
-        [r.timeout_s for r in records],
-        [r.expires_at for r in records],
-        [r.timestamp for r in records],
-        [r.metadata for r in records],
-        [r.debit_after.debits_pending for r in records],
-        [r.debit_after.debits_posted for r in records],
-        [r.debit_after.credits_pending for r in records],
-        [r.debit_after.credits_posted for r in records],
-        [r.credit_after.debits_pending for r in records],
-        [r.credit_after.debits_posted for r in records],
-        [r.credit_after.credits_pending for r in records],
-        [r.credit_after.credits_posted for r in records],
+        _ids([a.id for a in changed]),
+        _ints([a.balance.debits_pending for a in changed]),
+        _ints([a.balance.debits_posted for a in changed]),
+        _ints([a.balance.credits_pending for a in changed]),
+        _ints([a.balance.credits_posted for a in changed]),
+        _ints([a.last_timestamp for a in changed]),
+    ]
+
+
+def _record_columns(records: Sequence[TransferRecord]) -> list[str]:
+    return [
+        _ids([r.id for r in records]),
+        _ids([r.debit_account_id for r in records]),
+        _ids([r.credit_account_id for r in records]),
+        _ints([r.amount for r in records]),
+        _texts([r.asset for r in records]),
+        _ints([r.code for r in records]),
+        _ints([int(r.flags) for r in records]),
+        _ids([r.pending_id for r in records]),
+        _ints([r.timeout_s for r in records]),
+        _ints([r.expires_at for r in records]),
+        _ints([r.timestamp for r in records]),
+        _texts([r.metadata for r in records]),
+        _ints([r.debit_after.debits_pending for r in records]),
+        _ints([r.debit_after.debits_posted for r in records]),
+        _ints([r.debit_after.credits_pending for r in records]),
+        _ints([r.debit_after.credits_posted for r in records]),
+        _ints([r.credit_after.debits_pending for r in records]),
+        _ints([r.credit_after.debits_posted for r in records]),
+        _ints([r.credit_after.credits_pending for r in records]),
+        _ints([r.credit_after.credits_posted for r in records]),
     ]

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import orjson
 
@@ -81,8 +82,7 @@ class LedgerView:
     assets: Mapping[str, Asset]
 
 
-@dataclass(frozen=True, slots=True)
-class TransferOutcome:
+class TransferOutcome(NamedTuple):
     result: R
     record: TransferRecord | None = None  # the new record on ok, the first one on exists
 

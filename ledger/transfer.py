@@ -23,7 +23,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from .account import Balance
 
@@ -72,8 +72,7 @@ class Expire:
     pending_id: int
 
 
-@dataclass(frozen=True, slots=True)
-class TransferRecord:
+class TransferRecord(NamedTuple):
     """A transfer as the ledger keeps it, forever."""
 
     id: int
