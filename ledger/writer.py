@@ -125,6 +125,13 @@ class Ledger:
             await asyncio.gather(*self._writers)
             self._writers = []
 
+    def stats(self) -> dict[str, int]:
+        return {
+            "transfers_written": self.transfers_written,
+            "batches_written": self.batches_written,
+            "queued_requests": len(self._queue),
+        }
+
     # Writes ------------------------------------------------------------------------------
 
     async def create_accounts(self, accounts: Sequence[Account]) -> list[CreateAccountResult]:

@@ -192,6 +192,7 @@ def create_app(
             await store.migrate()
             async with Ledger(store) as ledger:
                 app.state.ledger = ledger
+                metrics.watch_ledger(ledger.stats)
                 yield
         finally:
             await store.close()

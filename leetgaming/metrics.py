@@ -11,11 +11,14 @@ Invariants:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
+from prometheus_client.registry import Collector
 
 UNMATCHED_ROUTE: Final = "<unmatched>"
 CONTENT_TYPE: Final = CONTENT_TYPE_LATEST
@@ -70,6 +73,38 @@ class Metrics:
         self.http_requests.labels(*labels).inc()
         self.http_request_duration.labels(*labels).observe(duration_s)
 
+    def watch_ledger(self, read: Callable[[], Mapping[str, int]]) -> None:
+        """Export the ledger writer's counters (read at each scrape)."""
+        self.registry.register(_LedgerCollector(read))
+
     def render(self) -> bytes:
         """The registry in the Prometheus text exposition format."""
         return generate_latest(self.registry)
+
+
+class _LedgerCollector(Collector):
+    """``leetgaming_ledger_*``: transfers and batches written, requests waiting."""
+
+    def __init__(self, read: Callable[[], Mapping[str, int]]) -> None:
+        self._read = read
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self._read()
+        yield CounterMetricFamily(
+            "leetgaming_ledger_transfers_written",
+            "Transfers in batches this process committed (every result, ok or not).",
+            value=stats.get("transfers_written", 0),
+        )
+        yield CounterMetricFamily(
+            "leetgaming_ledger_batches_written",
+            "Batches (database transactions) this process committed.",
+            value=stats.get("batches_written", 0),
+        )
+        yield GaugeMetricFamily(
+            "leetgaming_ledger_queued_requests",
+            "Requests waiting for this process's ledger writer.",
+            value=stats.get("queued_requests", 0),
+        )

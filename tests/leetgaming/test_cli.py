@@ -142,6 +142,7 @@ def test_serve_runs_on_the_embedded_defaults(tmp_path: Path) -> None:
         assert readyz.status_code == 200
         assert readyz.json() == {"status": "ready", "checks": {"database": "ok"}}
         assert 'route="/healthz",status="200"} 1.0' in metrics.text
+        assert "leetgaming_ledger_transfers_written_total 0.0" in metrics.text
         assert (tmp_path / "var" / "leetgaming.sqlite3").is_file()
 
         started = time.monotonic()
