@@ -55,7 +55,7 @@ from .posting import (
     plan_accounts,
 )
 from .result import CreateAccountResult
-from .store import HISTORY_PAGE_MAX, HistoryPage
+from .store import ACCOUNT_COLUMNS, TRANSFER_COLUMNS, HistoryPage, history_window, valid_ids
 from .transfer import Transfer, TransferFlags, TransferRecord
 
 _ACCOUNT_FLAGS = {v: AccountFlags(v) for v in range(8)}
@@ -168,16 +168,6 @@ CREATE TRIGGER accounts_no_truncate BEFORE TRUNCATE ON {s}.accounts
     FOR EACH STATEMENT EXECUTE FUNCTION {s}.refuse_change();
 """
 
-_TRANSFER_COLUMNS = (
-    "id, debit_account_id, credit_account_id, amount, asset, code, flags, pending_id, timeout_s, "
-    "expires_at, timestamp, metadata, dr_debits_pending, dr_debits_posted, dr_credits_pending, "
-    "dr_credits_posted, cr_debits_pending, cr_debits_posted, cr_credits_pending, cr_credits_posted"
-)
-_ACCOUNT_COLUMNS = (
-    "id, asset, owner, kind, flags, code, timestamp, debits_pending, debits_posted, "
-    "credits_pending, credits_posted, last_timestamp"
-)
-
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
     # Ids travel as 16 big-endian bytes and come back as ints; numerics as exact decimal text.
@@ -235,21 +225,21 @@ class PostgresLedgerStore:
         self.schema = schema
         s = schema
         self._sql_load_records = (
-            f"SELECT {_TRANSFER_COLUMNS} FROM {s}.transfers WHERE id = ANY($1::uuid[])"
+            f"SELECT {TRANSFER_COLUMNS} FROM {s}.transfers WHERE id = ANY($1::uuid[])"
         )
         self._sql_load_records_and_resolutions = (
-            f"SELECT {_TRANSFER_COLUMNS} FROM {s}.transfers WHERE id = ANY($1::uuid[]) "
-            f"UNION SELECT {_TRANSFER_COLUMNS} FROM {s}.transfers WHERE pending_id = ANY($2::uuid[])"
+            f"SELECT {TRANSFER_COLUMNS} FROM {s}.transfers WHERE id = ANY($1::uuid[]) "
+            f"UNION SELECT {TRANSFER_COLUMNS} FROM {s}.transfers WHERE pending_id = ANY($2::uuid[])"
         )
         self._sql_lock_accounts = (
-            f"SELECT {_ACCOUNT_COLUMNS} FROM {s}.accounts WHERE id = ANY($1::uuid[]) "
+            f"SELECT {ACCOUNT_COLUMNS} FROM {s}.accounts WHERE id = ANY($1::uuid[]) "
             "ORDER BY id FOR UPDATE"
         )
         # Each column travels as one PostgreSQL array literal in a text parameter: building
         # the literal is a C-level join, three times cheaper for this process than binding a
         # Python list element by element.
         insert = (
-            f"INSERT INTO {s}.transfers ({_TRANSFER_COLUMNS}) SELECT * FROM unnest("
+            f"INSERT INTO {s}.transfers ({TRANSFER_COLUMNS}) SELECT * FROM unnest("
             "$1::text::uuid[], $2::text::uuid[], $3::text::uuid[], $4::text::numeric[], "
             "$5::text::text[], $6::text::int[], $7::text::int[], $8::text::uuid[], "
             "$9::text::bigint[], $10::text::bigint[], $11::text::bigint[], $12::text::text[], "
@@ -284,7 +274,7 @@ class PostgresLedgerStore:
             f"SELECT {s}.require_current((SELECT count(*) FROM upd) = $28)"
         )
         self._sql_read_accounts = (
-            f"SELECT {_ACCOUNT_COLUMNS} FROM {s}.accounts WHERE id = ANY($1::uuid[])"
+            f"SELECT {ACCOUNT_COLUMNS} FROM {s}.accounts WHERE id = ANY($1::uuid[])"
         )
         # Accounts as this process last wrote or read them (identity never changes; counters
         # are checked against the database on every write). Bounded.
@@ -378,14 +368,14 @@ class PostgresLedgerStore:
         async with self._pool.acquire() as conn, conn.transaction():
             ids = [a.id for a in accounts if isinstance(a.id, int) and check_account(a) is None]
             rows = await conn.fetch(
-                f"SELECT {_ACCOUNT_COLUMNS} FROM {self.schema}.accounts WHERE id = ANY($1::uuid[])",
+                f"SELECT {ACCOUNT_COLUMNS} FROM {self.schema}.accounts WHERE id = ANY($1::uuid[])",
                 ids,
             )
             existing = {r[0]: _account(r) for r in rows}
             plan = plan_accounts(accounts, existing, known, now_ns)
             if plan.new:
                 await conn.executemany(
-                    f"INSERT INTO {self.schema}.accounts ({_ACCOUNT_COLUMNS}) "
+                    f"INSERT INTO {self.schema}.accounts ({ACCOUNT_COLUMNS}) "
                     "VALUES ($1, $2, $3, $4, $5, $6, $7, 0, 0, 0, 0, $7)",
                     [
                         (a.id, a.asset, a.owner, a.kind, int(a.flags), a.code, now_ns)
@@ -552,15 +542,15 @@ class PostgresLedgerStore:
     async def lookup_accounts(self, ids: Sequence[int]) -> list[AccountState]:
         async with self._pool.acquire() as conn:
             rows = await conn.fetch(
-                f"SELECT {_ACCOUNT_COLUMNS} FROM {self.schema}.accounts WHERE id = ANY($1::uuid[])",
-                _valid_ids(ids),
+                f"SELECT {ACCOUNT_COLUMNS} FROM {self.schema}.accounts WHERE id = ANY($1::uuid[])",
+                valid_ids(ids),
             )
         found = {r[0]: _account(r) for r in rows}
         return [found[i] for i in ids if i in found]
 
     async def lookup_transfers(self, ids: Sequence[int]) -> list[TransferRecord]:
         async with self._pool.acquire() as conn:
-            rows = await conn.fetch(self._sql_load_records, _valid_ids(ids))
+            rows = await conn.fetch(self._sql_load_records, valid_ids(ids))
         found = {r[0]: _record(r) for r in rows}
         return [found[i] for i in ids if i in found]
 
@@ -572,14 +562,12 @@ class PostgresLedgerStore:
         limit: int = 100,
         newest_first: bool = False,
     ) -> HistoryPage:
-        limit = max(1, min(limit, HISTORY_PAGE_MAX))
-        op, order = ("<", "DESC") if newest_first else (">", "ASC")
-        bound = cursor if cursor is not None else ((1 << 63) - 1 if newest_first else -1)
+        limit, op, order, bound = history_window(cursor, limit, newest_first)
         s = self.schema
         sql = (
-            f"(SELECT {_TRANSFER_COLUMNS} FROM {s}.transfers WHERE debit_account_id = $1 "
+            f"(SELECT {TRANSFER_COLUMNS} FROM {s}.transfers WHERE debit_account_id = $1 "
             f"AND timestamp {op} $2 ORDER BY timestamp {order} LIMIT $3) UNION ALL "
-            f"(SELECT {_TRANSFER_COLUMNS} FROM {s}.transfers WHERE credit_account_id = $1 "
+            f"(SELECT {TRANSFER_COLUMNS} FROM {s}.transfers WHERE credit_account_id = $1 "
             f"AND timestamp {op} $2 ORDER BY timestamp {order} LIMIT $3) "
             f"ORDER BY timestamp {order} LIMIT $3"
         )
@@ -592,9 +580,9 @@ class PostgresLedgerStore:
     async def balance_at(self, account_id: int, timestamp_ns: int) -> Balance:
         s = self.schema
         sql = (
-            f"(SELECT timestamp, true, {_TRANSFER_COLUMNS} FROM {s}.transfers "
+            f"(SELECT timestamp, true, {TRANSFER_COLUMNS} FROM {s}.transfers "
             "WHERE debit_account_id = $1 AND timestamp <= $2 ORDER BY timestamp DESC LIMIT 1) "
-            f"UNION ALL (SELECT timestamp, false, {_TRANSFER_COLUMNS} FROM {s}.transfers "
+            f"UNION ALL (SELECT timestamp, false, {TRANSFER_COLUMNS} FROM {s}.transfers "
             "WHERE credit_account_id = $1 AND timestamp <= $2 ORDER BY timestamp DESC LIMIT 1) "
             "ORDER BY 1 DESC LIMIT 1"
         )
@@ -619,11 +607,11 @@ class PostgresLedgerStore:
         return [r[0] for r in rows]
 
     async def scan_accounts(self) -> AsyncIterator[AccountState]:
-        async for row in self._scan("accounts", _ACCOUNT_COLUMNS):
+        async for row in self._scan("accounts", ACCOUNT_COLUMNS):
             yield _account(row)
 
     async def scan_transfers(self) -> AsyncIterator[TransferRecord]:
-        async for row in self._scan("transfers", _TRANSFER_COLUMNS):
+        async for row in self._scan("transfers", TRANSFER_COLUMNS):
             yield _record(row)
 
     async def _scan(self, table: str, columns: str) -> AsyncIterator[Any]:
@@ -642,10 +630,6 @@ class PostgresLedgerStore:
             if len(rows) < SCAN_PAGE_ROWS:
                 return
             after = rows[-1][0]
-
-
-def _valid_ids(ids: Sequence[int]) -> list[int]:
-    return [i for i in ids if type(i) is int and 0 < i < (1 << 128) - 1]
 
 
 def _ids(values: Iterable[int]) -> str:

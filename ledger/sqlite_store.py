@@ -30,7 +30,7 @@ from .posting import (
     plan_accounts,
 )
 from .result import CreateAccountResult
-from .store import HISTORY_PAGE_MAX, HistoryPage
+from .store import ACCOUNT_COLUMNS, TRANSFER_COLUMNS, HistoryPage, history_window, valid_ids
 from .transfer import Transfer, TransferFlags, TransferRecord
 
 T = TypeVar("T")
@@ -101,16 +101,7 @@ WHEN NEW.id IS NOT OLD.id OR NEW.asset IS NOT OLD.asset OR NEW.owner IS NOT OLD.
 BEGIN SELECT RAISE(ABORT, 'ledger accounts: an account''s identity never changes'); END;
 """
 
-_TRANSFER_COLUMNS = (
-    "id, debit_account_id, credit_account_id, amount, asset, code, flags, pending_id, timeout_s, "
-    "expires_at, timestamp, metadata, dr_debits_pending, dr_debits_posted, dr_credits_pending, "
-    "dr_credits_posted, cr_debits_pending, cr_debits_posted, cr_credits_pending, cr_credits_posted"
-)
-_ACCOUNT_COLUMNS = (
-    "id, asset, owner, kind, flags, code, timestamp, debits_pending, debits_posted, "
-    "credits_pending, credits_posted, last_timestamp"
-)
-_INSERT_TRANSFER = f"INSERT INTO transfers ({_TRANSFER_COLUMNS}) VALUES ({', '.join('?' * 20)})"
+_INSERT_TRANSFER = f"INSERT INTO transfers ({TRANSFER_COLUMNS}) VALUES ({', '.join('?' * 20)})"
 _UPDATE_ACCOUNT = (
     "UPDATE accounts SET debits_pending = ?, debits_posted = ?, credits_pending = ?, "
     "credits_posted = ?, last_timestamp = ? WHERE id = ?"
@@ -193,10 +184,6 @@ def _asset_codes(requests: Sequence[Sequence[Command]]) -> set[str]:
     return {
         c.asset for r in requests for c in r if isinstance(c, Transfer) and isinstance(c.asset, str)
     }
-
-
-def _valid_ids(ids: Sequence[int]) -> list[int]:
-    return [i for i in ids if type(i) is int and 0 < i < (1 << 128) - 1]
 
 
 class SqliteLedgerStore:
@@ -301,7 +288,7 @@ class SqliteLedgerStore:
         found: dict[int, AccountState] = {}
         for chunk in _chunks(list(ids)):
             rows = db.execute(
-                f"SELECT {_ACCOUNT_COLUMNS} FROM accounts WHERE id IN ({','.join('?' * len(chunk))})",
+                f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id IN ({','.join('?' * len(chunk))})",
                 [_b(i) for i in chunk],
             ).fetchall()
             for row in rows:
@@ -315,7 +302,7 @@ class SqliteLedgerStore:
         records: list[TransferRecord] = []
         for chunk in _chunks(list(ids)):
             rows = db.execute(
-                f"SELECT {_TRANSFER_COLUMNS} FROM transfers WHERE {column} IN "
+                f"SELECT {TRANSFER_COLUMNS} FROM transfers WHERE {column} IN "
                 f"({','.join('?' * len(chunk))})",
                 [_b(i) for i in chunk],
             ).fetchall()
@@ -330,7 +317,7 @@ class SqliteLedgerStore:
             ids = [a.id for a in accounts if check_account(a) is None]
             plan = plan_accounts(accounts, self._accounts_by_id(db, ids), known, now_ns)
             db.executemany(
-                f"INSERT INTO accounts ({_ACCOUNT_COLUMNS}) "
+                f"INSERT INTO accounts ({ACCOUNT_COLUMNS}) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, '0', '0', '0', '0', ?)",
                 [
                     (_b(a.id), a.asset, a.owner, a.kind, int(a.flags), a.code, now_ns, now_ns)
@@ -385,11 +372,11 @@ class SqliteLedgerStore:
         return outcome.outcomes
 
     async def lookup_accounts(self, ids: Sequence[int]) -> list[AccountState]:
-        found = await self._run(self._accounts_by_id, self._db, _valid_ids(ids))
+        found = await self._run(self._accounts_by_id, self._db, valid_ids(ids))
         return [found[i] for i in ids if i in found]
 
     async def lookup_transfers(self, ids: Sequence[int]) -> list[TransferRecord]:
-        records = await self._run(self._records_where, self._db, "id", _valid_ids(ids))
+        records = await self._run(self._records_where, self._db, "id", valid_ids(ids))
         found = {r.id: r for r in records}
         return [found[i] for i in ids if i in found]
 
@@ -401,13 +388,11 @@ class SqliteLedgerStore:
         limit: int = 100,
         newest_first: bool = False,
     ) -> HistoryPage:
-        limit = max(1, min(limit, HISTORY_PAGE_MAX))
-        op, order = ("<", "DESC") if newest_first else (">", "ASC")
-        bound = cursor if cursor is not None else ((1 << 63) - 1 if newest_first else -1)
+        limit, op, order, bound = history_window(cursor, limit, newest_first)
         sql = (
-            f"SELECT * FROM (SELECT {_TRANSFER_COLUMNS} FROM transfers WHERE debit_account_id = ?1 "
+            f"SELECT * FROM (SELECT {TRANSFER_COLUMNS} FROM transfers WHERE debit_account_id = ?1 "
             f"AND timestamp {op} ?2 ORDER BY timestamp {order} LIMIT ?3) UNION ALL "
-            f"SELECT * FROM (SELECT {_TRANSFER_COLUMNS} FROM transfers WHERE credit_account_id = ?1 "
+            f"SELECT * FROM (SELECT {TRANSFER_COLUMNS} FROM transfers WHERE credit_account_id = ?1 "
             f"AND timestamp {op} ?2 ORDER BY timestamp {order} LIMIT ?3) "
             f"ORDER BY timestamp {order} LIMIT ?3"
         )
@@ -419,9 +404,9 @@ class SqliteLedgerStore:
 
     async def balance_at(self, account_id: int, timestamp_ns: int) -> Balance:
         sql = (
-            f"SELECT * FROM (SELECT timestamp AS ts, 1, {_TRANSFER_COLUMNS} FROM transfers "
+            f"SELECT * FROM (SELECT timestamp AS ts, 1, {TRANSFER_COLUMNS} FROM transfers "
             "WHERE debit_account_id = ?1 AND timestamp <= ?2 ORDER BY timestamp DESC LIMIT 1) "
-            f"UNION ALL SELECT * FROM (SELECT timestamp AS ts, 0, {_TRANSFER_COLUMNS} FROM transfers "
+            f"UNION ALL SELECT * FROM (SELECT timestamp AS ts, 0, {TRANSFER_COLUMNS} FROM transfers "
             "WHERE credit_account_id = ?1 AND timestamp <= ?2 ORDER BY timestamp DESC LIMIT 1) "
             "ORDER BY ts DESC LIMIT 1"
         )
@@ -445,11 +430,11 @@ class SqliteLedgerStore:
         return [_i(r[0]) for r in rows]
 
     async def scan_accounts(self) -> AsyncIterator[AccountState]:
-        async for row in self._scan("accounts", _ACCOUNT_COLUMNS):
+        async for row in self._scan("accounts", ACCOUNT_COLUMNS):
             yield _account(row)
 
     async def scan_transfers(self) -> AsyncIterator[TransferRecord]:
-        async for row in self._scan("transfers", _TRANSFER_COLUMNS):
+        async for row in self._scan("transfers", TRANSFER_COLUMNS):
             yield _record(row)
 
     async def _scan(self, table: str, columns: str) -> AsyncIterator[Sequence[Any]]:

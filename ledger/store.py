@@ -26,6 +26,31 @@ from .transfer import TransferRecord
 HISTORY_PAGE_MAX = 1000
 
 
+# The column order both stores use for their rows (SQL text, identical on both).
+TRANSFER_COLUMNS = (
+    "id, debit_account_id, credit_account_id, amount, asset, code, flags, pending_id, timeout_s, "
+    "expires_at, timestamp, metadata, dr_debits_pending, dr_debits_posted, dr_credits_pending, "
+    "dr_credits_posted, cr_debits_pending, cr_debits_posted, cr_credits_pending, cr_credits_posted"
+)
+ACCOUNT_COLUMNS = (
+    "id, asset, owner, kind, flags, code, timestamp, debits_pending, debits_posted, "
+    "credits_pending, credits_posted, last_timestamp"
+)
+
+
+def valid_ids(ids: Sequence[int]) -> list[int]:
+    """The well-formed ids among ``ids`` (a lookup of a malformed id finds nothing)."""
+    return [i for i in ids if type(i) is int and 0 < i < (1 << 128) - 1]
+
+
+def history_window(cursor: int | None, limit: int, newest_first: bool) -> tuple[int, str, str, int]:
+    """(page size, comparison, order, timestamp bound) of a history query."""
+    limit = max(1, min(limit, HISTORY_PAGE_MAX))
+    op, order = ("<", "DESC") if newest_first else (">", "ASC")
+    bound = cursor if cursor is not None else ((1 << 63) - 1 if newest_first else -1)
+    return limit, op, order, bound
+
+
 @dataclass(frozen=True, slots=True)
 class HistoryPage:
     records: list[TransferRecord]
