@@ -65,8 +65,9 @@ _RETRIES_MAX = 8
 SCAN_PAGE_ROWS = 5000
 ACCOUNT_CACHE_MAX = 1_000_000
 # Errors after which a batch is decided again on the locked path: the transaction rolled back,
-# nothing of it was written. A deadlock should not happen (every path locks accounts in id
-# order, and inserts after locking), but if the database breaks one, retrying is safe.
+# nothing of it was written. Every path locks accounts in id order and inserts records in id
+# order after locking, so writers wait on each other in one direction only; a deadlock the
+# database still breaks (a hold resolved by two batches in crossing order) is retried.
 _RETRY_LOCKED = (
     asyncpg.SerializationError,
     asyncpg.UniqueViolationError,
@@ -468,7 +469,7 @@ class PostgresLedgerStore:
         try:
             await conn.execute(
                 self._sql_write_if_current,
-                *_record_columns(outcome.records),
+                *_record_columns(sorted(outcome.records, key=_by_id)),
                 *_account_columns(changed),
                 _ints(seen),
                 len(changed),
@@ -534,7 +535,9 @@ class PostgresLedgerStore:
         if outcome.records:
             changed = list(outcome.accounts.values())
             await conn.execute(
-                self._sql_write, *_record_columns(outcome.records), *_account_columns(changed)
+                self._sql_write,
+                *_record_columns(sorted(outcome.records, key=_by_id)),
+                *_account_columns(changed),
             )
         accounts.update(outcome.accounts)
         return outcome.outcomes, list(accounts.values())
@@ -630,6 +633,10 @@ class PostgresLedgerStore:
             if len(rows) < SCAN_PAGE_ROWS:
                 return
             after = rows[-1][0]
+
+
+def _by_id(record: TransferRecord) -> int:
+    return record.id
 
 
 def _ids(values: Iterable[int]) -> str:
