@@ -257,21 +257,20 @@ class PostgresLedgerStore:
             "$24::text::numeric[], $25::text::numeric[], $26::text::bigint[]) "
             "AS u(id, dp, dpo, cp, cpo, ts) WHERE a.id = u.id"
         )
-        # The fast path's statement: lock the accounts in id order (as the locked path does, so
-        # writers can never wait on each other in a cycle), update each only if it is as this
-        # process saw it, and fail whole (serialization_failure) unless every one was. The
-        # INSERT, referenced by nothing, runs last, after every lock is held.
+        # The fast path's statement: update each account only if it is as this process saw it,
+        # and fail whole (serialization_failure) unless every one was. The accounts come sorted
+        # by id and the ledger's connections plan joins as nested loops, so the UPDATE locks
+        # them in id order, as the locked path does: writers never wait on each other in a
+        # cycle. The INSERT, referenced by nothing, runs last, after every lock is held.
         self._sql_write_if_current = (
             f"WITH ins AS ({insert}), "
-            f"locked AS (SELECT id, last_timestamp FROM {s}.accounts "
-            "WHERE id = ANY($21::text::uuid[]) ORDER BY id FOR UPDATE), "
             f"upd AS (UPDATE {s}.accounts AS a SET debits_pending = u.dp, "
             "debits_posted = u.dpo, credits_pending = u.cp, credits_posted = u.cpo, "
-            "last_timestamp = u.ts FROM locked AS l, unnest($21::text::uuid[], "
+            "last_timestamp = u.ts FROM unnest($21::text::uuid[], "
             "$22::text::numeric[], $23::text::numeric[], $24::text::numeric[], "
             "$25::text::numeric[], $26::text::bigint[], $27::text::bigint[]) "
             "AS u(id, dp, dpo, cp, cpo, ts, seen) "
-            "WHERE l.id = u.id AND a.id = u.id AND l.last_timestamp = u.seen RETURNING 1) "
+            "WHERE a.id = u.id AND a.last_timestamp = u.seen RETURNING 1) "
             f"SELECT {s}.require_current((SELECT count(*) FROM upd) = $28)"
         )
         self._sql_read_accounts = (
@@ -298,6 +297,10 @@ class PostgresLedgerStore:
             init=_init_connection,
             server_settings={
                 "synchronous_commit": "on",
+                # Nested loops only: with the id-sorted input, every UPDATE locks rows in id
+                # order. The ledger's queries are all small keyed lookups.
+                "enable_hashjoin": "off",
+                "enable_mergejoin": "off",
                 "application_name": "leetgaming-ledger",
             },
         )
@@ -459,7 +462,7 @@ class PostgresLedgerStore:
         outcome = apply_batch(LedgerView(accounts, {}, {}, assets), requests, now_ns)
         if needs_records(outcome) or not outcome.records:
             return None
-        changed = list(outcome.accounts.values())
+        changed = sorted(outcome.accounts.values(), key=_by_id)
         seen = [accounts[a.id].last_timestamp for a in changed]
         # Remember the new counters before the write returns, so that the next batch (another
         # writer task) can be decided while this one commits. If this write fails, the next
@@ -533,7 +536,7 @@ class PostgresLedgerStore:
                 LedgerView(accounts, transfers, resolutions, assets), requests, now_ns
             )
         if outcome.records:
-            changed = list(outcome.accounts.values())
+            changed = sorted(outcome.accounts.values(), key=_by_id)
             await conn.execute(
                 self._sql_write,
                 *_record_columns(sorted(outcome.records, key=_by_id)),
@@ -635,8 +638,8 @@ class PostgresLedgerStore:
             after = rows[-1][0]
 
 
-def _by_id(record: TransferRecord) -> int:
-    return record.id
+def _by_id(row: TransferRecord | AccountState) -> int:
+    return row.id
 
 
 def _ids(values: Iterable[int]) -> str:
