@@ -106,7 +106,8 @@ async def run_clients(
     rows = 0
     failed = 0
     deadline = time.perf_counter() + seconds
-    rng = random.Random(clients)
+    rng = random.Random(clients)  # which accounts: the same every run
+    ids = random.Random()  # transfer ids: new every run (seeded from the OS)
 
     async def client() -> None:
         nonlocal done, rows, failed
@@ -116,13 +117,19 @@ async def run_clients(
             if b >= a:
                 b += 1
             if workload == "plain":
-                request = [Transfer(uuid.uuid4().int, a, b, 1, "USD", code=1)]
+                request = [Transfer(ids.getrandbits(126) + 1, a, b, 1, "USD", code=1)]
             else:
                 request = [
                     Transfer(
-                        uuid.uuid4().int, a, b, 100, "USD", code=1, flags=TransferFlags.LINKED
+                        ids.getrandbits(126) + 1,
+                        a,
+                        b,
+                        100,
+                        "USD",
+                        code=1,
+                        flags=TransferFlags.LINKED,
                     ),
-                    Transfer(uuid.uuid4().int, a, FEE, 1, "USD", code=2),
+                    Transfer(ids.getrandbits(126) + 1, a, FEE, 1, "USD", code=2),
                 ]
             started = time.perf_counter()
             outcomes = await ledger.create_transfers(request)

@@ -28,7 +28,15 @@ class AssetKind(enum.StrEnum):
 
 
 def is_valid_asset_code(code: str) -> bool:
-    return isinstance(code, str) and bool(_CODE.match(code) or _NFT_CODE.match(code))
+    if type(code) is str and code in _KNOWN_VALID_CODES:
+        return True
+    valid = isinstance(code, str) and bool(_CODE.match(code) or _NFT_CODE.match(code))
+    if valid and len(_KNOWN_VALID_CODES) < 100_000:
+        _KNOWN_VALID_CODES.add(code)
+    return valid
+
+
+_KNOWN_VALID_CODES: set[str] = set()  # a cache: the regexes cost more than the rest of a check
 
 
 @dataclass(frozen=True, slots=True)

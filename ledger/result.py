@@ -86,7 +86,7 @@ class CreateTransferResult(enum.StrEnum):
 
     @property
     def succeeded(self) -> bool:
-        return self in (CreateTransferResult.OK, CreateTransferResult.EXISTS)
+        return self is CreateTransferResult.OK or self is CreateTransferResult.EXISTS
 
     @property
     def retryable(self) -> bool:
