@@ -42,6 +42,7 @@ import asyncpg
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ledger import Account, AccountFlags, Ledger, Transfer, TransferFlags, open_store
+from ledger.ids import time_ordered_id
 from ledger.store import LedgerStore
 
 PLATFORM = 1
@@ -109,6 +110,10 @@ async def run_clients(
     rng = random.Random(clients)  # which accounts: the same every run
     ids = random.Random()  # transfer ids: new every run (seeded from the OS)
 
+    def new_id() -> int:
+        # Time-ordered, as a client should choose them (see ledger.ids.time_ordered_id).
+        return time_ordered_id(time.time_ns() // 1_000_000, ids.getrandbits(80))
+
     async def client() -> None:
         nonlocal done, rows, failed
         while time.perf_counter() < deadline:
@@ -117,11 +122,11 @@ async def run_clients(
             if b >= a:
                 b += 1
             if workload == "plain":
-                request = [Transfer(ids.getrandbits(126) + 1, a, b, 1, "USD", code=1)]
+                request = [Transfer(new_id(), a, b, 1, "USD", code=1)]
             else:
                 request = [
                     Transfer(
-                        ids.getrandbits(126) + 1,
+                        new_id(),
                         a,
                         b,
                         100,
@@ -129,7 +134,7 @@ async def run_clients(
                         code=1,
                         flags=TransferFlags.LINKED,
                     ),
-                    Transfer(ids.getrandbits(126) + 1, a, FEE, 1, "USD", code=2),
+                    Transfer(new_id(), a, FEE, 1, "USD", code=2),
                 ]
             started = time.perf_counter()
             outcomes = await ledger.create_transfers(request)

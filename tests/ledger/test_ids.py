@@ -29,3 +29,13 @@ def test_parse_id_refuses_malformed_ids(value: object) -> None:
 
 def test_text_round_trip() -> None:
     assert parse_id(id_to_text(123456789)) == 123456789
+
+
+def test_time_ordered_ids_grow_with_time_and_stay_valid() -> None:
+    from ledger.ids import time_ordered_id
+
+    a = time_ordered_id(1_800_000_000_000, (1 << 80) - 1)
+    b = time_ordered_id(1_800_000_000_001, 0)
+    assert a < b and is_valid_id(a) and is_valid_id(b)
+    with pytest.raises(ValueError):
+        time_ordered_id(1 << 48, 0)
