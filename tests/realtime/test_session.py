@@ -1,0 +1,149 @@
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from realtime.channel import Principal, Role, parse_channel
+from realtime.envelope import CloseCode
+from realtime.limits import SendQueue, TokenBucket
+from realtime.session import (
+    Close,
+    Join,
+    Leave,
+    Publish,
+    Send,
+    Session,
+    SessionLimits,
+    State,
+    Verify,
+)
+
+ALICE = Principal(Role.PLAYER, "alice")
+
+
+def frame(**fields: object) -> bytes:
+    return orjson.dumps({"v": 1, **fields})
+
+
+def sent(effects: list[object]) -> list[dict[str, object]]:
+    return [orjson.loads(e.frame) for e in effects if isinstance(e, Send)]
+
+
+def open_session(limits: SessionLimits | None = None) -> Session:
+    session = Session(opened_s=0.0, limits=limits or SessionLimits())
+    assert session.receive(frame(type="auth", id="a", data={"token": "t"}), 0.1) == [
+        Verify("t", "a")
+    ]
+    [auth_ok] = sent(session.verified(ALICE, "a", "s1"))
+    assert auth_ok["type"] == "auth_ok" and auth_ok["data"]["subject"] == "alice"
+    assert session.state is State.OPEN
+    return session
+
+
+def test_nothing_but_auth_and_ping_before_authentication() -> None:
+    session = Session(opened_s=0.0)
+    [error] = sent(session.receive(frame(type="subscribe", id="1", ch="lobby:x"), 0.1))
+    assert error["data"]["code"] == "not_authenticated"
+    assert sent(session.receive(frame(type="ping"), 0.2))[0]["type"] == "pong"
+
+
+def test_refused_token_gets_an_error_and_may_try_again() -> None:
+    session = Session(opened_s=0.0)
+    session.receive(frame(type="auth", id="a", data={"token": "bad"}), 0.1)
+    [error] = sent(session.refused("a"))
+    assert error["data"] == {
+        "code": "bad_token",
+        "message": "the token was refused",
+        "retryable": False,
+        "ref": "a",
+    }
+    assert session.state is State.AWAITING_AUTH
+    assert session.receive(frame(type="auth", id="b"), 0.2) == [Verify(None, "b")]
+
+
+def test_illegal_transition_is_an_error() -> None:
+    session = Session(opened_s=0.0)
+    with pytest.raises(RuntimeError):
+        session.verified(ALICE, "x", "s")
+
+
+def test_auth_timeout_closes_with_unauthorized() -> None:
+    session = Session(opened_s=0.0, limits=SessionLimits(auth_timeout_s=5))
+    assert session.tick(4.0) == []
+    assert session.tick(6.0) == [Close(CloseCode.UNAUTHORIZED, "no valid auth frame in time")]
+    assert session.state is State.CLOSED
+
+
+def test_subscribe_authorization_and_limits() -> None:
+    session = open_session(SessionLimits(subscriptions_max=2))
+    lobby = parse_channel("lobby:eu")
+    assert session.receive(
+        frame(
+            type="subscribe", id="1", ch="lobby:eu", data={"since_offset": 3, "since_epoch": "e"}
+        ),
+        1,
+    ) == [
+        Join(lobby, "1", 3, "e")  # type: ignore[arg-type]
+    ]
+    assert (
+        sent(session.receive(frame(type="subscribe", id="2", ch="user:bob"), 1))[0]["data"]["code"]
+        == "forbidden"
+    )
+    assert (
+        sent(session.receive(frame(type="subscribe", id="3", ch="lobby:eu"), 1))[0]["data"]["code"]
+        == "already_subscribed"
+    )
+    assert (
+        sent(session.receive(frame(type="subscribe", id="4", ch="nope:x"), 1))[0]["data"]["code"]
+        == "bad_channel"
+    )
+    session.receive(frame(type="subscribe", id="5", ch="user:alice"), 1)
+    assert (
+        sent(session.receive(frame(type="subscribe", id="6", ch="match:1"), 1))[0]["data"]["code"]
+        == "too_many_subscriptions"
+    )
+    effects = session.receive(frame(type="unsubscribe", id="7", ch="lobby:eu"), 1)
+    assert effects[0] == Leave(lobby)  # type: ignore[arg-type]
+    assert session.receive(
+        frame(type="publish", id="8", ch="lobby:eu", data={"body": "gg"}), 1
+    ) == [
+        Publish(lobby, "gg", "8")  # type: ignore[arg-type]
+    ]
+    assert (
+        sent(session.receive(frame(type="publish", id="9", ch="match:1", data={"body": 1}), 1))[0][
+            "data"
+        ]["code"]
+        == "forbidden"
+    )
+
+
+def test_flood_closes_and_leaves_every_channel() -> None:
+    session = open_session(SessionLimits(messages_per_s=1, messages_burst=3))
+    session.receive(frame(type="subscribe", id="1", ch="lobby:eu"), 1.0)
+    effects: list[object] = []
+    for _ in range(5):
+        effects += session.receive(frame(type="ping"), 1.0)
+    assert effects[-1] == Close(CloseCode.FLOOD, "message rate over the limit")
+    assert sum(isinstance(e, Send) for e in effects) == 1  # one pong within the burst of 3
+    assert Leave(parse_channel("lobby:eu")) in effects  # type: ignore[arg-type]
+    assert session.state is State.CLOSED and session.receive(frame(type="ping"), 9.0) == []
+
+
+def test_too_many_bad_frames_is_a_protocol_violation() -> None:
+    session = Session(opened_s=0.0, limits=SessionLimits(bad_frames_max=2, messages_burst=100))
+    results = [session.receive(b"garbage", 0.1) for _ in range(3)]
+    assert isinstance(results[0][0], Send) and isinstance(results[1][0], Send)
+    assert results[2][-1] == Close(CloseCode.PROTOCOL_VIOLATION, "too many bad frames")
+
+
+def test_token_bucket_refills_with_time() -> None:
+    bucket = TokenBucket(rate_per_s=2, burst=2)
+    assert bucket.take(0) and bucket.take(0) and not bucket.take(0)
+    assert bucket.take(0.5) and not bucket.take(0.5)
+
+
+def test_send_queue_is_bounded_in_bytes() -> None:
+    queue = SendQueue(bytes_max=10)
+    assert queue.push(b"12345") and queue.push(b"12345") and not queue.push(b"1")
+    assert queue.pop() == b"12345" and queue.size_bytes == 5
+    assert queue.push(b"1")
