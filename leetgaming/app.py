@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import secrets
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -30,7 +31,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ledger import Ledger, open_store
@@ -38,8 +39,12 @@ from leetgaming.health import PROBE_TIMEOUT_S, Probe, database_probe, redis_prob
 from leetgaming.logs import configure_logging
 from leetgaming.metrics import CONTENT_TYPE, UNMATCHED_ROUTE, Metrics
 from leetgaming.settings import Settings
+from leetgaming.tokens import verify_access_token
+from realtime.channel import Principal, Role
+from realtime.server import HubNode
 
 PROBLEM_JSON: Final = "application/problem+json"
+_TOKEN_ROLES: Final = frozenset({"player", "admin", "game_server"})
 
 # Successful requests to these routes are logged at debug level: orchestrators and scrapers
 # poll them every few seconds.
@@ -198,8 +203,24 @@ def create_app(
             await store.close()
         log.info("stopped")
 
+    # Who a token belongs to: a player, admin or game server with a valid access token; no
+    # token is an anonymous spectator. Without a configured secret_key this process makes its
+    # own (tokens then verify only here: set LEETGAMING_SECRET_KEY when running several).
+    token_secret = settings.secret_key or secrets.token_urlsafe(32)
+
+    async def verify(token: str | None) -> Principal | None:
+        if token is None:
+            return Principal(Role.SPECTATOR, "")
+        claims = verify_access_token(token_secret, token, int(time.time()))
+        if claims is None or claims.role not in _TOKEN_ROLES:
+            return None
+        return Principal(Role(claims.role), claims.subject)
+
+    hub = HubNode(verify)
+
     app = Starlette(
         routes=[
+            WebSocketRoute("/ws", hub.serve),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics_endpoint, methods=["GET"]),
@@ -209,6 +230,8 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.hub = hub
+    app.state.token_secret = token_secret
     app.state.metrics = metrics
     app.state.probes = probes
     return app

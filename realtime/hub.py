@@ -31,12 +31,17 @@ SEND_QUEUE_BYTES_MAX = 1024 * 1024
 _ids = itertools.count(1)
 
 
+def _nothing() -> None:
+    return None
+
+
 @dataclass(eq=False, slots=True)
 class Subscriber:
     principal: Principal
     queue: SendQueue = field(default_factory=lambda: SendQueue(SEND_QUEUE_BYTES_MAX))
     id: int = field(default_factory=lambda: next(_ids))
     slow: bool = False
+    notify: Callable[[], None] = _nothing  # the shell's "frames are waiting" signal
 
 
 @dataclass(slots=True)
@@ -66,7 +71,9 @@ class Hub:
         for subscriber in self.members.get(channel, {}).values():
             if subscriber.id == skip or subscriber.slow:
                 continue
-            if not subscriber.queue.push(frame):
+            if subscriber.queue.push(frame):
+                subscriber.notify()
+            else:
                 subscriber.slow = True
                 slow.append(subscriber)
         return slow
