@@ -26,6 +26,7 @@ from contextlib import asynccontextmanager
 from http import HTTPStatus
 from typing import Final
 
+import redis.asyncio as aioredis
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -42,9 +43,11 @@ from leetgaming.settings import Settings
 from leetgaming.tokens import verify_access_token
 from realtime.channel import Principal, Role
 from realtime.server import HubNode
+from realtime.streams import RedisStreams
 
 PROBLEM_JSON: Final = "application/problem+json"
 _TOKEN_ROLES: Final = frozenset({"player", "admin", "game_server"})
+REALTIME_REDIS_PREFIX: Final = "leetgaming:rt:"
 
 # Successful requests to these routes are logged at debug level: orchestrators and scrapers
 # poll them every few seconds.
@@ -198,7 +201,11 @@ def create_app(
             async with Ledger(store) as ledger:
                 app.state.ledger = ledger
                 metrics.watch_ledger(ledger.stats)
-                yield
+                await hub.start()
+                try:
+                    yield
+                finally:
+                    await hub.stop()
         finally:
             await store.close()
         log.info("stopped")
@@ -216,7 +223,17 @@ def create_app(
             return None
         return Principal(Role(claims.role), claims.subject)
 
-    hub = HubNode(verify)
+    if settings.redis_url:
+        # Several processes: streams in Redis, every frame relayed to every node by pub/sub.
+        redis_client = aioredis.Redis.from_url(settings.redis_url)
+        hub = HubNode(
+            verify,
+            streams=RedisStreams(redis_client, REALTIME_REDIS_PREFIX),
+            relay=redis_client,
+            relay_prefix=REALTIME_REDIS_PREFIX,
+        )
+    else:
+        hub = HubNode(verify)
 
     app = Starlette(
         routes=[

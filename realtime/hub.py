@@ -6,6 +6,10 @@ queued for every subscriber. A subscriber whose queue is full is not waited for:
 slow and returned to the caller, which closes it with ``SLOW_CONSUMER`` (reconnect and recover);
 nobody else is delayed.
 
+Publications come from a :class:`~realtime.streams.StreamStore` (which numbers them and keeps
+history); on Redis every node receives every frame through pub/sub and delivers it to its own
+subscribers.
+
 Presence: each channel knows which connections are in it (subject and role); joining and leaving
 send ``join`` / ``leave`` events to the channel's other subscribers. They are not publications:
 they take no offset and are not kept in history (as in Centrifugo), so the offsets a client sees
@@ -24,7 +28,7 @@ import orjson
 
 from .channel import Channel, Principal
 from .envelope import encode_server_frame
-from .history import HistoryLimits, Stream
+from .history import Recovery
 from .limits import SendQueue
 
 SEND_QUEUE_BYTES_MAX = 1024 * 1024
@@ -46,27 +50,13 @@ class Subscriber:
 
 @dataclass(slots=True)
 class Hub:
-    new_epoch: Callable[[], str]  # randomness comes in from the shell
-    history_limits: HistoryLimits = field(default_factory=HistoryLimits)
-    streams: dict[Channel, Stream] = field(default_factory=dict)
+    """This process's subscribers per channel. Streams (offsets, history) live in a
+    :class:`~realtime.streams.StreamStore`; the hub only delivers frames and tracks presence."""
+
     members: dict[Channel, dict[int, Subscriber]] = field(default_factory=dict)
 
-    def stream(self, channel: Channel) -> Stream:
-        stream = self.streams.get(channel)
-        if stream is None:
-            stream = self.streams[channel] = Stream(self.new_epoch(), self.history_limits)
-        return stream
-
-    def publish(self, channel: Channel, body: object, now_s: float) -> tuple[int, list[Subscriber]]:
-        """Publish ``body``; returns its offset and the subscribers found too slow."""
-        stream = self.stream(channel)
-        frame = encode_server_frame(
-            "pub", ch=str(channel), epoch=stream.epoch, offset=stream.offset + 1, body=body
-        )
-        publication = stream.publish(frame, now_s)
-        return publication.offset, self._fan_out(channel, frame)
-
-    def _fan_out(self, channel: Channel, frame: bytes, skip: int | None = None) -> list[Subscriber]:
+    def deliver(self, channel: Channel, frame: bytes, skip: int | None = None) -> list[Subscriber]:
+        """Queue ``frame`` for every local subscriber; returns the ones found too slow."""
         slow: list[Subscriber] = []
         for subscriber in self.members.get(channel, {}).values():
             if subscriber.id == skip or subscriber.slow:
@@ -78,59 +68,45 @@ class Hub:
                 slow.append(subscriber)
         return slow
 
-    def join(
-        self,
-        subscriber: Subscriber,
-        channel: Channel,
-        ref: str,
-        since_offset: int | None,
-        since_epoch: str | None,
-        now_s: float,
-    ) -> tuple[bytes, list[Subscriber]]:
-        """Subscribe; returns the ``subscribed`` frame (with what was missed) and slow peers."""
-        stream = self.stream(channel)
-        if since_offset is not None and since_epoch is not None:
-            recovery = stream.recover(since_offset, since_epoch, now_s)
-            recovered = recovery.recovered
-            missed = [orjson.loads(p.payload) for p in recovery.publications]
-        else:
-            recovered, missed = False, []
-        subscribed = encode_server_frame(
-            "subscribed",
-            id=ref,
-            ch=str(channel),
-            epoch=stream.epoch,
-            offset=stream.offset,
-            recovered=recovered,
-            publications=missed,
-        )
-        members = self.members.setdefault(channel, {})
-        members[subscriber.id] = subscriber
-        slow = self._presence_event("join", channel, subscriber, now_s)
-        return subscribed, slow
+    def add(self, subscriber: Subscriber, channel: Channel) -> list[Subscriber]:
+        """Subscribe locally and tell the others (``join``); returns slow peers."""
+        self.members.setdefault(channel, {})[subscriber.id] = subscriber
+        return self._presence_event("join", channel, subscriber)
 
-    def leave(self, subscriber: Subscriber, channel: Channel, now_s: float) -> list[Subscriber]:
+    def leave(self, subscriber: Subscriber, channel: Channel) -> list[Subscriber]:
         members = self.members.get(channel)
         if not members or members.pop(subscriber.id, None) is None:
             return []
         if not members:
             del self.members[channel]
-        return self._presence_event("leave", channel, subscriber, now_s)
+        return self._presence_event("leave", channel, subscriber)
 
     def _presence_event(
-        self, kind: str, channel: Channel, subscriber: Subscriber, now_s: float
+        self, kind: str, channel: Channel, subscriber: Subscriber
     ) -> list[Subscriber]:
-        del now_s  # presence events are not kept
         frame = encode_server_frame(
             kind,
             ch=str(channel),
             subject=subscriber.principal.subject,
             role=str(subscriber.principal.role),
         )
-        return self._fan_out(channel, frame, skip=subscriber.id)
+        return self.deliver(channel, frame, skip=subscriber.id)
 
     def presence(self, channel: Channel) -> list[dict[str, str]]:
         return [
             {"subject": s.principal.subject, "role": str(s.principal.role)}
             for s in self.members.get(channel, {}).values()
         ]
+
+
+def subscribed_frame(ref: str, channel: Channel, recovery: Recovery, asked: bool) -> bytes:
+    """The answer to ``subscribe``: the channel's position, and what was missed if asked."""
+    return encode_server_frame(
+        "subscribed",
+        id=ref,
+        ch=str(channel),
+        epoch=recovery.epoch,
+        offset=recovery.offset,
+        recovered=asked and recovery.recovered,
+        publications=[orjson.loads(p.payload) for p in recovery.publications] if asked else [],
+    )

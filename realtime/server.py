@@ -15,12 +15,14 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
+import redis.asyncio as aioredis
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from .channel import Principal, Role
+from .channel import Principal, Role, parse_channel
 from .envelope import CloseCode, encode_server_frame
-from .hub import Hub, Subscriber
+from .hub import Hub, Subscriber, subscribed_frame
 from .session import (
     Close,
     Effect,
@@ -33,6 +35,7 @@ from .session import (
     SessionLimits,
     Verify,
 )
+from .streams import MemoryStreams, StreamStore
 
 Verifier = Callable[[str | None], Awaitable[Principal | None]]
 SPECTATOR = Principal(Role.SPECTATOR, "")
@@ -100,26 +103,27 @@ class _Connection:
                         self.session.verified(principal, effect.ref, secrets.token_hex(8))
                     )
             elif isinstance(effect, Join):
-                frame, slow = hub.join(
-                    self.subscriber,
-                    effect.channel,
-                    effect.ref,
-                    effect.since_offset,
-                    effect.since_epoch,
+                # Deliveries start before history is read: a publication in between may come
+                # twice (live and in the answer), never not at all; clients drop offsets they
+                # already have.
+                node.cut(hub.add(self.subscriber, effect.channel))
+                asked = effect.since_offset is not None and effect.since_epoch is not None
+                recovery = await node.streams.recover(
+                    str(effect.channel),
+                    effect.since_offset if asked and effect.since_offset is not None else 0,
+                    effect.since_epoch if asked and effect.since_epoch is not None else "",
                     now,
                 )
-                self.push(frame)
-                node.cut(slow)
+                self.push(subscribed_frame(effect.ref, effect.channel, recovery, asked))
             elif isinstance(effect, Leave):
-                node.cut(hub.leave(self.subscriber, effect.channel, now))
+                node.cut(hub.leave(self.subscriber, effect.channel))
             elif isinstance(effect, Publish):
-                offset, slow = hub.publish(effect.channel, effect.body, now)
+                offset = await node.publish(str(effect.channel), effect.body)
                 self.push(
                     encode_server_frame(
                         "published", id=effect.ref, ch=str(effect.channel), offset=offset
                     )
                 )
-                node.cut(slow)
             elif isinstance(effect, Presence):
                 members = hub.presence(effect.channel)
                 self.push(
@@ -148,21 +152,58 @@ class _Connection:
 
 
 class HubNode:
-    """One process's hub and its websocket endpoint (``await node.serve(websocket)``)."""
+    """One process's hub and its websocket endpoint (``await node.serve(websocket)``).
+
+    With :class:`~realtime.streams.MemoryStreams` (the embedded default) a publication is
+    delivered here directly. With Redis (``relay=True``) every node, this one included, gets
+    each frame from Redis pub/sub (:meth:`start` listens) and delivers it to its own
+    subscribers, so a client sees what any process publishes, in offset order.
+    """
 
     def __init__(
         self,
         verify: Verifier,
         *,
+        streams: StreamStore | None = None,
+        relay: aioredis.Redis | None = None,
+        relay_prefix: str = "",
         limits: ServerLimits | None = None,
         clock: Callable[[], float] = time.monotonic,
-        new_epoch: Callable[[], str] = lambda: secrets.token_hex(8),
     ) -> None:
         self.verify = verify
         self.limits = limits or ServerLimits()
         self.clock = clock
-        self.hub = Hub(new_epoch=new_epoch)
+        self.hub = Hub()
+        self.streams: StreamStore = streams or MemoryStreams()
+        self._relay = relay
+        self._relay_prefix = relay_prefix
+        self._listener: asyncio.Task[None] | None = None
         self._connections: dict[int, _Connection] = {}
+
+    async def start(self) -> None:
+        if self._relay is not None and self._listener is None:
+            pubsub = self._relay.pubsub()
+            await pubsub.psubscribe(f"{self._relay_prefix}pub:*")
+            self._listener = asyncio.create_task(self._listen(pubsub))
+
+    async def stop(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+            self._listener = None
+
+    async def _listen(self, pubsub: Any) -> None:
+        skip = len(f"{self._relay_prefix}pub:")
+        try:
+            async for message in pubsub.listen():
+                if message.get("type") != "pmessage":
+                    continue
+                channel = parse_channel(message["channel"].decode()[skip:])
+                if channel is not None:
+                    self.cut(self.hub.deliver(channel, bytes(message["data"])))
+        finally:
+            await pubsub.aclose()
 
     def cut(self, slow: list[Subscriber]) -> None:
         for subscriber in slow:
@@ -170,15 +211,14 @@ class HubNode:
             if connection is not None:
                 connection.close_soon(CloseCode.SLOW_CONSUMER, "send queue full")
 
-    def publish(self, channel: str, body: object) -> int:
-        """The server-side publish API (this process's hub)."""
-        from .channel import parse_channel
-
+    async def publish(self, channel: str, body: object) -> int:
+        """The server-side publish API; returns the publication's offset."""
         parsed = parse_channel(channel)
         if parsed is None:
             raise ValueError(f"not a channel: {channel!r}")
-        offset, slow = self.hub.publish(parsed, body, self.clock())
-        self.cut(slow)
+        offset, _epoch, frame = await self.streams.publish(channel, body, self.clock())
+        if self._relay is None:
+            self.cut(self.hub.deliver(parsed, frame))
         return offset
 
     async def serve(self, websocket: WebSocket) -> None:
@@ -193,7 +233,7 @@ class HubNode:
         finally:
             for effect in connection.session.closed():
                 if isinstance(effect, Leave):
-                    self.cut(self.hub.leave(connection.subscriber, effect.channel, self.clock()))
+                    self.cut(self.hub.leave(connection.subscriber, effect.channel))
             self._connections.pop(connection.subscriber.id, None)
             if connection.close_code is None:
                 writer.cancel()

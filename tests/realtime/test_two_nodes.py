@@ -1,0 +1,106 @@
+"""Two hub nodes on one real Redis: what one publishes, the other's clients get, and a client
+that moves from one node to the other recovers without a gap."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+import uvicorn
+from starlette.applications import Starlette
+from starlette.routing import WebSocketRoute
+from websockets.asyncio.client import ClientConnection, connect
+
+from realtime.channel import Principal, Role
+from realtime.server import HubNode
+from realtime.streams import RedisStreams
+
+
+async def verify(token: str | None) -> Principal | None:
+    if token is None:
+        return Principal(Role.SPECTATOR, "")
+    role, _, subject = token.partition(":")
+    return Principal(Role(role), subject) if subject else None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port
+
+
+@asynccontextmanager
+async def node(redis_url: str, prefix: str) -> AsyncIterator[tuple[str, HubNode]]:
+    client = aioredis.Redis.from_url(redis_url)
+    hub = HubNode(verify, streams=RedisStreams(client, prefix), relay=client, relay_prefix=prefix)
+    await hub.start()
+    port = free_port()
+    app = Starlette(routes=[WebSocketRoute("/ws", hub.serve)])
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.02)
+    try:
+        yield f"ws://127.0.0.1:{port}/ws", hub
+    finally:
+        server.should_exit = True
+        await task
+        await hub.stop()
+        await client.aclose()
+
+
+async def call(ws: ClientConnection, **frame: Any) -> dict[str, Any]:
+    await ws.send(orjson.dumps({"v": 1, **frame}).decode())
+    return await receive(ws)
+
+
+async def receive(ws: ClientConnection) -> dict[str, Any]:
+    return orjson.loads(await asyncio.wait_for(ws.recv(), 5))  # type: ignore[no-any-return]
+
+
+async def test_publication_on_one_node_reaches_clients_of_the_other(
+    redis_url: str, redis_prefix: str
+) -> None:
+    async with (
+        node(redis_url, redis_prefix) as (url_a, _),
+        node(redis_url, redis_prefix) as (url_b, hub_b),
+    ):
+        async with connect(url_a) as watcher, connect(url_b) as player:
+            await call(watcher, type="auth", id="1")
+            first = await call(watcher, type="subscribe", id="2", ch="lobby:eu")
+            await call(player, type="auth", id="1", data={"token": "player:alice"})
+            published = await call(
+                player, type="publish", id="3", ch="lobby:eu", data={"body": "from B"}
+            )
+            assert published["type"] == "published"
+            pub = await receive(watcher)
+            assert (pub["type"], pub["data"]["offset"], pub["data"]["body"]) == ("pub", 1, "from B")
+            epoch = pub["data"]["epoch"]
+            assert first["data"]["offset"] == 0
+            # The server-side publish API, from node B, reaches node A's client too.
+            assert await hub_b.publish("lobby:eu", {"system": "match found"}) == 2
+            assert (await receive(watcher))["data"]["offset"] == 2
+        # The watcher moves to node B after missing two publications made on node A's side.
+        async with connect(url_a) as player:
+            await call(player, type="auth", id="1", data={"token": "player:alice"})
+            for n in (3, 4):
+                assert (
+                    await call(player, type="publish", id=str(n), ch="lobby:eu", data={"body": n})
+                )["data"]["offset"] == n
+        async with connect(url_b) as watcher:
+            await call(watcher, type="auth", id="1")
+            back = await call(
+                watcher,
+                type="subscribe",
+                id="2",
+                ch="lobby:eu",
+                data={"since_offset": 2, "since_epoch": epoch},
+            )
+            assert back["data"]["recovered"] is True
+            assert [p["data"]["offset"] for p in back["data"]["publications"]] == [3, 4]
