@@ -67,6 +67,9 @@ def _ensure_sqlite_directory(settings: Settings) -> None:
         Path(settings.sqlite_path).parent.mkdir(parents=True, exist_ok=True)
 
 
+DRAIN_TIMEOUT_S = 5.0
+
+
 class _AnnouncingServer(uvicorn.Server):
     """A uvicorn server that prints the URL to open once it is listening."""
 
@@ -78,6 +81,14 @@ class _AnnouncingServer(uvicorn.Server):
         await super().startup(sockets)
         if self.started:
             print(self.banner, flush=True)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        # Before uvicorn closes every socket at once: tell websocket clients to reconnect
+        # elsewhere and recover, and give them a bounded time to go.
+        hub = getattr(getattr(self.config.app, "state", None), "hub", None)
+        if hub is not None:
+            await hub.drain(DRAIN_TIMEOUT_S)
+        await super().shutdown(sockets)
 
 
 def _uvicorn_config(app: Starlette, settings: Settings, args: argparse.Namespace) -> uvicorn.Config:

@@ -179,6 +179,7 @@ class HubNode:
         self._relay_prefix = relay_prefix
         self._listener: asyncio.Task[None] | None = None
         self._connections: dict[int, _Connection] = {}
+        self._draining = False
 
     async def start(self) -> None:
         if self._relay is not None and self._listener is None:
@@ -205,6 +206,17 @@ class HubNode:
         finally:
             await pubsub.aclose()
 
+    async def drain(self, timeout_s: float) -> int:
+        """Tell every client to reconnect elsewhere (``SHUTDOWN``, reconnect and recover) and
+        wait, at most ``timeout_s``, for them to go; returns how many were still there."""
+        self._draining = True
+        for connection in list(self._connections.values()):
+            connection.close_soon(CloseCode.SHUTDOWN, "server restarting: reconnect and recover")
+        deadline = self.clock() + timeout_s
+        while self._connections and self.clock() < deadline:
+            await asyncio.sleep(0.02)
+        return len(self._connections)
+
     def cut(self, slow: list[Subscriber]) -> None:
         for subscriber in slow:
             connection = self._connections.get(subscriber.id)
@@ -223,6 +235,9 @@ class HubNode:
 
     async def serve(self, websocket: WebSocket) -> None:
         await websocket.accept()
+        if self._draining:
+            await websocket.close(int(CloseCode.SHUTDOWN), "server restarting")
+            return
         connection = _Connection(self, websocket)
         self._connections[connection.subscriber.id] = connection
         writer = asyncio.create_task(connection.write_loop())

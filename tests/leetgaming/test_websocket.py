@@ -139,3 +139,26 @@ async def test_bad_input_gets_errors_and_closes_without_crashing(server: str) ->
     # The hub still serves others.
     async with connect(server) as ws:
         assert (await call(ws, type="ping"))["type"] == "pong"
+
+
+async def test_sigterm_drains_websocket_clients_with_a_reconnect_code(tmp_path: Path) -> None:
+    from .test_cli import environment_without_settings, running_server, stop, unused_port
+
+    port = unused_port()
+    env = environment_without_settings() | {"LEETGAMING_PORT": str(port)}
+    with running_server(tmp_path, env) as server:
+        async with connect(f"ws://127.0.0.1:{port}/ws") as ws:
+            await call(ws, type="auth", id="1")
+            await call(ws, type="subscribe", id="2", ch="lobby:eu")
+            stopping = asyncio.get_running_loop().run_in_executor(None, stop, server)
+            goodbye = await receive(ws)
+            assert goodbye["type"] == "disconnect"
+            assert goodbye["data"] == {
+                "code": 4000,
+                "reason": "server restarting: reconnect and recover",
+                "reconnect": True,
+            }
+            with pytest.raises(Exception):  # noqa: B017 - then the server closes the socket
+                await asyncio.wait_for(ws.recv(), 5)
+            assert ws.close_code == 4000
+            assert await stopping == 0
