@@ -42,6 +42,7 @@ from leetgaming.metrics import CONTENT_TYPE, UNMATCHED_ROUTE, Metrics
 from leetgaming.settings import Settings
 from leetgaming.tokens import verify_access_token
 from realtime.channel import Principal, Role
+from realtime.presence import RedisPresence
 from realtime.server import HubNode
 from realtime.streams import RedisStreams
 
@@ -231,6 +232,7 @@ def create_app(
             streams=RedisStreams(redis_client, REALTIME_REDIS_PREFIX),
             relay=redis_client,
             relay_prefix=REALTIME_REDIS_PREFIX,
+            presence=RedisPresence(redis_client, REALTIME_REDIS_PREFIX, secrets.token_hex(6)),
         )
     else:
         hub = HubNode(verify)

@@ -20,9 +20,10 @@ from typing import Any
 import redis.asyncio as aioredis
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from .channel import Principal, Role, parse_channel
+from .channel import Channel, Principal, Role, parse_channel
 from .envelope import CloseCode, encode_server_frame
 from .hub import Hub, Subscriber, subscribed_frame
+from .presence import NODE_TTL_S, MemoryPresence, PresenceStore
 from .session import (
     Close,
     Effect,
@@ -107,6 +108,7 @@ class _Connection:
                 # twice (live and in the answer), never not at all; clients drop offsets they
                 # already have.
                 node.cut(hub.add(self.subscriber, effect.channel))
+                await node.member_joined(self.subscriber, effect.channel)
                 asked = effect.since_offset is not None and effect.since_epoch is not None
                 recovery = await node.streams.recover(
                     str(effect.channel),
@@ -117,6 +119,7 @@ class _Connection:
                 self.push(subscribed_frame(effect.ref, effect.channel, recovery, asked))
             elif isinstance(effect, Leave):
                 node.cut(hub.leave(self.subscriber, effect.channel))
+                await node.member_left(self.subscriber, effect.channel)
             elif isinstance(effect, Publish):
                 offset = await node.publish(str(effect.channel), effect.body)
                 self.push(
@@ -125,7 +128,7 @@ class _Connection:
                     )
                 )
             elif isinstance(effect, Presence):
-                members = hub.presence(effect.channel)
+                members = await node.presence.members(str(effect.channel))
                 self.push(
                     encode_server_frame(
                         "presence_result", id=effect.ref, ch=str(effect.channel), members=members
@@ -151,6 +154,10 @@ class _Connection:
             await self.run(self.session.receive(raw or b"", self.node.clock()))
 
 
+def _info(subscriber: Subscriber) -> dict[str, str]:
+    return {"subject": subscriber.principal.subject, "role": str(subscriber.principal.role)}
+
+
 class HubNode:
     """One process's hub and its websocket endpoint (``await node.serve(websocket)``).
 
@@ -167,6 +174,7 @@ class HubNode:
         streams: StreamStore | None = None,
         relay: aioredis.Redis | None = None,
         relay_prefix: str = "",
+        presence: PresenceStore | None = None,
         limits: ServerLimits | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -176,6 +184,9 @@ class HubNode:
         self.hub = Hub()
         self.streams: StreamStore = streams or MemoryStreams()
         self._relay = relay
+        self.presence: PresenceStore = presence or MemoryPresence()
+        self.node_id = secrets.token_hex(6)
+        self._heartbeat: asyncio.Task[None] | None = None
         self._relay_prefix = relay_prefix
         self._listener: asyncio.Task[None] | None = None
         self._connections: dict[int, _Connection] = {}
@@ -184,10 +195,24 @@ class HubNode:
     async def start(self) -> None:
         if self._relay is not None and self._listener is None:
             pubsub = self._relay.pubsub()
-            await pubsub.psubscribe(f"{self._relay_prefix}pub:*")
+            await pubsub.psubscribe(f"{self._relay_prefix}pub:*", f"{self._relay_prefix}pres:*")
             self._listener = asyncio.create_task(self._listen(pubsub))
+        if self._heartbeat is None:
+            await self.presence.heartbeat()
+            self._heartbeat = asyncio.create_task(self._beat())
+
+    async def _beat(self) -> None:
+        while True:
+            await asyncio.sleep(NODE_TTL_S / 3)
+            with contextlib.suppress(Exception):  # Redis away: presence expires, as it should
+                await self.presence.heartbeat()
 
     async def stop(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat
+            self._heartbeat = None
         if self._listener is not None:
             self._listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -195,14 +220,24 @@ class HubNode:
             self._listener = None
 
     async def _listen(self, pubsub: Any) -> None:
-        skip = len(f"{self._relay_prefix}pub:")
+        publications = f"{self._relay_prefix}pub:"
+        presence = f"{self._relay_prefix}pres:"
+        own = self.node_id.encode() + b"|"
         try:
             async for message in pubsub.listen():
                 if message.get("type") != "pmessage":
                     continue
-                channel = parse_channel(message["channel"].decode()[skip:])
+                name = message["channel"].decode()
+                data = bytes(message["data"])
+                if name.startswith(publications):
+                    channel = parse_channel(name[len(publications) :])
+                elif name.startswith(presence) and not data.startswith(own):
+                    channel = parse_channel(name[len(presence) :])
+                    data = data.split(b"|", 1)[1]
+                else:
+                    continue
                 if channel is not None:
-                    self.cut(self.hub.deliver(channel, bytes(message["data"])))
+                    self.cut(self.hub.deliver(channel, data))
         finally:
             await pubsub.aclose()
 
@@ -216,6 +251,23 @@ class HubNode:
         while self._connections and self.clock() < deadline:
             await asyncio.sleep(0.02)
         return len(self._connections)
+
+    async def member_joined(self, subscriber: Subscriber, channel: Channel) -> None:
+        await self.presence.add(str(channel), str(subscriber.id), _info(subscriber))
+        await self._announce("join", subscriber, channel)
+
+    async def member_left(self, subscriber: Subscriber, channel: Channel) -> None:
+        await self.presence.remove(str(channel), str(subscriber.id))
+        await self._announce("leave", subscriber, channel)
+
+    async def _announce(self, kind: str, subscriber: Subscriber, channel: Channel) -> None:
+        """Tell the other nodes' subscribers (this node's were told by the hub)."""
+        if self._relay is None:
+            return
+        frame = encode_server_frame(kind, ch=str(channel), **_info(subscriber))
+        await self._relay.publish(
+            f"{self._relay_prefix}pres:{channel}", self.node_id.encode() + b"|" + frame
+        )
 
     def cut(self, slow: list[Subscriber]) -> None:
         for subscriber in slow:
@@ -249,6 +301,8 @@ class HubNode:
             for effect in connection.session.closed():
                 if isinstance(effect, Leave):
                     self.cut(self.hub.leave(connection.subscriber, effect.channel))
+                    with contextlib.suppress(Exception):
+                        await self.member_left(connection.subscriber, effect.channel)
             self._connections.pop(connection.subscriber.id, None)
             if connection.close_code is None:
                 writer.cancel()

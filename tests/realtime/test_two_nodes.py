@@ -4,6 +4,7 @@ that moves from one node to the other recovers without a gap."""
 from __future__ import annotations
 
 import asyncio
+import secrets
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,6 +18,7 @@ from starlette.routing import WebSocketRoute
 from websockets.asyncio.client import ClientConnection, connect
 
 from realtime.channel import Principal, Role
+from realtime.presence import RedisPresence
 from realtime.server import HubNode
 from realtime.streams import RedisStreams
 
@@ -38,7 +40,13 @@ def free_port() -> int:
 @asynccontextmanager
 async def node(redis_url: str, prefix: str) -> AsyncIterator[tuple[str, HubNode]]:
     client = aioredis.Redis.from_url(redis_url)
-    hub = HubNode(verify, streams=RedisStreams(client, prefix), relay=client, relay_prefix=prefix)
+    hub = HubNode(
+        verify,
+        streams=RedisStreams(client, prefix),
+        relay=client,
+        relay_prefix=prefix,
+        presence=RedisPresence(client, prefix, secrets.token_hex(4)),
+    )
     await hub.start()
     port = free_port()
     app = Starlette(routes=[WebSocketRoute("/ws", hub.serve)])
@@ -75,6 +83,11 @@ async def test_publication_on_one_node_reaches_clients_of_the_other(
             await call(watcher, type="auth", id="1")
             first = await call(watcher, type="subscribe", id="2", ch="lobby:eu")
             await call(player, type="auth", id="1", data={"token": "player:alice"})
+            await call(player, type="subscribe", id="s", ch="lobby:eu")
+            joined = await receive(watcher)  # a join on node B reaches node A's subscriber
+            assert (joined["type"], joined["data"]["subject"]) == ("join", "alice")
+            members = await call(player, type="presence", id="p", ch="lobby:eu")
+            assert sorted(m["role"] for m in members["data"]["members"]) == ["player", "spectator"]
             published = await call(
                 player, type="publish", id="3", ch="lobby:eu", data={"body": "from B"}
             )
