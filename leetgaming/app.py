@@ -48,7 +48,6 @@ from realtime.streams import RedisStreams
 
 PROBLEM_JSON: Final = "application/problem+json"
 _TOKEN_ROLES: Final = frozenset({"player", "admin", "game_server"})
-REALTIME_REDIS_PREFIX: Final = "leetgaming:rt:"
 
 # Successful requests to these routes are logged at debug level: orchestrators and scrapers
 # poll them every few seconds.
@@ -227,12 +226,13 @@ def create_app(
     if settings.redis_url:
         # Several processes: streams in Redis, every frame relayed to every node by pub/sub.
         redis_client = aioredis.Redis.from_url(settings.redis_url)
+        realtime_prefix = settings.redis_prefix + "rt:"
         hub = HubNode(
             verify,
-            streams=RedisStreams(redis_client, REALTIME_REDIS_PREFIX),
+            streams=RedisStreams(redis_client, realtime_prefix),
             relay=redis_client,
-            relay_prefix=REALTIME_REDIS_PREFIX,
-            presence=RedisPresence(redis_client, REALTIME_REDIS_PREFIX, secrets.token_hex(6)),
+            relay_prefix=realtime_prefix,
+            presence=RedisPresence(redis_client, realtime_prefix, secrets.token_hex(6)),
         )
     else:
         hub = HubNode(verify)

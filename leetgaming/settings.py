@@ -62,6 +62,7 @@ class Settings:
     port: int = 8000
     database_url: str = DEFAULT_DATABASE_URL
     redis_url: str | None = None
+    redis_prefix: str = "leetgaming:"  # every Redis key and pub/sub channel starts with it
     log_level: str = "info"
     workers: int = 1
     secret_key: str | None = field(default=None, repr=False)
@@ -208,6 +209,12 @@ def _check_redis_url(value: object) -> str | None:
     return None
 
 
+def _check_redis_prefix(value: object) -> str | None:
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", value):
+        return f"expected 1..64 of letters, digits and _.:-, got {value!r}"
+    return None
+
+
 def _check_log_level(value: object) -> str | None:
     if value not in LOG_LEVELS:
         return f"expected one of {', '.join(LOG_LEVELS)}, got {value!r}"
@@ -237,6 +244,7 @@ _PARSERS: Final[dict[str, Callable[[str], object]]] = {
     "port": _int_parser(1, 65535),
     "database_url": _parse_str,
     "redis_url": _parse_optional_str,
+    "redis_prefix": _parse_str,
     "log_level": lambda raw: raw.strip().lower(),
     "workers": _int_parser(1, None),
     "secret_key": _parse_optional_str,
@@ -248,6 +256,7 @@ _CHECKS: Final[dict[str, Callable[[object], str | None]]] = {
     "port": _check_port,
     "database_url": _check_database_url,
     "redis_url": _check_redis_url,
+    "redis_prefix": _check_redis_prefix,
     "log_level": _check_log_level,
     "workers": _check_workers,
     "secret_key": _check_secret_key,
