@@ -162,3 +162,21 @@ async def test_sigterm_drains_websocket_clients_with_a_reconnect_code(tmp_path: 
                 await asyncio.wait_for(ws.recv(), 5)
             assert ws.close_code == 4000
             assert await stopping == 0
+
+
+async def test_serve_refuses_oversized_messages_and_compression(tmp_path: Path) -> None:
+    from .test_cli import environment_without_settings, running_server, stop, unused_port
+
+    port = unused_port()
+    env = environment_without_settings() | {"LEETGAMING_PORT": str(port)}
+    with running_server(tmp_path, env) as server:
+        async with connect(f"ws://127.0.0.1:{port}/ws", max_size=None) as ws:
+            assert ws.response is not None
+            assert "permessage-deflate" not in (
+                ws.response.headers.get("Sec-WebSocket-Extensions") or ""
+            )
+            await ws.send("x" * (1 << 20))  # 1 MiB: far over the 64 KiB frame limit
+            with pytest.raises(Exception):  # noqa: B017 - the server closes the connection
+                await asyncio.wait_for(ws.recv(), 5)
+            assert ws.close_code == 1009  # message too big
+        assert stop(server) == 0
