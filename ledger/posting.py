@@ -329,8 +329,9 @@ def _apply_transfer(b: _Batch, t: Transfer) -> TransferOutcome:
     if asset is not None and asset.unit and amount != 1:
         return TransferOutcome(R.UNIT_ASSET_AMOUNT_MUST_BE_ONE)
 
-    dr = b.counters.get(dr_state.id) or b.live(dr_state)
-    cr = b.counters.get(cr_state.id) or b.live(cr_state)
+    # live() also remembers the counters before any change when inside a linked chain.
+    dr = b.live(dr_state)
+    cr = b.live(cr_state)
     pending = bool(flags & _PENDING)
     if (dr[0] if pending else dr[1]) + amount > AMOUNT_MAX:
         return TransferOutcome(R.OVERFLOWS_DEBITS)
@@ -341,9 +342,6 @@ def _apply_transfer(b: _Batch, t: Transfer) -> TransferOutcome:
     if int(cr_state.flags) & _CREDITS_LIMITED and cr[2] + cr[3] + amount > cr[1]:
         return TransferOutcome(R.EXCEEDS_DEBITS)
 
-    if b.undo is not None:  # inside a linked chain: remember the counters before the change
-        b.live(dr_state)
-        b.live(cr_state)
     ts = b.timestamp(dr, cr)
     if pending:
         dr[0] += amount

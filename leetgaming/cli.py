@@ -7,8 +7,6 @@ Invariants:
 - ``serve`` prints the URL to open on stdout once the socket is listening (with several
   workers: once it is bound, before they start), and exits 0 after a graceful shutdown on
   SIGTERM or SIGINT.
-- The ledger package is imported inside the subcommands that use it, so ``serve`` works and
-  ``--help`` answers whatever state the ledger is in.
 
 To add a subcommand: write ``_add_NAME(subparsers)`` that registers a parser with
 ``handler=...`` (a function ``(args, settings) -> int``) and append it to ``_SUBCOMMANDS``.
@@ -23,14 +21,15 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any, TypeVar
+from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
 
+from ledger import open_store, reconcile
 from leetgaming.app import create_app
 from leetgaming.logs import configure_logging
 from leetgaming.settings import Settings, SettingsError, redact_url
@@ -41,7 +40,6 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2
 
 Handler = Callable[[argparse.Namespace, Settings], int]
-_T = TypeVar("_T")
 
 
 def describe(settings: Settings) -> str:
@@ -156,33 +154,18 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             signal.signal(sig, handler)
 
 
-def _run_ledger_command(command: Coroutine[None, None, _T]) -> _T | None:
-    """Run ``command``; ``None`` (after saying why on stderr) if the ledger cannot be imported."""
-    try:
-        return asyncio.run(command)
-    except ModuleNotFoundError as exc:
-        if (exc.name or "").partition(".")[0] != "ledger":
-            raise
-        print(f"leetgaming: the ledger package is not available ({exc})", file=sys.stderr)
-        return None
-
-
 def _migrate(args: argparse.Namespace, settings: Settings) -> int:
     configure_logging(settings.log_level)
     _ensure_sqlite_directory(settings)
 
-    async def run() -> bool:
-        from ledger.stores import open_store
-
+    async def run() -> None:
         store = await open_store(settings.database_url)
         try:
             await store.migrate()
         finally:
             await store.close()
-        return True
 
-    if _run_ledger_command(run()) is None:
-        return EXIT_FAILURE
+    asyncio.run(run())
     print("migrated")
     return EXIT_OK
 
@@ -192,12 +175,8 @@ def _reconcile(args: argparse.Namespace, settings: Settings) -> int:
     _ensure_sqlite_directory(settings)
 
     async def run() -> tuple[bool, str]:
-        from ledger.stores import open_store
-
         store = await open_store(settings.database_url)
         try:
-            from ledger.reconcile import reconcile
-
             report = await reconcile(store)
         finally:
             await store.close()
@@ -205,10 +184,7 @@ def _reconcile(args: argparse.Namespace, settings: Settings) -> int:
             return report.ok, json.dumps(report.to_json(), indent=2, sort_keys=True)
         return report.ok, report.to_text()
 
-    outcome = _run_ledger_command(run())
-    if outcome is None:
-        return EXIT_FAILURE
-    ok, text = outcome
+    ok, text = asyncio.run(run())
     print(text)
     return EXIT_OK if ok else EXIT_FAILURE
 

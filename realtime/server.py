@@ -121,7 +121,7 @@ class _Connection:
                 node.cut(hub.leave(self.subscriber, effect.channel))
                 await node.member_left(self.subscriber, effect.channel)
             elif isinstance(effect, Publish):
-                offset = await node.publish(str(effect.channel), effect.body)
+                offset = await node.publish_to(effect.channel, effect.body)
                 self.push(
                     encode_server_frame(
                         "published", id=effect.ref, ch=str(effect.channel), offset=offset
@@ -280,9 +280,12 @@ class HubNode:
         parsed = parse_channel(channel)
         if parsed is None:
             raise ValueError(f"not a channel: {channel!r}")
-        offset, _epoch, frame = await self.streams.publish(channel, body, self.clock())
+        return await self.publish_to(parsed, body)
+
+    async def publish_to(self, channel: Channel, body: object) -> int:
+        offset, _epoch, frame = await self.streams.publish(str(channel), body, self.clock())
         if self._relay is None:
-            self.cut(self.hub.deliver(parsed, frame))
+            self.cut(self.hub.deliver(channel, frame))
         return offset
 
     async def serve(self, websocket: WebSocket) -> None:

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 from pathlib import Path
 
 import httpx
@@ -16,13 +15,7 @@ from leetgaming.app import create_app
 from leetgaming.health import PostgresProbe, Probe, RedisProbe, SqliteProbe
 from leetgaming.settings import Settings
 
-
-def unused_port() -> int:
-    """A TCP port on 127.0.0.1 where nothing listens (bound, then released)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
+from ..ws import unused_port
 
 
 def sqlite_settings(tmp_path: Path) -> Settings:

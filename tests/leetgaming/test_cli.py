@@ -3,7 +3,6 @@ from __future__ import annotations
 import os
 import queue
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -20,17 +19,11 @@ import pytest
 from leetgaming.cli import describe, main
 from leetgaming.settings import Settings
 
+from ..ws import unused_port
+
 STARTUP_TIMEOUT_S = 30.0
 SHUTDOWN_TIMEOUT_S = 10.0
 SECRET_KEY = "do-not-print-me-" + "0123456789abcdef" * 2
-
-
-def unused_port() -> int:
-    """A TCP port on 127.0.0.1 where nothing listens (bound, then released)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 def location(url: str) -> str:

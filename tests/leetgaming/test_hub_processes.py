@@ -3,36 +3,18 @@ B, sees presence from both, and after A is SIGKILLed reconnects to B and recover
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import time
 from pathlib import Path
-from typing import Any
 
-import orjson
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import connect
 
 from leetgaming.tokens import issue_access_token
 
-from .test_cli import environment_without_settings, running_server, unused_port
+from ..ws import call, until, unused_port
+from .test_cli import environment_without_settings, running_server
 
 SECRET = "p" * 40
-
-
-async def call(ws: ClientConnection, **frame: Any) -> dict[str, Any]:
-    await ws.send(orjson.dumps({"v": 1, **frame}).decode())
-    return await receive(ws)
-
-
-async def receive(ws: ClientConnection) -> dict[str, Any]:
-    return orjson.loads(await asyncio.wait_for(ws.recv(), 5))  # type: ignore[no-any-return]
-
-
-async def until(ws: ClientConnection, kind: str) -> dict[str, Any]:
-    while True:
-        frame = await receive(ws)
-        if frame["type"] == kind:
-            return frame
 
 
 async def test_two_processes_share_channels_and_survive_a_kill(

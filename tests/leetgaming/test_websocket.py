@@ -3,37 +3,27 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
-import jsonschema
 import orjson
 import pytest
 import uvicorn
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import connect
 
 from leetgaming.app import create_app
 from leetgaming.settings import Settings
 from leetgaming.tokens import issue_access_token
-from realtime.envelope import protocol_schema
 
-SERVER_FRAMES = jsonschema.Draft202012Validator({**protocol_schema(), "$ref": "#/$defs/server"})
+from ..ws import call, receive, unused_port
+
 SECRET = "k" * 40
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
 
 
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[str]:
-    port = free_port()
+    port = unused_port()
     settings = Settings.from_env(
         {
             "LEETGAMING_PORT": str(port),
@@ -51,17 +41,6 @@ async def server(tmp_path: Path) -> AsyncIterator[str]:
     yield f"ws://127.0.0.1:{port}/ws"
     uv.should_exit = True
     await task
-
-
-async def call(ws: ClientConnection, **frame: Any) -> dict[str, Any]:
-    await ws.send(orjson.dumps({"v": 1, **frame}).decode())
-    return await receive(ws)
-
-
-async def receive(ws: ClientConnection) -> dict[str, Any]:
-    reply = orjson.loads(await asyncio.wait_for(ws.recv(), 5))
-    SERVER_FRAMES.validate(reply)
-    return reply  # type: ignore[no-any-return]
 
 
 def token(subject: str, role: str = "player") -> str:
@@ -142,7 +121,7 @@ async def test_bad_input_gets_errors_and_closes_without_crashing(server: str) ->
 
 
 async def test_sigterm_drains_websocket_clients_with_a_reconnect_code(tmp_path: Path) -> None:
-    from .test_cli import environment_without_settings, running_server, stop, unused_port
+    from .test_cli import environment_without_settings, running_server, stop
 
     port = unused_port()
     env = environment_without_settings() | {"LEETGAMING_PORT": str(port)}
@@ -165,7 +144,7 @@ async def test_sigterm_drains_websocket_clients_with_a_reconnect_code(tmp_path: 
 
 
 async def test_serve_refuses_oversized_messages_and_compression(tmp_path: Path) -> None:
-    from .test_cli import environment_without_settings, running_server, stop, unused_port
+    from .test_cli import environment_without_settings, running_server, stop
 
     port = unused_port()
     env = environment_without_settings() | {"LEETGAMING_PORT": str(port)}

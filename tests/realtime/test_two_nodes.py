@@ -5,22 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
-import orjson
 import redis.asyncio as aioredis
 import uvicorn
 from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import connect
 
 from realtime.channel import Principal, Role
 from realtime.presence import RedisPresence
 from realtime.server import HubNode
 from realtime.streams import RedisStreams
+
+from ..ws import call, receive, unused_port
 
 
 async def verify(token: str | None) -> Principal | None:
@@ -28,13 +27,6 @@ async def verify(token: str | None) -> Principal | None:
         return Principal(Role.SPECTATOR, "")
     role, _, subject = token.partition(":")
     return Principal(Role(role), subject) if subject else None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
 
 
 @asynccontextmanager
@@ -48,7 +40,7 @@ async def node(redis_url: str, prefix: str) -> AsyncIterator[tuple[str, HubNode]
         presence=RedisPresence(client, prefix, secrets.token_hex(4)),
     )
     await hub.start()
-    port = free_port()
+    port = unused_port()
     app = Starlette(routes=[WebSocketRoute("/ws", hub.serve)])
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None))
     task = asyncio.create_task(server.serve())
@@ -61,15 +53,6 @@ async def node(redis_url: str, prefix: str) -> AsyncIterator[tuple[str, HubNode]
         await task
         await hub.stop()
         await client.aclose()
-
-
-async def call(ws: ClientConnection, **frame: Any) -> dict[str, Any]:
-    await ws.send(orjson.dumps({"v": 1, **frame}).decode())
-    return await receive(ws)
-
-
-async def receive(ws: ClientConnection) -> dict[str, Any]:
-    return orjson.loads(await asyncio.wait_for(ws.recv(), 5))  # type: ignore[no-any-return]
 
 
 async def test_publication_on_one_node_reaches_clients_of_the_other(

@@ -1,0 +1,45 @@
+"""Helpers for tests that talk to the hub over a real websocket."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from typing import Any
+
+import jsonschema
+import orjson
+from websockets.asyncio.client import ClientConnection
+
+from realtime.envelope import protocol_schema
+
+SERVER_FRAMES = jsonschema.Draft202012Validator({**protocol_schema(), "$ref": "#/$defs/server"})
+RECEIVE_TIMEOUT_S = 5.0
+
+
+def unused_port() -> int:
+    """A TCP port on 127.0.0.1 where nothing listens (bound, then released)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+async def receive(ws: ClientConnection) -> dict[str, Any]:
+    """The next frame, checked against the protocol's schema."""
+    frame = orjson.loads(await asyncio.wait_for(ws.recv(), RECEIVE_TIMEOUT_S))
+    SERVER_FRAMES.validate(frame)
+    return frame  # type: ignore[no-any-return]
+
+
+async def call(ws: ClientConnection, **frame: Any) -> dict[str, Any]:
+    """Send one frame (``v`` added) and return the next frame received."""
+    await ws.send(orjson.dumps({"v": 1, **frame}).decode())
+    return await receive(ws)
+
+
+async def until(ws: ClientConnection, kind: str) -> dict[str, Any]:
+    """The next frame of type ``kind``, skipping others."""
+    while True:
+        frame = await receive(ws)
+        if frame["type"] == kind:
+            return frame
