@@ -206,6 +206,8 @@ def create_app(
                     yield
                 finally:
                     await hub.stop()
+                    if redis_client is not None:
+                        await redis_client.aclose()
         finally:
             await store.close()
         log.info("stopped")
@@ -223,16 +225,19 @@ def create_app(
             return None
         return Principal(Role(claims.role), claims.subject)
 
+    redis_client: aioredis.Redis | None = None
     if settings.redis_url:
         # Several processes: streams in Redis, every frame relayed to every node by pub/sub.
-        redis_client = aioredis.Redis.from_url(settings.redis_url)
+        client = redis_client = aioredis.Redis.from_url(settings.redis_url)
         realtime_prefix = settings.redis_prefix + "rt:"
+        node_id = secrets.token_hex(6)
         hub = HubNode(
             verify,
-            streams=RedisStreams(redis_client, realtime_prefix),
-            relay=redis_client,
+            streams=RedisStreams(client, realtime_prefix),
+            relay=client,
             relay_prefix=realtime_prefix,
-            presence=RedisPresence(redis_client, realtime_prefix, secrets.token_hex(6)),
+            presence=RedisPresence(client, realtime_prefix, node_id),
+            node_id=node_id,
         )
     else:
         hub = HubNode(verify)

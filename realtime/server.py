@@ -175,6 +175,7 @@ class HubNode:
         relay: aioredis.Redis | None = None,
         relay_prefix: str = "",
         presence: PresenceStore | None = None,
+        node_id: str | None = None,
         limits: ServerLimits | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -185,7 +186,7 @@ class HubNode:
         self.streams: StreamStore = streams or MemoryStreams()
         self._relay = relay
         self.presence: PresenceStore = presence or MemoryPresence()
-        self.node_id = secrets.token_hex(6)
+        self.node_id = node_id or secrets.token_hex(6)  # the same id its presence store uses
         self._heartbeat: asyncio.Task[None] | None = None
         self._relay_prefix = relay_prefix
         self._listener: asyncio.Task[None] | None = None
