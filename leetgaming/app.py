@@ -201,6 +201,7 @@ def create_app(
             async with Ledger(store) as ledger:
                 app.state.ledger = ledger
                 metrics.watch_ledger(ledger.stats)
+                hub.observe_fanout = metrics.observe_fanout
                 await hub.start()
                 try:
                     yield

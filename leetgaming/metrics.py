@@ -40,6 +40,23 @@ _LATENCY_BUCKETS_S: Final = (
     5.0,
     10.0,
 )
+# Seconds. Queueing one publication: microseconds for a few subscribers, up to seconds.
+_FANOUT_BUCKETS_S: Final = (
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+)
 
 
 @dataclass(slots=True)
@@ -51,6 +68,8 @@ class Metrics:
     )
     http_requests: Counter = field(init=False)
     http_request_duration: Histogram = field(init=False)
+    hub_fanout: Histogram = field(init=False)
+    hub_fanout_subscribers: Counter = field(init=False)
 
     def __post_init__(self) -> None:
         self.http_requests = Counter(
@@ -66,6 +85,24 @@ class Metrics:
             buckets=_LATENCY_BUCKETS_S,
             registry=self.registry,
         )
+        self.hub_fanout = Histogram(
+            "leetgaming_hub_fanout_seconds",
+            "Time to queue one publication for every subscriber of its channel on this "
+            "process (the socket writes follow in each connection's writer), in seconds.",
+            buckets=_FANOUT_BUCKETS_S,
+            registry=self.registry,
+        )
+        self.hub_fanout_subscribers = Counter(
+            "leetgaming_hub_fanout_subscribers",
+            "Subscribers on this process that publications were queued for (one per "
+            "subscriber per publication).",
+            registry=self.registry,
+        )
+
+    def observe_fanout(self, duration_s: float, subscribers: int) -> None:
+        """Record one publication's fan-out on this process (see ``HubNode.observe_fanout``)."""
+        self.hub_fanout.observe(duration_s)
+        self.hub_fanout_subscribers.inc(subscribers)
 
     def observe_request(self, method: str, route: str, status: int, duration_s: float) -> None:
         """Count one finished HTTP request and record how long it took."""

@@ -192,6 +192,10 @@ class HubNode:
         self._listener: asyncio.Task[None] | None = None
         self._connections: dict[int, _Connection] = {}
         self._draining = False
+        # Told, for each publication, how long queueing it for every local subscriber took
+        # (seconds, on this node's loop; the socket writes happen afterwards in each
+        # connection's writer) and for how many subscribers.
+        self.observe_fanout: Callable[[float, int], None] | None = None
 
     async def start(self) -> None:
         if self._relay is not None and self._listener is None:
@@ -232,7 +236,10 @@ class HubNode:
                 data = bytes(message["data"])
                 if name.startswith(publications):
                     channel = parse_channel(name[len(publications) :])
-                elif name.startswith(presence) and not data.startswith(own):
+                    if channel is not None:
+                        self._fan_out(channel, data)
+                    continue
+                if name.startswith(presence) and not data.startswith(own):
                     channel = parse_channel(name[len(presence) :])
                     data = data.split(b"|", 1)[1]
                 else:
@@ -286,8 +293,19 @@ class HubNode:
     async def publish_to(self, channel: Channel, body: object) -> int:
         offset, _epoch, frame = await self.streams.publish(str(channel), body, self.clock())
         if self._relay is None:
-            self.cut(self.hub.deliver(channel, frame))
+            self._fan_out(channel, frame)
         return offset
+
+    def _fan_out(self, channel: Channel, frame: bytes) -> None:
+        """Deliver one publication to this node's subscribers, timed when observed."""
+        observe = self.observe_fanout
+        if observe is None:
+            self.cut(self.hub.deliver(channel, frame))
+            return
+        started = time.perf_counter()
+        slow = self.hub.deliver(channel, frame)
+        observe(time.perf_counter() - started, len(self.hub.members.get(channel, ())))
+        self.cut(slow)
 
     async def serve(self, websocket: WebSocket) -> None:
         await websocket.accept()
