@@ -21,7 +21,7 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from http import HTTPStatus
 from typing import Final
@@ -36,17 +36,22 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ledger import Ledger, open_store
+from leetgaming.auth_api import AuthLimits, auth_routes
+from leetgaming.db import open_database
 from leetgaming.health import PROBE_TIMEOUT_S, Probe, database_probe, redis_probe
+from leetgaming.identity import Identity
 from leetgaming.logs import configure_logging
+from leetgaming.mail import Mailer
 from leetgaming.metrics import CONTENT_TYPE, UNMATCHED_ROUTE, Metrics
+from leetgaming.passwords import Passwords
+from leetgaming.problems import problem
+from leetgaming.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from leetgaming.settings import Settings
-from leetgaming.tokens import verify_access_token
 from realtime.channel import Principal, Role
 from realtime.presence import RedisPresence
 from realtime.server import HubNode
 from realtime.streams import RedisStreams
 
-PROBLEM_JSON: Final = "application/problem+json"
 _TOKEN_ROLES: Final = frozenset({"player", "admin", "game_server"})
 
 # Successful requests to these routes are logged at debug level: orchestrators and scrapers
@@ -55,32 +60,6 @@ _QUIET_ROUTES: Final = frozenset({"/healthz", "/readyz", "/metrics"})
 
 log = logging.getLogger("leetgaming.app")
 request_log = logging.getLogger("leetgaming.http")
-
-
-class ProblemResponse(JSONResponse):
-    """An RFC 9457 problem document."""
-
-    media_type = PROBLEM_JSON
-
-
-def problem(
-    status: int,
-    detail: str | None = None,
-    *,
-    headers: Mapping[str, str] | None = None,
-    instance: str | None = None,
-) -> ProblemResponse:
-    """A ``application/problem+json`` response for ``status``."""
-    body: dict[str, object] = {
-        "type": "about:blank",
-        "title": HTTPStatus(status).phrase,
-        "status": status,
-    }
-    if detail:
-        body["detail"] = detail
-    if instance is not None:
-        body["instance"] = instance
-    return ProblemResponse(body, status_code=status, headers=headers)
 
 
 async def _http_exception(request: Request, exc: Exception) -> Response:
@@ -160,11 +139,16 @@ def create_app(
     database: Probe | None = None,
     redis: Probe | None = None,
     probe_timeout_s: float = PROBE_TIMEOUT_S,
+    passwords: Passwords | None = None,
+    mailer: Mailer | None = None,
+    auth_limits: AuthLimits | None = None,
 ) -> Starlette:
     """Build the app for ``settings``.
 
     ``database`` and ``redis`` replace the default probes (opened from the settings' URLs);
     the Redis probe exists only when ``settings.redis_url`` is set or one is passed.
+    ``passwords``, ``mailer`` and ``auth_limits`` replace the identity defaults (argon2id at
+    production cost, mail files under ``settings.mail_dir``, the default rate limits).
     """
     probes: dict[str, Probe] = {"database": database or database_probe(settings)}
     broker_probe = redis or redis_probe(settings)
@@ -196,8 +180,12 @@ def create_app(
         # The ledger: its schema is brought up to date (idempotent; concurrent starts take
         # turns on an advisory lock) and one batching writer runs in this process.
         store = await open_store(settings.database_url)
+        database = await open_database(settings.database_url)
         try:
             await store.migrate()
+            identity = Identity.for_settings(settings, database, passwords, mailer)
+            await identity.start()
+            app.state.identity = identity
             async with Ledger(store) as ledger:
                 app.state.ledger = ledger
                 metrics.watch_ledger(ledger.stats)
@@ -210,18 +198,16 @@ def create_app(
                     if redis_client is not None:
                         await redis_client.aclose()
         finally:
+            await database.close()
             await store.close()
         log.info("stopped")
 
     # Who a token belongs to: a player, admin or game server with a valid access token; no
-    # token is an anonymous spectator. Without a configured secret_key this process makes its
-    # own (tokens then verify only here: set LEETGAMING_SECRET_KEY when running several).
-    token_secret = settings.secret_key or secrets.token_urlsafe(32)
-
+    # token is an anonymous spectator. The signing key is the identity service's.
     async def verify(token: str | None) -> Principal | None:
         if token is None:
             return Principal(Role.SPECTATOR, "")
-        claims = verify_access_token(token_secret, token, int(time.time()))
+        claims = app.state.identity.verify(token)
         if claims is None or claims.role not in _TOKEN_ROLES:
             return None
         return Principal(Role(claims.role), claims.subject)
@@ -242,6 +228,11 @@ def create_app(
         )
     else:
         hub = HubNode(verify)
+    limiter: RateLimiter = (
+        MemoryRateLimiter()
+        if redis_client is None
+        else RedisRateLimiter(redis_client, settings.redis_prefix + "rl:")
+    )
 
     app = Starlette(
         routes=[
@@ -249,6 +240,12 @@ def create_app(
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics_endpoint, methods=["GET"]),
+            *auth_routes(
+                lambda: app.state.identity,
+                limiter,
+                lambda: int(time.time() * 1000),
+                auth_limits,
+            ),
         ],
         middleware=[Middleware(RequestObserver, metrics=metrics)],
         exception_handlers={HTTPException: _http_exception, Exception: _server_error},
@@ -256,7 +253,6 @@ def create_app(
     )
     app.state.settings = settings
     app.state.hub = hub
-    app.state.token_secret = token_secret
     app.state.metrics = metrics
     app.state.probes = probes
     return app

@@ -1,4 +1,5 @@
-"""The ``leetgaming`` command: ``serve``, ``migrate``, ``reconcile``, and what later issues add.
+"""The ``leetgaming`` command: ``serve``, ``migrate``, ``reconcile``, ``admin create``, and what
+later issues add.
 
 Invariants:
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import json
 import os
 import signal
@@ -31,6 +33,8 @@ from starlette.applications import Starlette
 
 from ledger import open_store, reconcile
 from leetgaming.app import create_app
+from leetgaming.db import open_database
+from leetgaming.identity import Identity, IdentityError
 from leetgaming.logs import configure_logging
 from leetgaming.settings import Settings, SettingsError, redact_url
 from realtime.envelope import FRAME_BYTES_MAX
@@ -189,6 +193,51 @@ def _reconcile(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK if ok else EXIT_FAILURE
 
 
+def _read_password(args: argparse.Namespace) -> str:
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass("Password: ")
+    if getpass.getpass("Password (again): ") != first:
+        raise IdentityError("mismatch", "the passwords differ")
+    return first
+
+
+def _admin_create(args: argparse.Namespace, settings: Settings) -> int:
+    configure_logging(settings.log_level)
+    _ensure_sqlite_directory(settings)
+
+    async def run(password: str) -> str:
+        database = await open_database(settings.database_url)
+        try:
+            identity = Identity.for_settings(settings, database)
+            await identity.start()
+            return await identity.create_admin(args.email, password)
+        finally:
+            await database.close()
+
+    try:
+        user_id = asyncio.run(run(_read_password(args)))
+    except IdentityError as exc:
+        print(f"leetgaming: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    print(f"admin {user_id} created")
+    return EXIT_OK
+
+
+def _add_admin(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser("admin", help="manage admin accounts (never over HTTP)")
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    create = actions.add_parser(
+        "create",
+        help="create an admin account",
+        description="Create an admin account. The password is asked twice on the terminal, or "
+        "read from the first line of standard input with --password-stdin.",
+    )
+    create.add_argument("--email", required=True)
+    create.add_argument("--password-stdin", action="store_true")
+    create.set_defaults(handler=_admin_create)
+
+
 def _add_serve(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "serve",
@@ -225,6 +274,7 @@ _SUBCOMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]
     _add_serve,
     _add_migrate,
     _add_reconcile,
+    _add_admin,
 ]
 
 

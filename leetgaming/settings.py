@@ -67,6 +67,7 @@ class Settings:
     workers: int = 1
     secret_key: str | None = field(default=None, repr=False)
     public_url: str | None = None
+    mail_dir: str = "./var/mail"  # outgoing mail as .eml files (the embedded mailer)
 
     def __post_init__(self) -> None:
         problems = [
@@ -239,6 +240,12 @@ def _check_public_url(value: object) -> str | None:
     return None
 
 
+def _check_mail_dir(value: object) -> str | None:
+    if not isinstance(value, str) or not value.strip():
+        return f"expected a folder path, got {value!r}"
+    return None
+
+
 _PARSERS: Final[dict[str, Callable[[str], object]]] = {
     "host": _parse_str,
     "port": _int_parser(1, 65535),
@@ -249,6 +256,7 @@ _PARSERS: Final[dict[str, Callable[[str], object]]] = {
     "workers": _int_parser(1, None),
     "secret_key": _parse_optional_str,
     "public_url": _parse_optional_str,
+    "mail_dir": _parse_str,
 }
 
 _CHECKS: Final[dict[str, Callable[[object], str | None]]] = {
@@ -261,4 +269,5 @@ _CHECKS: Final[dict[str, Callable[[object], str | None]]] = {
     "workers": _check_workers,
     "secret_key": _check_secret_key,
     "public_url": _check_public_url,
+    "mail_dir": _check_mail_dir,
 }

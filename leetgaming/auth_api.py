@@ -1,0 +1,271 @@
+"""The identity REST endpoints (``/v1/auth/*``, ``/v1/me``, ``/v1/admin/game-servers``).
+
+Every refusal is problem+json with a stable ``code``. Register and login are rate-limited per
+client IP and per account (the account key is a hash of the normalised email, so no address is
+kept in Redis keys); a limited request is refused with 429 and ``Retry-After`` before any work
+is done. Tokens travel in JSON bodies and the ``Authorization`` header, never in URLs; token
+responses carry ``Cache-Control: no-store``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from leetgaming.identity import Identity, IdentityError, Session, normalize_email
+from leetgaming.problems import problem
+from leetgaming.ratelimit import Rate, RateLimiter, key_of
+from leetgaming.tokens import AccessClaims
+
+BODY_BYTES_MAX: Final = 16 * 1024
+_NO_STORE: Final = {"Cache-Control": "no-store"}
+
+
+@dataclass(frozen=True, slots=True)
+class AuthLimits:
+    login_per_ip: Rate = field(default_factory=lambda: Rate(20, 60))
+    login_per_account: Rate = field(default_factory=lambda: Rate(10, 600))
+    register_per_ip: Rate = field(default_factory=lambda: Rate(10, 3600))
+    register_per_account: Rate = field(default_factory=lambda: Rate(3, 3600))
+    token_per_ip: Rate = field(default_factory=lambda: Rate(60, 60))  # refresh, game servers
+
+
+class _Refused(Exception):
+    def __init__(self, response: Response) -> None:
+        self.response = response
+
+
+async def _body(request: Request, *names: str) -> dict[str, Any]:
+    raw = b""
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > BODY_BYTES_MAX:
+            raise _Refused(
+                problem(413, f"bodies are at most {BODY_BYTES_MAX} bytes", code="body_too_large")
+            )
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise _Refused(problem(400, "the body is not JSON", code="bad_json")) from None
+    if not isinstance(body, dict):
+        raise _Refused(problem(400, "the body is a JSON object", code="bad_json"))
+    unknown = sorted(set(body) - set(names))
+    if unknown:
+        raise _Refused(problem(422, f"unknown fields: {', '.join(unknown)}", code="unknown_field"))
+    return body
+
+
+def _session_body(session: Session) -> JSONResponse:
+    return JSONResponse(
+        {
+            "subject": session.subject,
+            "role": session.role,
+            "access_token": session.access_token,
+            "token_type": "Bearer",
+            "expires_in": session.expires_in_s,
+            "refresh_token": session.refresh_token,
+        },
+        headers=_NO_STORE,
+    )
+
+
+_STATUS: Final = {
+    "invalid_credentials": 401,
+    "invalid_token": 401,
+    "invalid_email": 422,
+    "invalid_password": 422,
+    "invalid_name": 422,
+}
+
+
+def _refusal(exc: IdentityError) -> Response:
+    return problem(_STATUS.get(exc.code, 400), str(exc), code=exc.code)
+
+
+def bearer(request: Request, identity: Identity) -> AccessClaims | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        return None
+    return identity.verify(token.strip())
+
+
+def auth_routes(
+    identity_of: Callable[[], Identity],
+    limiter: RateLimiter,
+    clock_ms: Callable[[], int],
+    limits: AuthLimits | None = None,
+) -> list[Route]:
+    """The routes; ``identity_of`` gives the running app's identity service (it is opened in
+    the app's lifespan, after the routes are made)."""
+    limits = limits or AuthLimits()
+
+    async def limit(*checks: tuple[str, Rate]) -> None:
+        now = clock_ms()
+        for key, rate in checks:
+            wait_ms = await limiter.hit(key, rate, now)
+            if wait_ms:
+                raise _Refused(
+                    problem(
+                        429,
+                        "too many attempts; try again later",
+                        code="rate_limited",
+                        headers={"Retry-After": str(math.ceil(wait_ms / 1000))},
+                    )
+                )
+
+    def ip(request: Request) -> str:
+        return request.client.host if request.client else "unknown"
+
+    def account(email: object) -> str:
+        try:
+            return normalize_email(email)
+        except IdentityError:
+            return "<invalid>"
+
+    def endpoint(
+        handler: Callable[[Request], Awaitable[Response]],
+    ) -> Callable[[Request], Awaitable[Response]]:
+        async def run(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except _Refused as refused:
+                return refused.response
+            except IdentityError as exc:
+                return _refusal(exc)
+
+        return run
+
+    @endpoint
+    async def register(request: Request) -> Response:
+        body = await _body(request, "email", "password")
+        await limit(
+            (f"register:ip:{ip(request)}", limits.register_per_ip),
+            (key_of("register:account", account(body.get("email"))), limits.register_per_account),
+        )
+        await identity_of().register(body.get("email"), body.get("password"))
+        return JSONResponse(
+            {"status": "check_your_mail", "detail": "a link to continue was sent to the address"},
+            status_code=202,
+        )
+
+    @endpoint
+    async def confirm(request: Request) -> Response:
+        body = await _body(request, "token")
+        await limit((f"token:ip:{ip(request)}", limits.token_per_ip))
+        return _session_body(await identity_of().confirm(body.get("token")))
+
+    @endpoint
+    async def login(request: Request) -> Response:
+        body = await _body(request, "email", "password")
+        await limit(
+            (f"login:ip:{ip(request)}", limits.login_per_ip),
+            (key_of("login:account", account(body.get("email"))), limits.login_per_account),
+        )
+        return _session_body(await identity_of().login(body.get("email"), body.get("password")))
+
+    @endpoint
+    async def refresh(request: Request) -> Response:
+        body = await _body(request, "refresh_token")
+        await limit((f"token:ip:{ip(request)}", limits.token_per_ip))
+        return _session_body(await identity_of().refresh(body.get("refresh_token")))
+
+    @endpoint
+    async def logout(request: Request) -> Response:
+        body = await _body(request, "refresh_token")
+        await identity_of().logout(body.get("refresh_token"))
+        return Response(status_code=204)
+
+    @endpoint
+    async def game_server_token(request: Request) -> Response:
+        body = await _body(request, "key")
+        await limit((f"token:ip:{ip(request)}", limits.token_per_ip))
+        server_id, token, ttl = await identity_of().game_server_token(body.get("key"))
+        return JSONResponse(
+            {
+                "subject": server_id,
+                "role": "game_server",
+                "access_token": token,
+                "token_type": "Bearer",
+                "expires_in": ttl,
+            },
+            headers=_NO_STORE,
+        )
+
+    def unauthorized() -> Response:
+        return problem(
+            401,
+            "send a valid access token as Authorization: Bearer",
+            code="unauthorized",
+            headers={"WWW-Authenticate": 'Bearer realm="leetgaming"'},
+        )
+
+    @endpoint
+    async def me(request: Request) -> Response:
+        claims = bearer(request, identity_of())
+        if claims is None:
+            return unauthorized()
+        if claims.role == "game_server":
+            return JSONResponse({"subject": claims.subject, "role": claims.role})
+        user = await identity_of().user(claims.subject)
+        if user is None:
+            return unauthorized()
+        return JSONResponse(
+            {"subject": claims.subject, "role": user[1], "email": user[0]}, headers=_NO_STORE
+        )
+
+    def admin(request: Request) -> AccessClaims | Response:
+        claims = bearer(request, identity_of())
+        if claims is None:
+            return unauthorized()
+        if claims.role != "admin":
+            return problem(403, "admins only", code="forbidden")
+        return claims
+
+    @endpoint
+    async def game_servers(request: Request) -> Response:
+        claims = admin(request)
+        if isinstance(claims, Response):
+            return claims
+        if request.method == "GET":
+            return JSONResponse({"game_servers": await identity_of().game_servers()})
+        body = await _body(request, "name")
+        issued = await identity_of().issue_game_server_key(body.get("name"), claims.subject)
+        return JSONResponse(
+            {
+                "id": issued.id,
+                "name": issued.name,
+                "key": issued.key,
+                "detail": "the key is shown once: store it in the game server's configuration",
+            },
+            status_code=201,
+            headers=_NO_STORE,
+        )
+
+    @endpoint
+    async def revoke_game_server(request: Request) -> Response:
+        claims = admin(request)
+        if isinstance(claims, Response):
+            return claims
+        if not await identity_of().revoke_game_server(request.path_params["server_id"]):
+            return problem(404, "no such active game server", code="not_found")
+        return Response(status_code=204)
+
+    return [
+        Route("/v1/auth/register", register, methods=["POST"]),
+        Route("/v1/auth/confirm", confirm, methods=["POST"]),
+        Route("/v1/auth/login", login, methods=["POST"]),
+        Route("/v1/auth/refresh", refresh, methods=["POST"]),
+        Route("/v1/auth/logout", logout, methods=["POST"]),
+        Route("/v1/auth/game-server", game_server_token, methods=["POST"]),
+        Route("/v1/me", me, methods=["GET"]),
+        Route("/v1/admin/game-servers", game_servers, methods=["GET", "POST"]),
+        Route("/v1/admin/game-servers/{server_id}", revoke_game_server, methods=["DELETE"]),
+    ]

@@ -1,0 +1,267 @@
+"""The application's own tables (identity now; later matchmaking, tournaments, wallet state),
+beside the ledger, in the same database: SQLite embedded, PostgreSQL distributed.
+
+One small port, two adapters, SQL written once:
+
+- Queries use ``?`` placeholders; the PostgreSQL adapter rewrites them to ``$1, $2, …``. Keep
+  to the common subset (``TEXT``, ``BIGINT``, ``INTEGER``, ``ON CONFLICT``, ``RETURNING``), and
+  never put a literal ``?`` inside a query string.
+- :meth:`Database.transaction` gives a unit of work that commits or rolls back as one. SQLite
+  runs it under ``BEGIN IMMEDIATE`` (the single write lock, across processes); PostgreSQL at
+  READ COMMITTED, so conditional ``UPDATE … WHERE`` (compare-and-set) is how a row changes
+  safely under concurrency.
+- :meth:`Database.migrate` applies a component's numbered steps once, in order; concurrent
+  starts take turns (SQLite's write lock; a PostgreSQL advisory lock).
+- On PostgreSQL the tables live in the schema ``app`` (the ledger has its own).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+import asyncpg
+
+T = TypeVar("T")
+Row = tuple[Any, ...]
+_BUSY_TIMEOUT_MS = 10_000
+_PLACEHOLDER = re.compile(r"\?")
+_VERSIONS_DDL = (
+    "CREATE TABLE IF NOT EXISTS schema_versions "
+    "(component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
+)
+
+_SET_VERSION = (
+    "INSERT INTO schema_versions (component, version) VALUES (?, ?) "
+    "ON CONFLICT (component) DO UPDATE SET version = excluded.version"
+)
+
+
+class Conn(Protocol):
+    async def execute(self, sql: str, *args: Any) -> int:
+        """Run a statement; the number of rows it changed."""
+        ...
+
+    async def fetch(self, sql: str, *args: Any) -> list[Row]: ...
+
+    async def fetchone(self, sql: str, *args: Any) -> Row | None: ...
+
+
+class Database(Conn, Protocol):
+    dialect: str
+
+    def transaction(self) -> AbstractAsyncContextManager[Conn]: ...
+
+    async def migrate(self, component: str, steps: Sequence[str]) -> None: ...
+
+    async def ping(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+def is_unique_violation(exc: BaseException) -> bool:
+    return isinstance(exc, asyncpg.UniqueViolationError) or (
+        isinstance(exc, sqlite3.IntegrityError) and "UNIQUE" in str(exc)
+    )
+
+
+async def open_database(url: str) -> Database:
+    if url.startswith("sqlite:///"):
+        return await SqliteDatabase.open(url.removeprefix("sqlite:///") or ":memory:")
+    if url.startswith(("postgresql://", "postgres://")):
+        return await PostgresDatabase.connect(url)
+    raise ValueError("the database URL must start with sqlite:/// or postgresql://")
+
+
+# SQLite --------------------------------------------------------------------------------------
+
+
+class _SqliteConn:
+    """Statements on the one SQLite connection, run on the database's thread by ``runner``."""
+
+    def __init__(self, runner: Callable[[Callable[[sqlite3.Connection], Any]], Any]) -> None:
+        self._runner = runner
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        rowcount: int = await self._runner(lambda c: c.execute(sql, args).rowcount)
+        return rowcount
+
+    async def fetch(self, sql: str, *args: Any) -> list[Row]:
+        rows: list[Row] = await self._runner(lambda c: [tuple(r) for r in c.execute(sql, args)])
+        return rows
+
+    async def fetchone(self, sql: str, *args: Any) -> Row | None:
+        row = await self._runner(lambda c: c.execute(sql, args).fetchone())
+        return None if row is None else tuple(row)
+
+
+def statements(step: str) -> list[str]:
+    """The statements of a migration step (separated by ``;``, none inside a literal)."""
+    return [s.strip() for s in step.split(";") if s.strip()]
+
+
+class SqliteDatabase(_SqliteConn):
+    """See the module docstring. One connection on one thread; a statement outside a
+    transaction waits for the running transaction to end."""
+
+    dialect = "sqlite"
+
+    def __init__(self, path: str) -> None:
+        super().__init__(self._locked)
+        self.path = path
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="app-sqlite")
+        self._conn: sqlite3.Connection | None = None
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: str) -> SqliteDatabase:
+        db = cls(path)
+        await db._call(db._connect)
+        return db
+
+    def _connect(self) -> None:
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = FULL")
+        self._conn = conn
+
+    async def _call(self, fn: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+
+    async def _unlocked(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return await self._call(lambda: fn(self._connection()))
+
+    async def _locked(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        async with self._lock:
+            return await self._unlocked(fn)
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise RuntimeError("the database is closed")
+        return self._conn
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[Conn]:
+        async with self._lock:
+            await self._unlocked(lambda c: c.execute("BEGIN IMMEDIATE"))
+            try:
+                yield _SqliteConn(self._unlocked)
+            except BaseException:
+                await self._unlocked(lambda c: c.execute("ROLLBACK"))
+                raise
+            await self._unlocked(lambda c: c.execute("COMMIT"))
+
+    def transaction(self) -> AbstractAsyncContextManager[Conn]:
+        return self._transaction()
+
+    async def migrate(self, component: str, steps: Sequence[str]) -> None:
+        async with self.transaction() as tx:
+            await tx.execute(_VERSIONS_DDL)
+            row = await tx.fetchone(
+                "SELECT version FROM schema_versions WHERE component = ?", component
+            )
+            done = row[0] if row else 0
+            for step in steps[done:]:
+                for statement in statements(step):
+                    await tx.execute(statement)
+            if len(steps) > done:
+                await tx.execute(_SET_VERSION, component, len(steps))
+
+    async def ping(self) -> None:
+        await self.fetchone("SELECT 1")
+
+    async def close(self) -> None:
+        def close() -> None:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+        await self._call(close)
+        self._executor.shutdown(wait=True)
+
+
+# PostgreSQL ----------------------------------------------------------------------------------
+
+
+def _pg(sql: str) -> str:
+    counter = iter(range(1, 1_000_000))
+    return _PLACEHOLDER.sub(lambda _: f"${next(counter)}", sql)
+
+
+def _rowcount(status: str) -> int:
+    last = status.rsplit(" ", 1)[-1]
+    return int(last) if last.isdigit() else 0
+
+
+class _PgConn:
+    def __init__(self, conn: asyncpg.Connection | asyncpg.Pool) -> None:
+        self._conn = conn
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        return _rowcount(await self._conn.execute(_pg(sql), *args))
+
+    async def fetch(self, sql: str, *args: Any) -> list[Row]:
+        return [tuple(r) for r in await self._conn.fetch(_pg(sql), *args)]
+
+    async def fetchone(self, sql: str, *args: Any) -> Row | None:
+        row = await self._conn.fetchrow(_pg(sql), *args)
+        return None if row is None else tuple(row)
+
+
+class PostgresDatabase(_PgConn):
+    dialect = "postgresql"
+    schema = "app"
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        super().__init__(pool)
+        self._pool = pool
+
+    @classmethod
+    async def connect(cls, url: str, *, pool_size_max: int = 10) -> PostgresDatabase:
+        async def init(conn: asyncpg.Connection) -> None:
+            await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {cls.schema}")
+
+        pool = await asyncpg.create_pool(
+            url,
+            min_size=1,
+            max_size=pool_size_max,
+            init=init,
+            server_settings={"search_path": cls.schema, "synchronous_commit": "on"},
+        )
+        return cls(pool)
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[Conn]:
+        async with self._pool.acquire() as conn, conn.transaction():
+            yield _PgConn(conn)
+
+    def transaction(self) -> AbstractAsyncContextManager[Conn]:
+        return self._transaction()
+
+    async def migrate(self, component: str, steps: Sequence[str]) -> None:
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext('leetgaming.app.migrate'))")
+            await conn.execute(_VERSIONS_DDL)
+            done = await conn.fetchval(
+                "SELECT version FROM schema_versions WHERE component = $1", component
+            )
+            for step in steps[done or 0 :]:
+                for statement in statements(step):
+                    await conn.execute(statement)
+            if len(steps) > (done or 0):
+                await conn.execute(_pg(_SET_VERSION), component, len(steps))
+
+    async def ping(self) -> None:
+        await self.fetchone("SELECT 1")
+
+    async def close(self) -> None:
+        await self._pool.close()
