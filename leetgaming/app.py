@@ -49,7 +49,7 @@ from leetgaming.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimite
 from leetgaming.settings import Settings
 from realtime.channel import Principal, Role
 from realtime.presence import RedisPresence
-from realtime.server import HubNode
+from realtime.server import Credential, HubNode
 from realtime.streams import RedisStreams
 
 _TOKEN_ROLES: Final = frozenset({"player", "admin", "game_server"})
@@ -204,13 +204,13 @@ def create_app(
 
     # Who a token belongs to: a player, admin or game server with a valid access token; no
     # token is an anonymous spectator. The signing key is the identity service's.
-    async def verify(token: str | None) -> Principal | None:
+    async def verify(token: str | None) -> Credential | None:
         if token is None:
-            return Principal(Role.SPECTATOR, "")
+            return Credential(Principal(Role.SPECTATOR, ""))
         claims = app.state.identity.verify(token)
         if claims is None or claims.role not in _TOKEN_ROLES:
             return None
-        return Principal(Role(claims.role), claims.subject)
+        return Credential(Principal(Role(claims.role), claims.subject), claims.expires_at_s)
 
     redis_client: aioredis.Redis | None = None
     if settings.redis_url:

@@ -58,7 +58,9 @@ CLIENT_TYPES: Final = {
         _t("unsubscribe", id=True, ch=True),
         _t("publish", id=True, ch=True, body=Field(_ANY)),
         _t("presence", id=True, ch=True),
+        _t("refresh", id=True, ch=False, token=Field(_STR)),  # a new access token, same subject
         _t("ping", id=False, ch=False),
+        _t("pong", id=False, ch=False),  # the answer to the server's ping
     )
 }
 
@@ -89,7 +91,9 @@ SERVER_TYPES: Final = {
         _t("join", id=False, ch=True, subject=Field(_STR), role=Field(_STR)),
         _t("leave", id=False, ch=True, subject=Field(_STR), role=Field(_STR)),
         _t("presence_result", id=True, ch=True, members=Field(_ARR)),
+        _t("refreshed", id=True, ch=False, expires_in=Field(_INT)),
         _t("pong", id=False, ch=False),
+        _t("ping", id=False, ch=False),  # the heartbeat: answer with pong
         _t(
             "error",
             id=False,

@@ -38,13 +38,25 @@ from .session import (
 )
 from .streams import MemoryStreams, StreamStore
 
-Verifier = Callable[[str | None], Awaitable[Principal | None]]
 SPECTATOR = Principal(Role.SPECTATOR, "")
 
 
 @dataclass(frozen=True, slots=True)
+class Credential:
+    """Who a token belongs to, and until when (wall-clock seconds; None: no expiry)."""
+
+    principal: Principal
+    expires_at_unix_s: float | None = None
+
+
+Verifier = Callable[[str | None], Awaitable[Credential | None]]
+
+
+@dataclass(frozen=True, slots=True)
 class ServerLimits:
-    idle_timeout_s: float = 60.0  # a client pings at least this often
+    idle_timeout_s: float = 60.0  # nothing received for this long: closed (IDLE_TIMEOUT)
+    ping_interval_s: float = 25.0  # the server's heartbeat; clients answer pong
+    tick_interval_s: float = 1.0  # how often token expiry and auth timeouts are checked
     session: SessionLimits = field(default_factory=SessionLimits)
 
 
@@ -95,13 +107,21 @@ class _Connection:
             if isinstance(effect, Send):
                 self.push(effect.frame)
             elif isinstance(effect, Verify):
-                principal = await node.verify(effect.token)
-                if principal is None:
+                credential = await node.verify(effect.token)
+                expires = None if credential is None else node.deadline(credential)
+                if effect.refresh:
+                    principal = None if credential is None else credential.principal
+                    await self.run(
+                        self.session.refreshed(principal, effect.ref, expires or 0.0, node.clock())
+                    )
+                elif credential is None:
                     await self.run(self.session.refused(effect.ref))
                 else:
-                    self.subscriber.principal = principal
+                    self.subscriber.principal = credential.principal
                     await self.run(
-                        self.session.verified(principal, effect.ref, secrets.token_hex(8))
+                        self.session.verified(
+                            credential.principal, effect.ref, secrets.token_hex(8), expires
+                        )
                     )
             elif isinstance(effect, Join):
                 # Deliveries start before history is read: a publication in between may come
@@ -188,6 +208,7 @@ class HubNode:
         self.presence: PresenceStore = presence or MemoryPresence()
         self.node_id = node_id or secrets.token_hex(6)  # the same id its presence store uses
         self._heartbeat: asyncio.Task[None] | None = None
+        self._ticker: asyncio.Task[None] | None = None
         self._relay_prefix = relay_prefix
         self._listener: asyncio.Task[None] | None = None
         self._connections: dict[int, _Connection] = {}
@@ -197,7 +218,34 @@ class HubNode:
         # connection's writer) and for how many subscribers.
         self.observe_fanout: Callable[[float, int], None] | None = None
 
+    def deadline(self, credential: Credential) -> float | None:
+        """A credential's expiry on this node's clock."""
+        if credential.expires_at_unix_s is None:
+            return None
+        return self.clock() + (credential.expires_at_unix_s - time.time())
+
+    async def _tick(self) -> None:
+        """Token expiry and auth timeouts every ``tick_interval_s``; the heartbeat ping (one
+        frame for every connection) every ``ping_interval_s``."""
+        limits = self.limits
+        ping = encode_server_frame("ping")
+        next_ping = self.clock() + limits.ping_interval_s
+        while True:
+            await asyncio.sleep(limits.tick_interval_s)
+            now = self.clock()
+            send_ping = now >= next_ping
+            if send_ping:
+                next_ping = now + limits.ping_interval_s
+            for connection in list(self._connections.values()):
+                effects = connection.session.tick(now)
+                if effects:
+                    await connection.run(effects)
+                elif send_ping and connection.close_code is None:
+                    connection.push(ping)
+
     async def start(self) -> None:
+        if self._ticker is None:
+            self._ticker = asyncio.create_task(self._tick())
         if self._relay is not None and self._listener is None:
             pubsub = self._relay.pubsub()
             await pubsub.psubscribe(f"{self._relay_prefix}pub:*", f"{self._relay_prefix}pres:*")
@@ -213,6 +261,11 @@ class HubNode:
                 await self.presence.heartbeat()
 
     async def stop(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+            self._ticker = None
         if self._heartbeat is not None:
             self._heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):

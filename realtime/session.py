@@ -9,7 +9,15 @@ States and transitions (anything else is a protocol error, never a silent no-op)
     AWAITING_AUTH --auth frame--> AUTHENTICATING --verified--> OPEN --close--> CLOSED
                                    \\--refused--> AWAITING_AUTH (error frame)
     AWAITING_AUTH --auth_timeout_s--> CLOSED (UNAUTHORIZED)
+    OPEN --refresh frame--> OPEN (the token's expiry moves; same subject and role only)
+    OPEN --the token expired, no refresh--> CLOSED (SESSION_EXPIRED: refresh, reconnect)
     any state --too many bad frames / flood--> CLOSED
+
+Lobby chat: a player's (or admin's) ``publish`` to a ``lobby:`` channel carries ``{"text": …}``
+(1..``chat_chars_max`` characters, nothing else); the publication's body names the sender
+(``{"from": subject, "text": …}``), so nobody can speak for someone else. Chat has its own rate
+(``chat_messages_per_s``, burst ``chat_burst``; admins, who moderate and announce, only have
+the connection's rate): over it, a retryable ``rate_limited`` error.
 
 Limits: ``frame_bytes_max``, ``subscriptions_max``, a message rate (token bucket), a number of
 bad frames tolerated, the time to authenticate.
@@ -20,7 +28,15 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
-from .channel import Channel, Principal, may_publish, may_subscribe, parse_channel
+from .channel import (
+    Channel,
+    Namespace,
+    Principal,
+    Role,
+    may_publish,
+    may_subscribe,
+    parse_channel,
+)
 from .envelope import (
     FRAME_BYTES_MAX,
     ClientMessage,
@@ -49,6 +65,9 @@ class SessionLimits:
     messages_burst: float = 40.0
     bad_frames_max: int = 10
     auth_timeout_s: float = 10.0
+    chat_chars_max: int = 500
+    chat_messages_per_s: float = 1.0
+    chat_burst: float = 5.0
 
 
 # Effects for the shell.
@@ -61,6 +80,7 @@ class Send:
 class Verify:
     token: str | None  # None: an anonymous spectator
     ref: str
+    refresh: bool = False  # a new token for an open session: answer with refreshed()
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,10 +126,13 @@ class Session:
     principal: Principal | None = None
     channels: set[Channel] = field(default_factory=set)
     bad_frames: int = 0
+    expires_s: float | None = None  # when the token runs out (None: never, a spectator)
     bucket: TokenBucket = field(init=False)
+    chat_bucket: TokenBucket = field(init=False)
 
     def __post_init__(self) -> None:
         self.bucket = TokenBucket(self.limits.messages_per_s, self.limits.messages_burst)
+        self.chat_bucket = TokenBucket(self.limits.chat_messages_per_s, self.limits.chat_burst)
 
     # Inputs -------------------------------------------------------------------------------
 
@@ -121,21 +144,27 @@ class Session:
         decoded = decode_client_frame(raw, frame_bytes_max=self.limits.frame_bytes_max)
         if isinstance(decoded, ProtocolError):
             return self._bad(decoded)
-        return self._handle(decoded)
+        return self._handle(decoded, now_s)
 
     def tick(self, now_s: float) -> list[Effect]:
-        """Time passes: an unauthenticated connection is closed after ``auth_timeout_s``."""
+        """Time passes: an unauthenticated connection is closed after ``auth_timeout_s``, an
+        open one when its token has expired."""
         if self.state in (State.AWAITING_AUTH, State.AUTHENTICATING) and (
             now_s - self.opened_s > self.limits.auth_timeout_s
         ):
             return self._close(CloseCode.UNAUTHORIZED, "no valid auth frame in time")
+        if self.state is State.OPEN and self.expires_s is not None and now_s >= self.expires_s:
+            return self._close(CloseCode.SESSION_EXPIRED, "the token expired: refresh it")
         return []
 
-    def verified(self, principal: Principal, ref: str, session_id: str) -> list[Effect]:
+    def verified(
+        self, principal: Principal, ref: str, session_id: str, expires_s: float | None = None
+    ) -> list[Effect]:
         if self.state is not State.AUTHENTICATING:
             raise RuntimeError(f"verified() in state {self.state.value}")
         self.state = State.OPEN
         self.principal = principal
+        self.expires_s = expires_s
         frame = encode_server_frame(
             "auth_ok",
             id=ref,
@@ -144,6 +173,18 @@ class Session:
             session=session_id,
         )
         return [Send(frame)]
+
+    def refreshed(
+        self, principal: Principal | None, ref: str, expires_s: float, now_s: float
+    ) -> list[Effect]:
+        """The answer to a ``refresh``: the new token's owner (None: not valid) and expiry."""
+        if self.state is not State.OPEN:
+            return []  # closed meanwhile
+        if principal is None or principal != self.principal:
+            return self._bad(ProtocolError(ErrorCode.BAD_TOKEN, "the token was refused", ref))
+        self.expires_s = expires_s
+        remaining = max(0, int(expires_s - now_s))
+        return [Send(encode_server_frame("refreshed", id=ref, expires_in=remaining))]
 
     def refused(self, ref: str) -> list[Effect]:
         if self.state is not State.AUTHENTICATING:
@@ -170,10 +211,32 @@ class Session:
         effects = self.closed()
         return [*effects, Close(code, reason)]
 
-    def _handle(self, m: ClientMessage) -> list[Effect]:
+    def _chat(self, channel: Channel, body: object, ref: str, now_s: float) -> list[Effect]:
+        assert self.principal is not None
+        chars_max = self.limits.chat_chars_max
+        text = body.get("text") if isinstance(body, dict) and body.keys() == {"text"} else None
+        if not isinstance(text, str) or not 0 < len(text.strip()) <= chars_max:
+            return self._bad(
+                ProtocolError(
+                    ErrorCode.BAD_FIELD, f'chat is {{"text": 1..{chars_max} characters}}', ref
+                )
+            )
+        if self.principal.role is not Role.ADMIN and not self.chat_bucket.take(now_s):
+            return [
+                Send(
+                    error_frame(
+                        ProtocolError(ErrorCode.RATE_LIMITED, "chat rate over the limit", ref)
+                    )
+                )
+            ]
+        return [Publish(channel, {"from": self.principal.subject, "text": text}, ref)]
+
+    def _handle(self, m: ClientMessage, now_s: float) -> list[Effect]:
         ref = m.id or ""
         if m.type == "ping":
             return [Send(encode_server_frame("pong"))]
+        if m.type == "pong":
+            return []  # the heartbeat's answer: receiving it is all that counts
         if m.type == "auth":
             if self.state is State.OPEN:
                 return self._bad(
@@ -188,6 +251,10 @@ class Session:
             return [Verify(token if isinstance(token, str) else None, ref)]
         if self.state is not State.OPEN or self.principal is None:
             return self._bad(ProtocolError(ErrorCode.NOT_AUTHENTICATED, "send auth first", ref))
+        if m.type == "refresh":
+            if self.principal.role is Role.SPECTATOR:
+                return self._bad(ProtocolError(ErrorCode.BAD_TOKEN, "spectators have none", ref))
+            return [Verify(m.data["token"], ref, refresh=True)]
         channel = parse_channel(m.ch)
         if channel is None:
             return self._bad(ProtocolError(ErrorCode.BAD_CHANNEL, "no such channel", ref))
@@ -225,7 +292,10 @@ class Session:
         if m.type == "publish":
             if not may_publish(self.principal, channel):
                 return self._bad(ProtocolError(ErrorCode.FORBIDDEN, "not yours to publish to", ref))
-            return [Publish(channel, m.data.get("body"), ref)]
+            body = m.data.get("body")
+            if channel.namespace is Namespace.LOBBY:
+                return self._chat(channel, body, ref, now_s)
+            return [Publish(channel, body, ref)]
         if m.type == "presence":
             if channel not in self.channels:
                 return self._bad(ProtocolError(ErrorCode.NOT_SUBSCRIBED, "subscribe first", ref))

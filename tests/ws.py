@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import jsonschema
 import orjson
+import uvicorn
+from starlette.types import ASGIApp
 from websockets.asyncio.client import ClientConnection
 
 from realtime.envelope import protocol_schema
@@ -43,3 +47,21 @@ async def until(ws: ClientConnection, kind: str) -> dict[str, Any]:
         frame = await receive(ws)
         if frame["type"] == kind:
             return frame
+
+
+@asynccontextmanager
+async def serving(app: ASGIApp, port: int | None = None) -> AsyncIterator[int]:
+    """``app`` under a real uvicorn server on 127.0.0.1 (with its lifespan); yields the port."""
+    port = port or unused_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, ws="websockets-sansio")
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        assert not task.done(), "the server did not start"
+        await asyncio.sleep(0.02)
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        await task

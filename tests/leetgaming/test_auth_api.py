@@ -3,7 +3,6 @@ distributed (PostgreSQL, Redis limits); mail read from the folder the server wri
 
 from __future__ import annotations
 
-import asyncio
 import email
 import email.policy
 import re
@@ -13,7 +12,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from websockets.asyncio.client import connect
 
@@ -23,7 +21,7 @@ from leetgaming.passwords import PasswordPolicy, Passwords
 from leetgaming.ratelimit import Rate
 from leetgaming.settings import Settings
 
-from ..ws import call, unused_port
+from ..ws import call, serving, unused_port
 
 FAST = Passwords(PasswordPolicy(time_cost=1, memory_kib=8 * 1024))
 PASSWORD = "correct horse battery"
@@ -43,21 +41,6 @@ class Api:
         match = re.search(r"#token=(\S+)", message.get_content())  # type: ignore[attr-defined]
         assert match, message
         return match.group(1)
-
-
-async def serve(app: Starlette, settings: Settings) -> AsyncIterator[str]:
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app, host="127.0.0.1", port=settings.port, log_config=None, ws="websockets-sansio"
-        )
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        assert not task.done(), "the server did not start"
-        await asyncio.sleep(0.02)
-    yield f"http://127.0.0.1:{settings.port}"
-    server.should_exit = True
-    await task
 
 
 @pytest.fixture(params=["embedded", "distributed"])
@@ -81,7 +64,8 @@ async def api(
     limits = AuthLimits(login_per_account=Rate(3, 600), register_per_ip=Rate(50, 3600))
     settings = Settings.from_env(env)
     app = create_app(settings, passwords=FAST, auth_limits=limits)
-    async for base in serve(app, settings):
+    async with serving(app, port):
+        base = f"http://127.0.0.1:{port}"
         async with httpx.AsyncClient(base_url=base) as http:
             yield Api(http, app, base.replace("http", "ws") + "/ws", tmp_path / "mail")
 

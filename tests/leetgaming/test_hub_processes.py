@@ -42,14 +42,22 @@ async def test_two_processes_share_channels_and_survive_a_kill(
                 await call(watcher, type="subscribe", id="2", ch="lobby:eu")
                 members = await call(watcher, type="presence", id="3", ch="lobby:eu")
                 assert sorted(m["subject"] for m in members["data"]["members"]) == ["", "alice"]
-                await call(player, type="publish", id="4", ch="lobby:eu", data={"body": "one"})
+                await call(
+                    player, type="publish", id="4", ch="lobby:eu", data={"body": {"text": "one"}}
+                )
                 first = await until(watcher, "pub")
-                assert (first["data"]["offset"], first["data"]["body"]) == (1, "one")
+                assert (first["data"]["offset"], first["data"]["body"]["text"]) == (1, "one")
                 epoch = first["data"]["epoch"]
                 a.process.send_signal(signal.SIGKILL)  # node A dies with the watcher on it
                 a.process.wait(timeout=10)
                 for body in ("two", "three"):
-                    await call(player, type="publish", id=body, ch="lobby:eu", data={"body": body})
+                    await call(
+                        player,
+                        type="publish",
+                        id=body,
+                        ch="lobby:eu",
+                        data={"body": {"text": body}},
+                    )
             async with connect(url_b) as watcher:  # the client reconnects to the other node
                 await call(watcher, type="auth", id="1")
                 back = await call(
@@ -60,4 +68,7 @@ async def test_two_processes_share_channels_and_survive_a_kill(
                     data={"since_offset": 1, "since_epoch": epoch},
                 )
                 assert back["data"]["recovered"] is True
-                assert [p["data"]["body"] for p in back["data"]["publications"]] == ["two", "three"]
+                assert [p["data"]["body"]["text"] for p in back["data"]["publications"]] == [
+                    "two",
+                    "three",
+                ]

@@ -9,14 +9,13 @@ from pathlib import Path
 
 import orjson
 import pytest
-import uvicorn
 from websockets.asyncio.client import connect
 
 from leetgaming.app import create_app
 from leetgaming.settings import Settings
 from leetgaming.tokens import issue_access_token
 
-from ..ws import call, receive, unused_port
+from ..ws import call, receive, serving, unused_port
 
 SECRET = "k" * 40
 
@@ -31,16 +30,8 @@ async def server(tmp_path: Path) -> AsyncIterator[str]:
             "LEETGAMING_SECRET_KEY": SECRET,
         }
     )
-    config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_config=None, ws="websockets-sansio"
-    )
-    uv = uvicorn.Server(config)
-    task = asyncio.create_task(uv.serve())
-    while not uv.started:
-        await asyncio.sleep(0.02)
-    yield f"ws://127.0.0.1:{port}/ws"
-    uv.should_exit = True
-    await task
+    async with serving(create_app(settings), port):
+        yield f"ws://127.0.0.1:{port}/ws"
 
 
 def token(subject: str, role: str = "player") -> str:
@@ -70,7 +61,7 @@ async def test_spectator_follows_lobby_chat_and_recovers_after_reconnect(server:
         assert (pub["type"], pub["data"]["offset"], pub["data"]["body"]) == (
             "pub",
             1,
-            {"text": "gl hf"},
+            {"from": "alice", "text": "gl hf"},
         )
         # Spectators are read-only and see no private channel.
         denied = await call(spectator, type="publish", id="x", ch="lobby:eu", data={"body": "hi"})
@@ -85,7 +76,9 @@ async def test_spectator_follows_lobby_chat_and_recovers_after_reconnect(server:
     async with connect(server) as alice, connect(server) as spectator:
         await call(alice, type="auth", id="a", data={"token": token("alice")})
         for n in (2, 3):
-            await call(alice, type="publish", id=str(n), ch="lobby:eu", data={"body": n})
+            await call(
+                alice, type="publish", id=str(n), ch="lobby:eu", data={"body": {"text": str(n)}}
+            )
         await call(spectator, type="auth", id="a")
         back = await call(
             spectator,

@@ -105,9 +105,9 @@ def test_subscribe_authorization_and_limits() -> None:
     effects = session.receive(frame(type="unsubscribe", id="7", ch="lobby:eu"), 1)
     assert effects[0] == Leave(lobby)  # type: ignore[arg-type]
     assert session.receive(
-        frame(type="publish", id="8", ch="lobby:eu", data={"body": "gg"}), 1
+        frame(type="publish", id="8", ch="lobby:eu", data={"body": {"text": "gg"}}), 1
     ) == [
-        Publish(lobby, "gg", "8")  # type: ignore[arg-type]
+        Publish(lobby, {"from": "alice", "text": "gg"}, "8")  # type: ignore[arg-type]
     ]
     assert (
         sent(session.receive(frame(type="publish", id="9", ch="match:1", data={"body": 1}), 1))[0][
@@ -147,3 +147,73 @@ def test_send_queue_is_bounded_in_bytes() -> None:
     assert queue.push(b"12345") and queue.push(b"12345") and not queue.push(b"1")
     assert queue.pop() == b"12345" and queue.size_bytes == 5
     assert queue.push(b"1")
+
+
+def chat(session: Session, text: object, now: float, ref: str = "c") -> list[object]:
+    return session.receive(  # type: ignore[return-value]
+        frame(type="publish", id=ref, ch="lobby:eu", data={"body": text}), now
+    )
+
+
+def test_lobby_chat_names_its_sender_and_keeps_to_its_size() -> None:
+    session = open_session()
+    lobby = parse_channel("lobby:eu")
+    assert chat(session, {"text": "gl hf"}, 1) == [
+        Publish(lobby, {"from": "alice", "text": "gl hf"}, "c")  # type: ignore[arg-type]
+    ]
+    for bad in (
+        "gl hf",
+        {"text": ""},
+        {"text": "   "},
+        {"text": "x" * 501},
+        {"text": "hi", "from": "bob"},  # nobody speaks for someone else
+        {"text": 5},
+    ):
+        [error] = sent(chat(session, bad, 1))
+        assert error["data"]["code"] == "bad_field", bad
+    assert chat(session, {"text": "x" * 500}, 1)[0].body["text"] == "x" * 500  # type: ignore[attr-defined]
+
+
+def test_chat_rate_is_limited_for_players_with_a_retryable_error() -> None:
+    session = open_session(SessionLimits(messages_burst=100, messages_per_s=100))
+    outcomes = [type(chat(session, {"text": str(n)}, 1.0)[0]).__name__ for n in range(7)]
+    assert outcomes == ["Publish"] * 5 + ["Send"] * 2
+    [error] = sent(chat(session, {"text": "again"}, 1.0))
+    assert (error["data"]["code"], error["data"]["retryable"]) == ("rate_limited", True)
+    assert session.state is State.OPEN  # a chat refusal does not end the connection
+    assert isinstance(chat(session, {"text": "later"}, 2.1)[0], Publish)  # one more per second
+    admin = Session(opened_s=0.0, limits=SessionLimits(messages_burst=100, messages_per_s=100))
+    admin.receive(frame(type="auth", id="a", data={"token": "t"}), 0)
+    admin.verified(Principal(Role.ADMIN, "root"), "a", "s")
+    assert all(isinstance(chat(admin, {"text": "notice"}, 1.0)[0], Publish) for _ in range(20))
+
+
+def test_an_expired_token_closes_the_session_unless_refreshed() -> None:
+    session = Session(opened_s=0.0)
+    session.receive(frame(type="auth", id="a", data={"token": "t"}), 0)
+    session.verified(ALICE, "a", "s1", expires_s=300.0)
+    assert session.tick(299.0) == []
+    assert session.receive(frame(type="refresh", id="r", data={"token": "t2"}), 250) == [
+        Verify("t2", "r", refresh=True)
+    ]
+    [refreshed] = sent(session.refreshed(ALICE, "r", 600.0, 250.0))
+    assert (refreshed["type"], refreshed["data"]["expires_in"]) == ("refreshed", 350)
+    assert session.tick(599.0) == []
+    # Someone else's token does not extend this session.
+    [refused] = sent(session.refreshed(Principal(Role.PLAYER, "bob"), "r2", 900.0, 500.0))
+    assert refused["data"]["code"] == "bad_token"
+    [refused] = sent(session.refreshed(None, "r3", 0.0, 500.0))
+    assert refused["data"]["code"] == "bad_token"
+    effects = session.tick(600.0)
+    assert effects[-1] == Close(CloseCode.SESSION_EXPIRED, "the token expired: refresh it")
+    assert CloseCode.SESSION_EXPIRED.reconnect
+
+
+def test_spectators_have_no_token_to_refresh_and_pong_is_always_welcome() -> None:
+    session = Session(opened_s=0.0)
+    assert session.receive(frame(type="pong"), 0.1) == []  # before auth too
+    session.receive(frame(type="auth", id="a"), 0.2)
+    session.verified(Principal(Role.SPECTATOR, ""), "a", "s")
+    [error] = sent(session.receive(frame(type="refresh", id="r", data={"token": "t"}), 1))
+    assert error["data"]["code"] == "bad_token"
+    assert session.tick(10**9) == []  # never expires

@@ -3,30 +3,28 @@ that moves from one node to the other recovers without a gap."""
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import redis.asyncio as aioredis
-import uvicorn
 from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 from websockets.asyncio.client import connect
 
 from realtime.channel import Principal, Role
 from realtime.presence import RedisPresence
-from realtime.server import HubNode
+from realtime.server import Credential, HubNode
 from realtime.streams import RedisStreams
 
-from ..ws import call, receive, unused_port
+from ..ws import call, receive, serving
 
 
-async def verify(token: str | None) -> Principal | None:
+async def verify(token: str | None) -> Credential | None:
     if token is None:
-        return Principal(Role.SPECTATOR, "")
+        return Credential(Principal(Role.SPECTATOR, ""))
     role, _, subject = token.partition(":")
-    return Principal(Role(role), subject) if subject else None
+    return Credential(Principal(Role(role), subject)) if subject else None
 
 
 @asynccontextmanager
@@ -40,17 +38,10 @@ async def node(redis_url: str, prefix: str) -> AsyncIterator[tuple[str, HubNode]
         presence=RedisPresence(client, prefix, secrets.token_hex(4)),
     )
     await hub.start()
-    port = unused_port()
-    app = Starlette(routes=[WebSocketRoute("/ws", hub.serve)])
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.02)
     try:
-        yield f"ws://127.0.0.1:{port}/ws", hub
+        async with serving(Starlette(routes=[WebSocketRoute("/ws", hub.serve)])) as port:
+            yield f"ws://127.0.0.1:{port}/ws", hub
     finally:
-        server.should_exit = True
-        await task
         await hub.stop()
         await client.aclose()
 
@@ -72,11 +63,15 @@ async def test_publication_on_one_node_reaches_clients_of_the_other(
             members = await call(player, type="presence", id="p", ch="lobby:eu")
             assert sorted(m["role"] for m in members["data"]["members"]) == ["player", "spectator"]
             published = await call(
-                player, type="publish", id="3", ch="lobby:eu", data={"body": "from B"}
+                player, type="publish", id="3", ch="lobby:eu", data={"body": {"text": "from B"}}
             )
             assert published["type"] == "published"
             pub = await receive(watcher)
-            assert (pub["type"], pub["data"]["offset"], pub["data"]["body"]) == ("pub", 1, "from B")
+            assert (pub["type"], pub["data"]["offset"], pub["data"]["body"]) == (
+                "pub",
+                1,
+                {"from": "alice", "text": "from B"},
+            )
             epoch = pub["data"]["epoch"]
             assert first["data"]["offset"] == 0
             # The server-side publish API, from node B, reaches node A's client too.
@@ -87,7 +82,13 @@ async def test_publication_on_one_node_reaches_clients_of_the_other(
             await call(player, type="auth", id="1", data={"token": "player:alice"})
             for n in (3, 4):
                 assert (
-                    await call(player, type="publish", id=str(n), ch="lobby:eu", data={"body": n})
+                    await call(
+                        player,
+                        type="publish",
+                        id=str(n),
+                        ch="lobby:eu",
+                        data={"body": {"text": str(n)}},
+                    )
                 )["data"]["offset"] == n
         async with connect(url_b) as watcher:
             await call(watcher, type="auth", id="1")
