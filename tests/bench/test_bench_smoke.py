@@ -33,3 +33,37 @@ def test_ledger_benchmark_quick(postgres_server_url: str) -> None:
     ):
         assert figures[key] > 0, key
     assert set(figures["by_clients"]) >= {f"postgres_plain_{n}" for n in (1, 16, 64)}
+
+
+def test_hub_benchmark_quick(redis_url: str) -> None:
+    env = dict(os.environ, LEETGAMING_BENCH_REDIS_URL=redis_url)
+    smallest = ["--idle", "300", "--rooms", "4", "--rate", "1000", "--seconds", "2"]
+    smallest += ["--fanout", "20,50,100", "--events", "3", "--storm", "300"]
+    smallest += ["--slow", "20", "--slow-rate", "40"]
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "hub.py"), "--quick", *smallest],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    for key in (
+        "idle_connections",
+        "bytes_per_connection",
+        "deliveries_per_s",
+        "delivery_p99_ms",
+        "fanout_100_p99_ms",
+        "fanout_1000_p99_ms",
+        "fanout_10000_p99_ms",
+        "reference_fanout_1000_p99_ms",
+        "reconnect_storm_s",
+    ):
+        assert figures[key] > 0, key
+    assert figures["idle_connections"] == 300
+    assert figures["lost_messages"] == 0
+    assert figures["reference_lost_messages"] == 0
+    assert isinstance(figures["slow_consumer_p99_change_pct"], float | int)
+    assert isinstance(figures["slow_consumer_cut"], bool)  # cut or not depends on socket buffers
