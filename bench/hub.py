@@ -11,7 +11,10 @@ and websockets' sans-I/O protocol under an ``asyncio.Protocol`` (no task per con
 phase), helper processes of this file (``--hold``) hold the connections. Client connections
 alternate between the two serve processes; a room's publisher is on one of them, so
 publications cross Redis to reach the other process's subscribers. Publishers stay within the
-protocol's 20 messages/s per connection (several publisher connections where needed).
+hub's rates: lobby chat (``{"text": ...}``, the send time as its text) 1/s per connection, so a
+room has several publisher connections used in turn; other messages 20/s. Rooms are built with
+at most ``--setup-concurrency`` connects in flight, and a client whose connect, auth or
+subscribe fails retries (as a real one would); failed attempts are counted and printed.
 
 Each figure, exactly:
 
@@ -35,22 +38,31 @@ Each figure, exactly:
   the socket writes follow in each connection's writer task) read from each process's /metrics
   after each event, the larger of the two processes; for the reference it is the time of the
   ``websockets.broadcast()`` call, which writes to every socket. The two server-side figures
-  therefore do not measure the same work; the end-to-end ones do.
+  therefore do not measure the same work; the end-to-end ones do. Every subscribe sends a
+  ``join`` to every member already there, so building a room of N costs about N^2/2 frames:
+  a size whose build, extrapolated from the previous size, would pass
+  ``--fanout-build-budget-s`` is skipped for ours (null in the JSON, the reason printed).
 - ``reconnect_storm_s``: N clients in rooms of 10, each having read one publication; all their
   TCP connections are aborted at once, a few publications go to every room while they are
   away, then all reconnect (at most ``--connect-concurrency`` connects in flight), authenticate
   and resubscribe with ``since_offset`` / ``since_epoch``. The figure is the time from the
   drop to the last client holding ``recovered: true`` with exactly the missed offsets.
   ``reference_reconnect_storm_s``: N clients reconnecting to the reference (no recovery there).
-- ``slow_consumer_p99_change_pct``: a room of N subscribers; a burst of large publications is
-  sent and the others' p99 measured; then one more subscriber joins and stops reading (its
-  transport's reading is paused, so its TCP window fills and the server's send buffer and then
-  its 1 MiB send queue fill), the same burst is sent again; the figure is (p99 with - p99
-  without) / p99 without x 100. ``slow_consumer_cut``: the slow client, reading again, found the
-  close code 4001 (or a ``disconnect`` frame with it).
+- ``slow_consumer_p99_change_pct``: a room of N - 1 subscribers (admins on a game server's
+  channel, where a game-server token may publish bodies up to the 64 KiB frame limit; lobby
+  chat is capped at 500 characters); a burst of ``--slow-messages`` publications of
+  ``--slow-body`` bytes at ``--slow-rate``/s is sent and the others' p99 measured; then one more
+  subscriber joins (its socket's SO_RCVBUF set to 4 KiB) and stops reading (its transport's
+  reading is paused: its TCP window closes, the server's socket buffer and then its 1 MiB send
+  queue fill), the same burst is sent again; the figure is (p99 with - p99 without) / p99
+  without x 100. ``slow_consumer_cut``: the slow client, reading again, found the close code
+  4001 (or a ``disconnect`` frame with it) after the backlog.
 
-``--repeat N`` runs the measured phases N times and reports medians (runs listed). The last line
-printed is one JSON object with the headline figures; ``sizes`` says which sizes were used.
+``--repeat N`` runs every phase N times and reports medians (runs listed in ``detail``); the
+default is 1 (a full run takes several minutes). The last line printed is one JSON object with
+the headline figures; ``sizes`` says which sizes were used: ``fanout_100/1000/10000_*`` are the
+three fan-out sizes given (``fanout_<slot>_size`` says which; --quick uses 100, 300, 600).
+``lost_messages`` adds the sustained, fan-out and storm losses of ours.
 
     python bench/hub.py            # full run (the issue's sizes; several minutes)
     python bench/hub.py --quick    # under a minute, smaller sizes
@@ -618,19 +630,32 @@ async def hold(args: argparse.Namespace) -> None:
     target = Target("held", ports, [], Tokens(os.environ["LGBENCH_SECRET"]), True)
     rooms = max(1, args.count // 10)
 
+    failed = 0
+
     async def make(i: int) -> Client | None:
-        try:
-            client, _ = await target.client(
-                args.first + i, None, f"lobby:{args.room_prefix}-{i % rooms}"
-            )
-        except (OSError, BenchError, TimeoutError):
-            return None
-        return client
+        nonlocal failed
+        for attempt in range(1, 11):  # as a client would: retry, with a growing pause
+            try:
+                client, _ = await target.client(
+                    args.first + i, None, f"lobby:{args.room_prefix}-{i % rooms}"
+                )
+            except (OSError, BenchError, TimeoutError):
+                failed += 1
+                await asyncio.sleep(random.uniform(0.05, 0.2) * attempt)
+                continue
+            return client
+        return None
 
     started = time.monotonic()
-    clients = [c for c in await gather_bounded(args.count, make, 200) if c is not None]
+    clients = [c for c in await gather_bounded(args.count, make, 100) if c is not None]
     print(
-        json.dumps({"open": len(clients), "seconds": round(time.monotonic() - started, 2)}),
+        json.dumps(
+            {
+                "open": len(clients),
+                "failed_attempts": failed,
+                "seconds": round(time.monotonic() - started, 2),
+            }
+        ),
         flush=True,
     )
     keepalive = Keepalive()
@@ -703,13 +728,14 @@ async def phase_idle(bench: Bench, target: Target, count: int) -> dict[str, Any]
             )
         )
     try:
-        opened = 0
+        opened = failed = 0
         for process in processes:
             assert process.stdout is not None
             line = await asyncio.wait_for(process.stdout.readline(), 600)
             if not line:
                 raise BenchError("an idle holder died")
             opened += json.loads(line)["open"]
+            failed += json.loads(line)["failed_attempts"]
         took = time.monotonic() - started
         await asyncio.sleep(2.0)
         await settle(target.pids)
@@ -728,6 +754,7 @@ async def phase_idle(bench: Bench, target: Target, count: int) -> dict[str, Any]
     return {
         "asked": count,
         "held": opened,
+        "failed_attempts": failed,
         "open_s": round(took, 2),
         "rss_before_mb": round(before / 2**20, 1),
         "rss_after_mb": round(after / 2**20, 1),
@@ -766,6 +793,8 @@ async def phase_sustained(
     tally.first_ns = time.monotonic_ns()
     finals = [0] * len(sizes)
 
+    failures = {"publish_errors": 0, "publisher_reconnects": 0}
+
     async def publish(r: int) -> None:
         mine, channel = senders[r * per_sender : (r + 1) * per_sender], channels[r]
         interval = 1.0 / per_room_rate
@@ -775,17 +804,31 @@ async def phase_sustained(
             delay = due - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
+            k = len(acks) % per_sender
+            if not mine[k].is_open:  # the server dropped it: count it, connect again
+                failures["publisher_reconnects"] += 1
+                mine[k], _ = await target.client(bench.ids(1))
+                senders.append(mine[k])
             acks.append(
-                mine[len(acks) % per_sender].request(
+                mine[k].request(
                     {"type": "publish", "ch": channel, "data": {"body": chat(time.monotonic_ns())}}
                 )
             )
             due += interval
-        done = await asyncio.wait_for(asyncio.gather(*acks), 60)
-        finals[r] = max((a["data"]["offset"] for a in done), default=0)
+        done = await asyncio.wait_for(asyncio.gather(*acks, return_exceptions=True), 60)
+        offsets = [a["data"]["offset"] for a in done if isinstance(a, dict)]
+        failures["publish_errors"] += len(done) - len(offsets)
+        finals[r] = max(offsets, default=0)
 
     await asyncio.gather(*(publish(r) for r in range(len(sizes))))
     published_s = time.monotonic() - begin
+    await asyncio.sleep(0.5)
+    # A publication whose answer was lost may still have gone out: the room's last offset is
+    # the highest one anybody saw.
+    finals = [
+        max([final, *(c.last_offset for c in room)])
+        for final, room in zip(finals, rooms, strict=True)
+    ]
     expected = sum(
         final - base for final, room_bases in zip(finals, bases, strict=True) for base in room_bases
     )
@@ -818,6 +861,7 @@ async def phase_sustained(
         "max_ms": round(latencies[-1], 2) if latencies else None,
         "lost": expected - tally.count,
         "out_of_order": tally.stale,
+        **failures,
         "setup_s": round(setup_s, 1),
         "server_cpu_us_per_delivery": round(server_cpu / max(tally.count, 1) * 1e6, 1),
         "client_cpu_us_per_delivery": round(client_cpu / max(tally.count, 1) * 1e6, 1),
@@ -1233,7 +1277,8 @@ async def run_all(args: argparse.Namespace) -> dict[str, Any]:
         )
         print(
             f"idle       ours: {idle['held']:,} held of {idle['asked']:,} (opened in "
-            f"{idle['open_s']} s), {idle['bytes_per_connection'] / 1024:.1f} KB/connection "
+            f"{idle['open_s']} s, {idle['failed_attempts']} failed attempts retried), "
+            f"{idle['bytes_per_connection'] / 1024:.1f} KB/connection "
             f"(RSS {idle['rss_before_mb']} -> {idle['rss_after_mb']} MB, two processes) | "
             f"reference: {ref_idle['held']:,} held, {ref_idle['bytes_per_connection'] / 1024:.1f}"
             f" KB/connection | ratio {ratio(idle['bytes_per_connection'], ref_idle['bytes_per_connection'])}"
@@ -1259,7 +1304,9 @@ async def run_all(args: argparse.Namespace) -> dict[str, Any]:
                 f"sustained  {name}: {r['deliveries_per_s']:,} deliveries/s (offered "
                 f"{r['offered_per_s']:,}, {r['rooms']} rooms, {r['subscribers']:,} subscribers), "
                 f"p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms, max {r['max_ms']} ms, lost "
-                f"{r['lost']}, out of order {r['out_of_order']}; server CPU "
+                f"{r['lost']}, out of order {r['out_of_order']}, publishes refused/failed "
+                f"{r['publish_errors']} (publisher connections dropped by the server "
+                f"{r['publisher_reconnects']}); server CPU "
                 f"{r['server_cpu_us_per_delivery']} us/delivery, client CPU "
                 f"{r['client_cpu_us_per_delivery']} us/delivery",
                 flush=True,
