@@ -17,19 +17,25 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ctypes
 import getpass
 import json
 import os
 import signal
 import socket
 import sys
+import threading
 from collections.abc import Callable, Sequence
+from functools import partial
+from multiprocessing.context import SpawnProcess
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
+from uvicorn._subprocess import get_subprocess
+from uvicorn.config import STARTUP_FAILURE
 
 from ledger import open_store, reconcile
 from leetgaming.app import create_app
@@ -71,6 +77,8 @@ def _ensure_sqlite_directory(settings: Settings) -> None:
 
 
 DRAIN_TIMEOUT_S = 5.0
+FACTORY = "leetgaming.app:create_app_from_environ"  # what each worker process imports
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 # uvicorn's defaults accept 16 MiB websocket messages and turn permessage-deflate on (a small
 # compressed frame can inflate to megabytes; 45 KB instead of 13 KB per connection). Ours: the
 # protocol's frame limit, no compression, the sans-I/O implementation (about twice as fast).
@@ -81,32 +89,48 @@ WEBSOCKET_OPTIONS: dict[str, Any] = {
 }
 
 
-class _AnnouncingServer(uvicorn.Server):
-    """A uvicorn server that prints the URL to open once it is listening."""
+def _hub_of(config: uvicorn.Config) -> Any:
+    """The app's hub (``app.state.hub``), through any middleware uvicorn wrapped around it."""
+    app: Any = getattr(config, "loaded_app", None) or config.app
+    for _ in range(8):
+        hub = getattr(getattr(app, "state", None), "hub", None)
+        if hub is not None:
+            return hub
+        app = getattr(app, "app", None)
+    return None
 
-    def __init__(self, config: uvicorn.Config, banner: str) -> None:
+
+class _AnnouncingServer(uvicorn.Server):
+    """A uvicorn server that prints the URL to open once it is listening, and drains the
+    websocket hub before uvicorn closes the connections."""
+
+    def __init__(self, config: uvicorn.Config, banner: str = "") -> None:
         super().__init__(config)
         self.banner = banner
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
-        if self.started:
+        if self.started and self.banner:
             print(self.banner, flush=True)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         # Before uvicorn closes every socket at once: tell websocket clients to reconnect
         # elsewhere and recover, and give them a bounded time to go.
-        hub = getattr(getattr(self.config.app, "state", None), "hub", None)
+        hub = _hub_of(self.config)
         if hub is not None:
             await hub.drain(DRAIN_TIMEOUT_S)
         await super().shutdown(sockets)
 
 
-def _uvicorn_config(app: Starlette, settings: Settings, args: argparse.Namespace) -> uvicorn.Config:
+def _uvicorn_config(
+    app: Starlette | str, settings: Settings, args: argparse.Namespace
+) -> uvicorn.Config:
     return uvicorn.Config(
         app,
+        factory=isinstance(app, str),
         host=settings.host,
         port=settings.port,
+        workers=settings.workers,
         loop="uvloop",
         http="httptools",
         log_config=None,  # ours is in place; uvicorn's would replace it
@@ -116,6 +140,63 @@ def _uvicorn_config(app: Starlette, settings: Settings, args: argparse.Namespace
         timeout_graceful_shutdown=args.graceful_shutdown_s,
         **WEBSOCKET_OPTIONS,
     )
+
+
+def _worker(server: _AnnouncingServer, sockets: list[socket.socket]) -> None:
+    """One worker process: it ends with its parent (even a SIGKILLed one), then serves."""
+    if sys.platform == "linux":
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() == 1:  # the parent died before prctl took effect
+            return
+    server.run(sockets)
+
+
+def _run_workers(settings: Settings, args: argparse.Namespace) -> int:
+    """Several worker processes on one socket, each a draining server (uvicorn's own
+    supervisor would run plain uvicorn servers, which close websockets without draining).
+
+    The parent binds the socket, starts the workers, replaces a worker that dies, and on
+    SIGTERM or SIGINT passes SIGTERM on to each worker once and waits for them to drain.
+    """
+    config = _uvicorn_config(FACTORY, settings, args)
+    sock = config.bind_socket()
+    # Listening here, once: connections wait in the backlog while workers start or restart,
+    # instead of being refused. Each worker's server listens on the same socket again.
+    sock.listen(config.backlog)
+    server = _AnnouncingServer(config)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, frame: stop.set())
+
+    def spawn() -> SpawnProcess:
+        process = get_subprocess(config, target=partial(_worker, server), sockets=[sock])
+        process.start()
+        return process
+
+    workers = [spawn() for _ in range(settings.workers)]
+    print(describe(settings), flush=True)
+    failed = False
+    while not stop.wait(0.5):
+        for index, worker in enumerate(workers):
+            if worker.is_alive():
+                continue
+            if worker.exitcode == STARTUP_FAILURE:  # it would fail the same way again
+                print("leetgaming: a worker failed to start", file=sys.stderr)
+                failed = True
+                stop.set()
+                break
+            workers[index] = spawn()
+    for worker in workers:
+        if worker.is_alive() and worker.pid is not None:
+            os.kill(worker.pid, signal.SIGTERM)
+    for worker in workers:
+        worker.join(args.graceful_shutdown_s + DRAIN_TIMEOUT_S + 10)
+        if worker.is_alive():
+            worker.kill()
+            worker.join()
+    sock.close()
+    return EXIT_FAILURE if failed else EXIT_OK
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -134,25 +215,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             server = _AnnouncingServer(config, describe(settings))
             server.run()
             return EXIT_OK if server.started else EXIT_FAILURE
-        # Several processes: uvicorn's supervisor starts the workers; each imports the factory
-        # and reads the same environment once. The URL is printed before they listen.
-        print(describe(settings), flush=True)
-        uvicorn.run(
-            "leetgaming.app:create_app_from_environ",
-            factory=True,
-            workers=settings.workers,
-            host=settings.host,
-            port=settings.port,
-            loop="uvloop",
-            http="httptools",
-            log_config=None,
-            access_log=False,
-            server_header=False,
-            proxy_headers=False,
-            timeout_graceful_shutdown=args.graceful_shutdown_s,
-            **WEBSOCKET_OPTIONS,
-        )
-        return EXIT_OK
+        # Several processes: each worker imports the factory and reads the same environment.
+        return _run_workers(settings, args)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -75,6 +75,12 @@ class Settings:
             for f in fields(self)
             if (reason := _CHECKS[f.name](getattr(self, f.name))) is not None
         ]
+        if not problems and self.workers > 1 and self.redis_url is None:
+            # Each process's in-process broker would see only its own clients.
+            problems.append(
+                f"{env_name('workers')}: more than 1 needs {env_name('redis_url')} "
+                "(processes share live events through Redis)"
+            )
         if problems:
             raise SettingsError(problems)
 

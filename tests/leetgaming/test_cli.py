@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import os
 import queue
 import signal
@@ -15,11 +16,12 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
+import websockets
 
 from leetgaming.cli import describe, main
 from leetgaming.settings import Settings
 
-from ..ws import unused_port
+from ..ws import call, until, unused_port
 
 STARTUP_TIMEOUT_S = 30.0
 SHUTDOWN_TIMEOUT_S = 10.0
@@ -252,3 +254,64 @@ def test_describe_names_the_backends_without_credentials() -> None:
         "LeetGaming is running at http://127.0.0.1:9000/ "
         "(database: postgresql db.internal:5432/leetgaming, broker: redis cache.internal:6379/2)"
     )
+
+
+@pytest.mark.slow
+def test_several_workers_drain_every_websocket_on_sigterm(
+    tmp_path: Path, postgres_url: str, redis_url: str, redis_prefix: str
+) -> None:
+    port = unused_port()
+    env = environment_without_settings() | {
+        "LEETGAMING_PORT": str(port),
+        "LEETGAMING_DATABASE_URL": postgres_url,
+        "LEETGAMING_REDIS_URL": redis_url,
+        "LEETGAMING_REDIS_PREFIX": redis_prefix,
+        "LEETGAMING_WORKERS": "2",
+    }
+
+    async def clients_drained(server: Server) -> list[tuple[int, int | None]]:
+        url = f"ws://127.0.0.1:{port}/ws"
+        sockets = [await websockets.connect(url) for _ in range(12)]
+        for ws in sockets:
+            await call(ws, type="auth", id="a")
+            await call(ws, type="subscribe", id="s", ch="tournament:final")
+        server.process.send_signal(signal.SIGTERM)
+        outcomes = []
+        for ws in sockets:
+            frame = await until(ws, "disconnect")
+            with pytest.raises(websockets.ConnectionClosed):
+                await asyncio.wait_for(ws.recv(), 10)
+            outcomes.append((frame["data"]["code"], ws.close_code))
+        return outcomes
+
+    with running_server(tmp_path, env) as server:
+        outcomes = asyncio.run(clients_drained(server))
+        assert outcomes == [(4000, 4000)] * 12
+        assert server.process.wait(timeout=SHUTDOWN_TIMEOUT_S) == 0
+
+
+@pytest.mark.slow
+def test_workers_end_with_a_killed_parent(
+    tmp_path: Path, postgres_url: str, redis_url: str, redis_prefix: str
+) -> None:
+    port = unused_port()
+    env = environment_without_settings() | {
+        "LEETGAMING_PORT": str(port),
+        "LEETGAMING_DATABASE_URL": postgres_url,
+        "LEETGAMING_REDIS_URL": redis_url,
+        "LEETGAMING_REDIS_PREFIX": redis_prefix,
+        "LEETGAMING_WORKERS": "2",
+    }
+    with running_server(tmp_path, env) as server, httpx.Client(timeout=5) as client:
+        assert client.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
+        server.process.kill()
+        server.process.wait()
+        deadline = time.monotonic() + SHUTDOWN_TIMEOUT_S
+        while time.monotonic() < deadline:
+            try:
+                client.get(f"http://127.0.0.1:{port}/healthz")
+            except httpx.TransportError:
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("the workers outlived their parent")

@@ -121,6 +121,16 @@ def test_every_bad_variable_is_reported_at_once() -> None:
     assert sorted(reported) == ["LEETGAMING_LOG_LEVEL", "LEETGAMING_PORT", "LEETGAMING_WORKERS"]
 
 
+def test_several_workers_need_redis() -> None:
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_env({"LEETGAMING_WORKERS": "2"})
+    assert refused.value.problems == [
+        "LEETGAMING_WORKERS: more than 1 needs LEETGAMING_REDIS_URL "
+        "(processes share live events through Redis)"
+    ]
+    assert Settings(workers=2, redis_url="redis://127.0.0.1:6379/0").workers == 2
+
+
 def test_an_unknown_variable_is_a_typo_not_ignored() -> None:
     with pytest.raises(SettingsError) as caught:
         Settings.from_env({"LEETGAMING_DATABSE_URL": "postgresql://db/lg"})
