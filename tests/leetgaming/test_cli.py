@@ -256,18 +256,22 @@ def test_describe_names_the_backends_without_credentials() -> None:
     )
 
 
-@pytest.mark.slow
-def test_several_workers_drain_every_websocket_on_sigterm(
-    tmp_path: Path, postgres_url: str, redis_url: str, redis_prefix: str
-) -> None:
-    port = unused_port()
-    env = environment_without_settings() | {
+def two_workers(port: int, postgres_url: str, redis_url: str, redis_prefix: str) -> dict[str, str]:
+    return environment_without_settings() | {
         "LEETGAMING_PORT": str(port),
         "LEETGAMING_DATABASE_URL": postgres_url,
         "LEETGAMING_REDIS_URL": redis_url,
         "LEETGAMING_REDIS_PREFIX": redis_prefix,
         "LEETGAMING_WORKERS": "2",
     }
+
+
+@pytest.mark.slow
+def test_several_workers_drain_every_websocket_on_sigterm(
+    tmp_path: Path, postgres_url: str, redis_url: str, redis_prefix: str
+) -> None:
+    port = unused_port()
+    env = two_workers(port, postgres_url, redis_url, redis_prefix)
 
     async def clients_drained(server: Server) -> list[tuple[int, int | None]]:
         url = f"ws://127.0.0.1:{port}/ws"
@@ -295,13 +299,7 @@ def test_workers_end_with_a_killed_parent(
     tmp_path: Path, postgres_url: str, redis_url: str, redis_prefix: str
 ) -> None:
     port = unused_port()
-    env = environment_without_settings() | {
-        "LEETGAMING_PORT": str(port),
-        "LEETGAMING_DATABASE_URL": postgres_url,
-        "LEETGAMING_REDIS_URL": redis_url,
-        "LEETGAMING_REDIS_PREFIX": redis_prefix,
-        "LEETGAMING_WORKERS": "2",
-    }
+    env = two_workers(port, postgres_url, redis_url, redis_prefix)
     with running_server(tmp_path, env) as server, httpx.Client(timeout=5) as client:
         assert client.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
         server.process.kill()
