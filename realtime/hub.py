@@ -51,7 +51,8 @@ class Subscriber:
 @dataclass(slots=True)
 class Hub:
     """This process's subscribers per channel. Streams (offsets, history) live in a
-    :class:`~realtime.streams.StreamStore`; the hub only delivers frames and tracks presence."""
+    :class:`~realtime.streams.StreamStore` and the member lists ``presence`` answers with in a
+    :class:`~realtime.presence.PresenceStore`; the hub delivers frames, ``join`` and ``leave``."""
 
     members: dict[Channel, dict[int, Subscriber]] = field(default_factory=dict)
 
@@ -91,12 +92,6 @@ class Hub:
             role=str(subscriber.principal.role),
         )
         return self.deliver(channel, frame, skip=subscriber.id)
-
-    def presence(self, channel: Channel) -> list[dict[str, str]]:
-        return [
-            {"subject": s.principal.subject, "role": str(s.principal.role)}
-            for s in self.members.get(channel, {}).values()
-        ]
 
 
 def subscribed_frame(ref: str, channel: Channel, recovery: Recovery, asked: bool) -> bytes:
