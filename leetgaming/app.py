@@ -52,6 +52,8 @@ from realtime.presence import RedisPresence
 from realtime.server import Credential, HubNode
 from realtime.streams import RedisStreams
 
+REDIS_CONNECTIONS_MAX: Final = 64  # per process
+REDIS_POOL_WAIT_S: Final = 5.0
 _TOKEN_ROLES: Final = frozenset({"player", "admin", "game_server"})
 
 # Successful requests to these routes are logged at debug level: orchestrators and scrapers
@@ -215,7 +217,12 @@ def create_app(
     redis_client: aioredis.Redis | None = None
     if settings.redis_url:
         # Several processes: streams in Redis, every frame relayed to every node by pub/sub.
-        client = redis_client = aioredis.Redis.from_url(settings.redis_url)
+        # A blocking pool: under a burst, a command waits (up to REDIS_POOL_WAIT_S) for one of
+        # REDIS_CONNECTIONS_MAX connections instead of failing with "Too many connections".
+        pool = aioredis.BlockingConnectionPool.from_url(
+            settings.redis_url, max_connections=REDIS_CONNECTIONS_MAX, timeout=REDIS_POOL_WAIT_S
+        )
+        client = redis_client = aioredis.Redis.from_pool(pool)  # closes the pool with it
         realtime_prefix = settings.redis_prefix + "rt:"
         node_id = secrets.token_hex(6)
         hub = HubNode(
