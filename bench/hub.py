@@ -1515,7 +1515,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="skip our fan-out at a size whose room would take longer than this to build, "
         "extrapolated from the previous size (joins are O(N^2)) (default %(default)s)",
     )
-    parser.add_argument("--storm", type=int, help="reconnect storm clients (10,000; quick 2,000)")
+    parser.add_argument("--storm", type=int, help="reconnect storm clients (10,000; quick 1,500)")
     parser.add_argument("--slow", type=int, help="slow consumer room size (1,000; quick 100)")
     parser.add_argument(
         "--slow-messages",
@@ -1558,7 +1558,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     default("seconds", 20.0, 4.0)
     default("fanout", "100,1000,10000", "100,300,600")
     default("events", 10, 5)
-    default("storm", 10_000, 2_000)
+    default("storm", 10_000, 1_500)
     default("slow", 1_000, 100)
     default("slow_messages", 140, 140)
     default("slow_rate", 8.0, 35.0)
