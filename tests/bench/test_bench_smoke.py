@@ -67,3 +67,30 @@ def test_hub_benchmark_quick(redis_url: str) -> None:
     assert figures["reference_lost_messages"] == 0
     assert isinstance(figures["slow_consumer_p99_change_pct"], float | int)
     assert isinstance(figures["slow_consumer_cut"], bool)  # cut or not depends on socket buffers
+
+
+def test_matchmaker_benchmark_quick() -> None:
+    done = subprocess.run(
+        [
+            *(sys.executable, str(ROOT / "bench" / "matchmaker.py"), "--quick"),
+            *("--seconds", "120", "--sizes", "1000,10000", "--repeat", "1"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    for key in (
+        "wait_p95_s_1v1",
+        "wait_max_s_1v1",
+        "quality_mean_1v1",
+        "wait_p95_s_5v5",
+        "wait_max_s_5v5",
+        "spread_mean_5v5",
+        "favourite_win_prob_5v5",
+        "tick_ms_10000",
+        "naive_wait_p95_s_5v5",
+    ):
+        assert figures[key] > 0, key

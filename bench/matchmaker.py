@@ -1,0 +1,230 @@
+"""Matchmaker benchmark: a seeded simulation through the real matchmaker core, next to a naive
+first-come-first-served matcher on the same arrivals.
+
+Players arrive as a Poisson process (``--rate-1v1``, ``--rate-5v5`` per second) with ratings
+mu ~ N(25, 6) and sigma ~ U(1.5, 4). Every second (the default tick) the matcher sees the
+waiting tickets and the time; matched players leave the pool. For each queue it prints, for
+ours and for the naive matcher: wait p50 / p95 / max (players still waiting at the end count
+with their wait so far), mean and p10 TrueSkill match quality, the favourite's mean predicted
+win probability and the mean lobby spread (highest minus lowest mu). Then the time of one tick
+over pools of 1,000, 10,000 and 100,000 tickets (5v5 rules; waits spread over a minute;
+median of ``--repeat`` runs), next to the naive matcher's tick on the same pools.
+
+The naive matcher takes the oldest tickets in arrival order, as many as a lobby holds, and
+splits them alternately. It never waits, so its waits are the floor and its fairness the
+ceiling of what ignoring skill costs.
+
+    python bench/matchmaker.py            # an hour of simulated arrivals per queue
+    python bench/matchmaker.py --quick    # ten minutes, smaller pools; under a minute
+
+The last line printed is one JSON object with the headline figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from matchmaking.matcher import Member, Proposal, QueueRules, Ticket, tick
+from matchmaking.rating import Rating, RatingModel
+
+MODEL = RatingModel()
+RULES = {  # the defaults of matchmaking.queues for these modes
+    "1v1": QueueRules(
+        team_size=1,
+        window_start=1.0,
+        window_growth_per_s=0.08,
+        window_growth_per_s2=0.002,
+        window_max=30.0,
+        spread_max=30.0,
+    ),
+    "5v5": QueueRules(
+        team_size=5,
+        window_start=2.5,
+        window_growth_per_s=0.1,
+        window_growth_per_s2=0.005,
+        window_max=30.0,
+        spread_max=30.0,
+    ),
+}
+TICK_S = 1.0
+
+Matcher = Callable[[Sequence[Ticket], float, QueueRules], list[Proposal]]
+
+
+def ours(tickets: Sequence[Ticket], now_s: float, rules: QueueRules) -> list[Proposal]:
+    return tick(tickets, now_s, rules, MODEL)
+
+
+def naive(tickets: Sequence[Ticket], now_s: float, rules: QueueRules) -> list[Proposal]:
+    """First come, first served: the oldest ``lobby`` tickets, split alternately."""
+    queue = sorted(tickets, key=lambda t: t.waiting_since_s)
+    lobby = rules.lobby_size
+    proposals = []
+    for start in range(0, len(queue) - lobby + 1, lobby):
+        group = queue[start : start + lobby]
+        teams = (tuple(group[0::2]), tuple(group[1::2]))
+        a = [m.rating for t in teams[0] for m in t.members]
+        b = [m.rating for t in teams[1] for m in t.members]
+        p = MODEL.win_probability(a, b)
+        mus = [r.mu for r in a + b]
+        proposals.append(
+            Proposal(
+                teams,
+                MODEL.quality([a, b]),
+                max(p, 1 - p),
+                max(mus) - min(mus),
+                frozenset(t.id for t in group),
+            )
+        )
+    return proposals
+
+
+def player(rng: random.Random, name: str, since: float) -> Ticket:
+    rating = Rating(rng.gauss(25.0, 6.0), rng.uniform(1.5, 4.0))
+    return Ticket(name, (Member(name, rating),), since)
+
+
+@dataclass
+class SimResult:
+    waits: list[float] = field(default_factory=list)
+    qualities: list[float] = field(default_factory=list)
+    favourites: list[float] = field(default_factory=list)
+    spreads: list[float] = field(default_factory=list)
+    still_waiting: int = 0
+    tick_ms: list[float] = field(default_factory=list)
+
+    def summary(self) -> dict[str, float]:
+        waits = sorted(self.waits)
+        q = sorted(self.qualities)
+        return {
+            "wait_p50_s": percentile(waits, 50),
+            "wait_p95_s": percentile(waits, 95),
+            "wait_max_s": waits[-1] if waits else math.nan,
+            "quality_mean": statistics.fmean(q) if q else math.nan,
+            "quality_p10": percentile(q, 10),
+            "favourite_win_prob": statistics.fmean(self.favourites)
+            if self.favourites
+            else math.nan,
+            "spread_mean": statistics.fmean(self.spreads) if self.spreads else math.nan,
+            "matches": len(self.qualities),
+            "still_waiting": self.still_waiting,
+            "tick_ms_p99": percentile(sorted(self.tick_ms), 99),
+        }
+
+
+def percentile(ordered: Sequence[float], pct: float) -> float:
+    if not ordered:
+        return math.nan
+    index = min(len(ordered) - 1, max(0, math.ceil(pct / 100 * len(ordered)) - 1))
+    return ordered[index]
+
+
+def simulate(
+    matcher: Matcher, rules: QueueRules, rate_per_s: float, seconds: float, seed: int
+) -> SimResult:
+    rng = random.Random(seed)
+    result = SimResult()
+    pool: dict[str, Ticket] = {}
+    next_arrival = rng.expovariate(rate_per_s)
+    count = 0
+    now = 0.0
+    while now < seconds:
+        now += TICK_S
+        while next_arrival <= now:
+            count += 1
+            ticket = player(rng, f"p{count}", next_arrival)
+            pool[ticket.id] = ticket
+            next_arrival += rng.expovariate(rate_per_s)
+        started = time.perf_counter()
+        proposals = matcher(list(pool.values()), now, rules)
+        result.tick_ms.append((time.perf_counter() - started) * 1000)
+        for proposal in proposals:
+            for ticket_id in proposal.tickets:
+                ticket = pool.pop(ticket_id)
+                result.waits.extend([now - ticket.waiting_since_s] * ticket.size)
+            result.qualities.append(proposal.quality)
+            result.favourites.append(proposal.favourite_win_probability)
+            result.spreads.append(proposal.spread)
+    # Honest tails: whoever is still waiting counts with the wait so far.
+    result.still_waiting = len(pool)
+    result.waits.extend(now - t.waiting_since_s for t in pool.values())
+    return result
+
+
+def tick_time(matcher: Matcher, size: int, repeat: int, seed: int) -> float:
+    rng = random.Random(seed)
+    pool = [player(rng, f"p{i}", rng.uniform(0, 60)) for i in range(size)]
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        matcher(pool, 60.0, RULES["5v5"])
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a run under a minute")
+    parser.add_argument("--seconds", type=float, help="simulated seconds per queue")
+    parser.add_argument("--rate-1v1", type=float, default=0.5, help="arrivals/s (0.5)")
+    parser.add_argument("--rate-5v5", type=float, default=2.0, help="arrivals/s (2)")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--repeat", type=int, help="tick timings per pool size (median)")
+    parser.add_argument(
+        "--sizes", default="1000,10000,100000", help="pool sizes to time a tick over"
+    )
+    args = parser.parse_args()
+    seconds = args.seconds or (600.0 if args.quick else 3600.0)
+    repeat = args.repeat or (3 if args.quick else 5)
+    sizes = [int(size) for size in args.sizes.split(",")]
+
+    figures: dict[str, object] = {}
+    print(f"simulation: {seconds:.0f} s of arrivals per queue, tick {TICK_S} s, seed {args.seed}")
+    for mode, rate in (("1v1", args.rate_1v1), ("5v5", args.rate_5v5)):
+        rules = RULES[mode]
+        for name, matcher in (("ours", ours), ("naive", naive)):
+            s = simulate(matcher, rules, rate, seconds, args.seed).summary()
+            print(
+                f"  {mode} {rate}/s {name:>5}: wait p50 {s['wait_p50_s']:.1f} s, "
+                f"p95 {s['wait_p95_s']:.1f} s, max {s['wait_max_s']:.1f} s; "
+                f"quality mean {s['quality_mean']:.3f}, p10 {s['quality_p10']:.3f}; "
+                f"favourite {s['favourite_win_prob']:.3f}; spread {s['spread_mean']:.2f}; "
+                f"{s['matches']} matches, {s['still_waiting']} still waiting; "
+                f"tick p99 {s['tick_ms_p99']:.2f} ms"
+            )
+            prefix = "" if name == "ours" else "naive_"
+            figures[f"{prefix}wait_p50_s_{mode}"] = round(s["wait_p50_s"], 2)
+            figures[f"{prefix}wait_p95_s_{mode}"] = round(s["wait_p95_s"], 2)
+            figures[f"{prefix}wait_max_s_{mode}"] = round(s["wait_max_s"], 2)
+            figures[f"{prefix}quality_mean_{mode}"] = round(s["quality_mean"], 4)
+            figures[f"{prefix}quality_p10_{mode}"] = round(s["quality_p10"], 4)
+            figures[f"{prefix}favourite_win_prob_{mode}"] = round(s["favourite_win_prob"], 4)
+            figures[f"{prefix}spread_mean_{mode}"] = round(s["spread_mean"], 3)
+    print(f"one tick over a pool (5v5 rules, median of {repeat}):")
+    for size in sizes:
+        size_repeat = 1 if args.quick and size >= 100_000 else repeat
+        ours_ms = tick_time(ours, size, size_repeat, args.seed)
+        naive_ms = tick_time(naive, size, size_repeat, args.seed)
+        print(
+            f"  {size:>7} tickets: ours {ours_ms:.1f} ms, naive {naive_ms:.1f} ms "
+            f"(x{ours_ms / naive_ms:.1f})"
+        )
+        figures[f"tick_ms_{size}"] = round(ours_ms, 2)
+        figures[f"naive_tick_ms_{size}"] = round(naive_ms, 2)
+    figures["simulated_s"] = seconds
+    print(json.dumps(figures, sort_keys=True))
+
+
+if __name__ == "__main__":
+    main()
