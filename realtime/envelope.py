@@ -59,6 +59,8 @@ CLIENT_TYPES: Final = {
         _t("publish", id=True, ch=True, body=Field(_ANY)),
         _t("presence", id=True, ch=True),
         _t("refresh", id=True, ch=False, token=Field(_STR)),  # a new access token, same subject
+        # A call to a method the application registers (queue.join, match.accept, ...).
+        _t("rpc", id=True, ch=False, method=Field(_STR), params=Field(_OBJ, False)),
         _t("ping", id=False, ch=False),
         _t("pong", id=False, ch=False),  # the answer to the server's ping
     )
@@ -92,6 +94,7 @@ SERVER_TYPES: Final = {
         _t("leave", id=False, ch=True, subject=Field(_STR), role=Field(_STR)),
         _t("presence_result", id=True, ch=True, members=Field(_ARR)),
         _t("refreshed", id=True, ch=False, expires_in=Field(_INT)),
+        _t("rpc_result", id=True, ch=False, result=Field(_ANY)),
         _t("pong", id=False, ch=False),
         _t("ping", id=False, ch=False),  # the heartbeat: answer with pong
         _t(
@@ -131,6 +134,7 @@ class ErrorCode(enum.StrEnum):
     NOT_SUBSCRIBED = "not_subscribed"
     TOO_MANY_SUBSCRIPTIONS = "too_many_subscriptions"
     RATE_LIMITED = "rate_limited"
+    UNKNOWN_METHOD = "unknown_method"
     INTERNAL = "internal"
 
     @property
@@ -261,14 +265,14 @@ def encode_server_frame(
 
 
 def error_frame(error: ProtocolError) -> bytes:
-    extra = {"ref": error.ref} if error.ref is not None else {}
-    return encode_server_frame(
-        "error",
-        code=str(error.code),
-        message=error.message,
-        retryable=error.code.retryable,
-        **extra,
-    )
+    return refusal_frame(str(error.code), error.message, error.code.retryable, error.ref)
+
+
+def refusal_frame(code: str, message: str, retryable: bool, ref: str | None) -> bytes:
+    """An ``error`` frame; also for the application's own refusals of an ``rpc`` (its codes
+    are the application's: ``unknown_queue``, ``party_too_large``, ...)."""
+    extra = {"ref": ref} if ref is not None else {}
+    return encode_server_frame("error", code=code, message=message, retryable=retryable, **extra)
 
 
 def _message_schema(kind: MessageType) -> dict[str, Any]:

@@ -11,20 +11,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from .channel import Channel, Principal, Role, parse_channel
-from .envelope import CloseCode, encode_server_frame
+from .envelope import CloseCode, ErrorCode, encode_server_frame, refusal_frame
 from .hub import Hub, Subscriber, subscribed_frame
 from .presence import NODE_TTL_S, MemoryPresence, PresenceStore
 from .session import (
+    Call,
     Close,
     Effect,
     Join,
@@ -39,6 +41,7 @@ from .session import (
 from .streams import MemoryStreams, StreamStore
 
 SPECTATOR = Principal(Role.SPECTATOR, "")
+log = logging.getLogger("leetgaming.hub")
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +53,29 @@ class Credential:
 
 
 Verifier = Callable[[str | None], Awaitable[Credential | None]]
+
+
+class RpcError(Exception):
+    """An application's refusal of an ``rpc``: sent as an ``error`` frame with its code."""
+
+    def __init__(self, code: str, message: str, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.code = code
+        self.retryable = retryable
+
+
+class Application(Protocol):
+    """What the composition root plugs into the hub: its ``rpc`` methods, and who comes and
+    goes (a player's first connection on this node, and their last one closing)."""
+
+    async def call(self, principal: Principal, method: str, params: dict[str, Any]) -> object:
+        """The result of ``method``; raises :class:`RpcError` to refuse, ``KeyError`` when
+        there is no such method."""
+        ...
+
+    async def connected(self, principal: Principal) -> None: ...
+
+    async def disconnected(self, principal: Principal) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +149,7 @@ class _Connection:
                             credential.principal, effect.ref, secrets.token_hex(8), expires
                         )
                     )
+                    await node.arrived(credential.principal)
             elif isinstance(effect, Join):
                 # Deliveries start before history is read: a publication in between may come
                 # twice (live and in the answer), never not at all; clients drop offsets they
@@ -154,6 +181,8 @@ class _Connection:
                         "presence_result", id=effect.ref, ch=str(effect.channel), members=members
                     )
                 )
+            elif isinstance(effect, Call):
+                self.push(await node.call(self.subscriber.principal, effect))
             elif isinstance(effect, Close):
                 self.close_soon(effect.code, effect.reason)
 
@@ -198,8 +227,11 @@ class HubNode:
         node_id: str | None = None,
         limits: ServerLimits | None = None,
         clock: Callable[[], float] = time.monotonic,
+        application: Application | None = None,
     ) -> None:
         self.verify = verify
+        self.application = application
+        self._present: dict[tuple[str, str], int] = {}  # (role, subject) -> open connections
         self.limits = limits or ServerLimits()
         self.clock = clock
         self.hub = Hub()
@@ -217,6 +249,37 @@ class HubNode:
         # (seconds, on this node's loop; the socket writes happen afterwards in each
         # connection's writer) and for how many subscribers.
         self.observe_fanout: Callable[[float, int], None] | None = None
+
+    async def call(self, principal: Principal, call: Call) -> bytes:
+        """Run an ``rpc``: its ``rpc_result`` frame, or the ``error`` frame of its refusal."""
+        if self.application is None:
+            return refusal_frame(str(ErrorCode.UNKNOWN_METHOD), "no such method", False, call.ref)
+        try:
+            result = await self.application.call(principal, call.method, call.params)
+        except RpcError as refused:
+            return refusal_frame(refused.code, str(refused), refused.retryable, call.ref)
+        except KeyError:
+            return refusal_frame(str(ErrorCode.UNKNOWN_METHOD), "no such method", False, call.ref)
+        except Exception:
+            log.exception("rpc failed", extra={"method": call.method})
+            return refusal_frame(str(ErrorCode.INTERNAL), "internal error", True, call.ref)
+        return encode_server_frame("rpc_result", id=call.ref, result=result)
+
+    async def arrived(self, principal: Principal) -> None:
+        key = (str(principal.role), principal.subject)
+        self._present[key] = self._present.get(key, 0) + 1
+        if self._present[key] == 1 and self.application is not None and principal.subject:
+            await self.application.connected(principal)
+
+    async def departed(self, principal: Principal) -> None:
+        key = (str(principal.role), principal.subject)
+        left = self._present.get(key, 0) - 1
+        if left > 0:
+            self._present[key] = left
+            return
+        self._present.pop(key, None)
+        if self.application is not None and principal.subject:
+            await self.application.disconnected(principal)
 
     def deadline(self, credential: Credential) -> float | None:
         """A credential's expiry on this node's clock."""
@@ -379,6 +442,9 @@ class HubNode:
                     with contextlib.suppress(Exception):
                         await self.member_left(connection.subscriber, effect.channel)
             self._connections.pop(connection.subscriber.id, None)
+            if connection.session.principal is not None:
+                with contextlib.suppress(Exception):
+                    await self.departed(connection.session.principal)
             if connection.close_code is None:
                 writer.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

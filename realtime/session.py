@@ -49,6 +49,8 @@ from .envelope import (
 )
 from .limits import TokenBucket
 
+METHOD_CHARS_MAX = 64
+
 
 class State(enum.Enum):
     AWAITING_AUTH = "awaiting_auth"
@@ -110,12 +112,19 @@ class Presence:
 
 
 @dataclass(frozen=True, slots=True)
+class Call:
+    method: str
+    params: dict[str, object]
+    ref: str
+
+
+@dataclass(frozen=True, slots=True)
 class Close:
     code: CloseCode
     reason: str
 
 
-Effect = Send | Verify | Join | Leave | Publish | Presence | Close
+Effect = Send | Verify | Join | Leave | Publish | Presence | Call | Close
 
 
 @dataclass(slots=True)
@@ -255,6 +264,16 @@ class Session:
             if self.principal.role is Role.SPECTATOR:
                 return self._bad(ProtocolError(ErrorCode.BAD_TOKEN, "spectators have none", ref))
             return [Verify(m.data["token"], ref, refresh=True)]
+        if m.type == "rpc":
+            method = m.data["method"]
+            if not 0 < len(method) <= METHOD_CHARS_MAX:
+                return self._bad(
+                    ProtocolError(
+                        ErrorCode.BAD_FIELD, f"method is 1..{METHOD_CHARS_MAX} characters", ref
+                    )
+                )
+            params = m.data.get("params", {})
+            return [Call(method, dict(params), ref)]
         channel = parse_channel(m.ch)
         if channel is None:
             return self._bad(ProtocolError(ErrorCode.BAD_CHANNEL, "no such channel", ref))
