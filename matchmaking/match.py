@@ -1,0 +1,159 @@
+"""A match's lifecycle: a state machine with an explicit transition table (pure).
+
+    FORMING --start_ready_check--> READY_CHECK --everyone accepted--> ALLOCATING
+    READY_CHECK --a decline, or the deadline--> CANCELLED   (the others go back to the queue)
+    ALLOCATING --server_allocated--> LIVE --final_result--> FINISHED --settled--> SETTLED
+    ALLOCATING | LIVE --abort--> ABORTED                     (no server; a server gone silent)
+
+Every change returns the new :class:`Match` and the events to publish; an event not allowed in
+the current state raises :class:`IllegalTransition` (never a silent no-op). Time comes in as an
+argument.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field, replace
+from typing import Final
+
+
+class State(enum.StrEnum):
+    FORMING = "forming"
+    READY_CHECK = "ready_check"
+    ALLOCATING = "allocating"
+    LIVE = "live"
+    FINISHED = "finished"
+    SETTLED = "settled"
+    ABORTED = "aborted"
+    CANCELLED = "cancelled"
+
+
+class Transition(enum.StrEnum):
+    START_READY_CHECK = "start_ready_check"
+    ALL_ACCEPTED = "all_accepted"
+    READY_CHECK_FAILED = "ready_check_failed"
+    SERVER_ALLOCATED = "server_allocated"
+    FINAL_RESULT = "final_result"
+    SETTLE = "settle"
+    ABORT = "abort"
+
+
+TRANSITIONS: Final[dict[tuple[State, Transition], State]] = {
+    (State.FORMING, Transition.START_READY_CHECK): State.READY_CHECK,
+    (State.READY_CHECK, Transition.ALL_ACCEPTED): State.ALLOCATING,
+    (State.READY_CHECK, Transition.READY_CHECK_FAILED): State.CANCELLED,
+    (State.ALLOCATING, Transition.SERVER_ALLOCATED): State.LIVE,
+    (State.ALLOCATING, Transition.ABORT): State.ABORTED,
+    (State.LIVE, Transition.FINAL_RESULT): State.FINISHED,
+    (State.LIVE, Transition.ABORT): State.ABORTED,
+    (State.FINISHED, Transition.SETTLE): State.SETTLED,
+}
+TERMINAL: Final = frozenset({State.SETTLED, State.ABORTED, State.CANCELLED})
+
+
+class IllegalTransition(Exception):
+    def __init__(self, state: State, transition: Transition) -> None:
+        super().__init__(f"{transition} is not allowed in state {state}")
+        self.state = state
+        self.transition = transition
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    id: str
+    queue: str
+    teams: tuple[tuple[str, ...], ...]  # player ids per team
+    state: State = State.FORMING
+    deadline_s: float | None = None  # the ready check's
+    accepted: frozenset[str] = frozenset()
+    declined: frozenset[str] = frozenset()
+    server: str | None = None
+    version: int = 0  # bumped on every change: stores update with compare-and-set on it
+    history: tuple[tuple[State, float], ...] = field(default=())
+
+    @property
+    def players(self) -> tuple[str, ...]:
+        return tuple(p for team in self.teams for p in team)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """What to publish: ``kind`` on ``match:<id>`` and to every player's ``user:`` channel."""
+
+    kind: str
+    data: dict[str, object]
+
+
+def _move(match: Match, transition: Transition, now_s: float, **changes: object) -> Match:
+    target = TRANSITIONS.get((match.state, transition))
+    if target is None:
+        raise IllegalTransition(match.state, transition)
+    return replace(
+        match,
+        state=target,
+        version=match.version + 1,
+        history=(*match.history, (target, now_s)),
+        **changes,  # type: ignore[arg-type]
+    )
+
+
+def _state_event(match: Match, **data: object) -> Event:
+    return Event(f"match.{match.state}", {"match": match.id, "state": str(match.state), **data})
+
+
+def start_ready_check(match: Match, now_s: float, ready_check_s: float) -> tuple[Match, Event]:
+    moved = _move(match, Transition.START_READY_CHECK, now_s, deadline_s=now_s + ready_check_s)
+    return moved, Event(
+        "match.found",
+        {
+            "match": match.id,
+            "queue": match.queue,
+            "teams": [list(team) for team in match.teams],
+            "state": str(moved.state),
+            "accept_within_s": ready_check_s,
+        },
+    )
+
+
+class NotInMatch(Exception):
+    pass
+
+
+def accept(match: Match, player: str, now_s: float) -> tuple[Match, list[Event]]:
+    """A player accepts; the last acceptance moves the match on to allocation."""
+    if player not in match.players:
+        raise NotInMatch(player)
+    if match.state is not State.READY_CHECK or (
+        match.deadline_s is not None and now_s >= match.deadline_s
+    ):
+        raise IllegalTransition(match.state, Transition.ALL_ACCEPTED)
+    if player in match.accepted:
+        return match, []  # accepting twice changes nothing
+    accepted = match.accepted | {player}
+    ready = Event("match.accepted", {"match": match.id, "player": player})
+    if len(accepted) < len(match.players):
+        return replace(match, accepted=accepted, version=match.version + 1), [ready]
+    moved = _move(match, Transition.ALL_ACCEPTED, now_s, accepted=accepted)
+    return moved, [ready, _state_event(moved)]
+
+
+def decline(match: Match, player: str, now_s: float) -> tuple[Match, list[Event]]:
+    if player not in match.players:
+        raise NotInMatch(player)
+    moved = _move(match, Transition.READY_CHECK_FAILED, now_s, declined=frozenset({player}))
+    return moved, [_state_event(moved, declined=[player], requeued=requeued(moved))]
+
+
+def expire_ready_check(match: Match, now_s: float) -> tuple[Match, list[Event]]:
+    """At the deadline: everyone who did not accept counts as declining."""
+    if match.state is not State.READY_CHECK or match.deadline_s is None or now_s < match.deadline_s:
+        return match, []
+    missing = frozenset(p for p in match.players if p not in match.accepted)
+    moved = _move(match, Transition.READY_CHECK_FAILED, now_s, declined=missing)
+    return moved, [_state_event(moved, declined=sorted(missing), requeued=requeued(moved))]
+
+
+def requeued(match: Match) -> list[str]:
+    """After a failed ready check: who goes back to the front of the queue (whoever did not
+    decline; a timeout counts as a decline)."""
+    return [p for p in match.players if p not in match.declined]
