@@ -36,27 +36,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from matchmaking.matcher import Member, Proposal, QueueRules, Ticket, tick
+from matchmaking.queues import parse_queues
 from matchmaking.rating import Rating, RatingModel
 
 MODEL = RatingModel()
-RULES = {  # the defaults of matchmaking.queues for these modes
-    "1v1": QueueRules(
-        team_size=1,
-        window_start=1.0,
-        window_growth_per_s=0.08,
-        window_growth_per_s2=0.002,
-        window_max=30.0,
-        spread_max=30.0,
-    ),
-    "5v5": QueueRules(
-        team_size=5,
-        window_start=2.5,
-        window_growth_per_s=0.1,
-        window_growth_per_s2=0.005,
-        window_max=30.0,
-        spread_max=30.0,
-    ),
-}
+ROOT = Path(__file__).resolve().parent.parent
+QUEUES = parse_queues((ROOT / "leetgaming" / "queues.toml").read_text())
+RULES = {"1v1": QUEUES["cs2:1v1:eu"].rules, "5v5": QUEUES["cs2:5v5:eu"].rules}  # the defaults
 TICK_S = 1.0
 
 Matcher = Callable[[Sequence[Ticket], float, QueueRules], list[Proposal]]

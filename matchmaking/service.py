@@ -30,6 +30,9 @@ class QueueConfig:
     rules: QueueRules
     model: RatingModel
     ticket_ttl_s: float = 600.0
+    ready_check_s: float = 20.0  # matched players accept within this
+    disconnect_grace_s: float = 30.0  # a player who reconnects within it keeps the ticket
+    decline_cooldown_s: float = 60.0  # who declines (or lets the check lapse) waits this long
 
 
 @dataclass(frozen=True, slots=True)
