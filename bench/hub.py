@@ -956,8 +956,8 @@ async def phase_storm(
             )
             return int(reply["data"]["offset"])
 
-        # At most 50 in flight: more concurrent publishes than a serve process's Redis pool
-        # (100 connections) would have some fail with MaxConnectionsError (see the report).
+        # At most 50 in flight: with redis-py's default pool (100 connections, raising instead
+        # of waiting), more concurrent publishes had some fail; kept as a modest burst.
         return list(await gather_bounded(rooms, one, 50))
 
     await publish_round()  # every client now has an epoch and an offset to recover from
