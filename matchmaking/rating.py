@@ -37,12 +37,13 @@ Invariants, for every call of :meth:`RatingModel.rate`:
 - the result has the shape of the input teams, in the input order;
 - every new ``sigma`` is at most ``sqrt(sigma**2 + tau**2)`` (a result never adds uncertainty
   beyond the dynamics), and positive;
-- with two teams and no draw, every winner's ``mu`` rises and every loser's falls;
+- with two teams and no draw, no winner's ``mu`` falls and no loser's rises (an expected win
+  by a huge margin may move them by less than the last bit);
 - bad input raises :class:`ValueError` naming what is wrong and computes nothing; that includes
   a team whose weights are all 0 (the package answers those with a ``FloatingPointError`` or
-  with numbers driven by its weight floor). A result the
-  float arithmetic cannot represent (only for absurd rating gaps, as in the package) raises
-  :class:`FloatingPointError`.
+  with numbers driven by its weight floor);
+- a result the float arithmetic cannot represent raises :class:`FloatingPointError`, where the
+  package does: for absurd rating gaps, or a team whose total weight is nearly 0.
 """
 
 from __future__ import annotations
@@ -282,24 +283,23 @@ class RatingModel:
                 sum(w * w * (beta2 + r.sigma * r.sigma) for r, w in zip(team, ws, strict=True))
             )
             squares.append(sum(w * w for w in ws))
-        # The team-difference covariances are tridiagonal (difference k shares team k + 1 with
-        # difference k + 1): solve and take determinants by LDL^T, in O(teams).
-        exponent = 0.0  # m^T M^-1 m
-        log_det_ratio = 0.0  # log(det B / det M)
-        pivot = beta_pivot = off = beta_off = y = 1.0
-        for r in range(len(teams) - 1):
-            diagonal = spreads[r] + spreads[r + 1]
-            beta_diagonal = beta2 * (squares[r] + squares[r + 1])
-            mean = means[r] - means[r + 1]
-            if r == 0:
-                pivot, beta_pivot, y = diagonal, beta_diagonal, mean
-            else:
-                factor = off / pivot
-                pivot, y = diagonal - factor * off, mean - factor * y
-                beta_pivot = beta_diagonal - beta_off * beta_off / beta_pivot
-            exponent += y * y / pivot
-            log_det_ratio += math.log(beta_pivot / pivot)
-            off, beta_off = -spreads[r + 1], -beta2 * squares[r + 1]
+        # The package's matrix formula, in closed form: with D the team-difference matrix,
+        # S = diag(spreads) and W = diag(squares), det(D^T S D) = prod(s) * sum(1 / s) (Cauchy-
+        # Binet: dropping any one team leaves a unit triangular D), and m^T (D^T S D)^-1 m is
+        # sum((m_t - m_bar)**2 / s_t) with m_bar the precision-weighted mean. Every term is
+        # positive: no cancellation, even for weights near 0 where the matrices are near
+        # singular (and the package's cofactor inverse drifts).
+        precision_total = sum(1.0 / spread for spread in spreads)
+        mean_bar = sum(m / spread for m, spread in zip(means, spreads, strict=True))
+        mean_bar /= precision_total
+        exponent = sum(
+            (m - mean_bar) ** 2 / spread for m, spread in zip(means, spreads, strict=True)
+        )
+        log_det_ratio = (
+            (len(teams) - 1) * math.log(beta2)
+            + sum(math.log(sq / spread) for sq, spread in zip(squares, spreads, strict=True))
+            + math.log(sum(1.0 / sq for sq in squares) / precision_total)
+        )
         return math.exp(-0.5 * exponent + 0.5 * log_det_ratio)
 
     def win_probability(self, team_a: Sequence[Rating], team_b: Sequence[Rating]) -> float:
