@@ -266,7 +266,8 @@ class RatingModel:
         """The probability of a draw, relative to the draw probability of equal teams, in (0, 1].
 
         Higher is a fairer match. Same value as ``trueskill``'s ``quality(teams, weights)``
-        (which, like this, ignores ``tau`` and floors no weight).
+        (which, like this, ignores ``tau`` and floors no weight), to 1e-9; nearer the exact value
+        than the package when weights near 0 make its matrices near singular.
         """
         _check_teams(teams)
         if weights is None:
