@@ -21,9 +21,11 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from http import HTTPStatus
+from importlib import resources
+from pathlib import Path
 from typing import Final
 
 import redis.asyncio as aioredis
@@ -44,9 +46,14 @@ from leetgaming.logs import configure_logging
 from leetgaming.mail import Mailer
 from leetgaming.metrics import CONTENT_TYPE, UNMATCHED_ROUTE, Metrics
 from leetgaming.passwords import Passwords
+from leetgaming.play import Play
 from leetgaming.problems import problem
 from leetgaming.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from leetgaming.settings import Settings
+from matchmaking.queues import parse_queues
+from matchmaking.redis_tickets import RedisTicketStore
+from matchmaking.service import Matchmaker, QueueConfig
+from matchmaking.tickets import MemoryTicketStore, TicketStore
 from realtime.channel import Principal, Role
 from realtime.presence import RedisPresence
 from realtime.server import Credential, HubNode
@@ -188,14 +195,22 @@ def create_app(
             identity = Identity.for_settings(settings, database, passwords, mailer)
             await identity.start()
             app.state.identity = identity
+            play = Play(database, tickets, queues, hub.publish, time.time)
+            await play.start()
+            app.state.play = hub.application = play
+            matchmaker = Matchmaker(tickets, queues, hub.node_id, play.on_event)
             async with Ledger(store) as ledger:
                 app.state.ledger = ledger
                 metrics.watch_ledger(ledger.stats)
                 hub.observe_fanout = metrics.observe_fanout
                 await hub.start()
+                await matchmaker.start()
+                sweeper = asyncio.create_task(_every(1.0, play.sweep))
                 try:
                     yield
                 finally:
+                    sweeper.cancel()
+                    await matchmaker.stop()
                     await hub.stop()
                     if redis_client is not None:
                         await redis_client.aclose()
@@ -240,6 +255,12 @@ def create_app(
         if redis_client is None
         else RedisRateLimiter(redis_client, settings.redis_prefix + "rl:")
     )
+    tickets: TicketStore = (
+        MemoryTicketStore()
+        if redis_client is None
+        else RedisTicketStore(redis_client, settings.redis_prefix + "mm:")
+    )
+    queues = load_queues(settings)
 
     app = Starlette(
         routes=[
@@ -263,6 +284,25 @@ def create_app(
     app.state.metrics = metrics
     app.state.probes = probes
     return app
+
+
+def load_queues(settings: Settings) -> dict[str, QueueConfig]:
+    """The configured queues: ``LEETGAMING_QUEUES_FILE``, or the shipped default."""
+    if settings.queues_file is not None:
+        text = Path(settings.queues_file).read_text()
+    else:
+        text = resources.files("leetgaming").joinpath("queues.toml").read_text()
+    return parse_queues(text)
+
+
+async def _every(interval_s: float, work: Callable[[], Awaitable[object]]) -> None:
+    """Run ``work`` every ``interval_s`` until cancelled; a failure is logged, not fatal."""
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            await work()
+        except Exception:
+            log.exception("periodic work failed", extra={"work": getattr(work, "__name__", "")})
 
 
 def create_app_from_environ() -> Starlette:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any, Final
 
 ENV_PREFIX: Final = "LEETGAMING_"
@@ -68,6 +69,7 @@ class Settings:
     secret_key: str | None = field(default=None, repr=False)
     public_url: str | None = None
     mail_dir: str = "./var/mail"  # outgoing mail as .eml files (the embedded mailer)
+    queues_file: str | None = None  # TOML; unset: the shipped leetgaming/queues.toml
 
     def __post_init__(self) -> None:
         problems = [
@@ -246,6 +248,14 @@ def _check_public_url(value: object) -> str | None:
     return None
 
 
+def _check_queues_file(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not Path(value).is_file():
+        return f"expected a readable TOML file, got {value!r}"
+    return None
+
+
 def _check_mail_dir(value: object) -> str | None:
     if not isinstance(value, str) or not value.strip():
         return f"expected a folder path, got {value!r}"
@@ -263,6 +273,7 @@ _PARSERS: Final[dict[str, Callable[[str], object]]] = {
     "secret_key": _parse_optional_str,
     "public_url": _parse_optional_str,
     "mail_dir": _parse_str,
+    "queues_file": _parse_optional_str,
 }
 
 _CHECKS: Final[dict[str, Callable[[object], str | None]]] = {
@@ -276,4 +287,5 @@ _CHECKS: Final[dict[str, Callable[[object], str | None]]] = {
     "secret_key": _check_secret_key,
     "public_url": _check_public_url,
     "mail_dir": _check_mail_dir,
+    "queues_file": _check_queues_file,
 }

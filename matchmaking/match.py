@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field, replace
-from typing import Final
+from typing import Any, Final
 
 
 class State(enum.StrEnum):
@@ -157,3 +157,34 @@ def requeued(match: Match) -> list[str]:
     """After a failed ready check: who goes back to the front of the queue (whoever did not
     decline; a timeout counts as a decline)."""
     return [p for p in match.players if p not in match.declined]
+
+
+def to_document(match: Match) -> dict[str, object]:
+    """The match as JSON-ready data (stores keep it as one document)."""
+    return {
+        "id": match.id,
+        "queue": match.queue,
+        "teams": [list(team) for team in match.teams],
+        "state": str(match.state),
+        "deadline_s": match.deadline_s,
+        "accepted": sorted(match.accepted),
+        "declined": sorted(match.declined),
+        "server": match.server,
+        "version": match.version,
+        "history": [[str(state), at] for state, at in match.history],
+    }
+
+
+def from_document(doc: dict[str, Any]) -> Match:
+    return Match(
+        id=str(doc["id"]),
+        queue=str(doc["queue"]),
+        teams=tuple(tuple(str(p) for p in team) for team in doc["teams"]),
+        state=State(doc["state"]),
+        deadline_s=None if doc["deadline_s"] is None else float(doc["deadline_s"]),
+        accepted=frozenset(doc["accepted"]),
+        declined=frozenset(doc["declined"]),
+        server=doc["server"],
+        version=int(doc["version"]),
+        history=tuple((State(s), float(at)) for s, at in doc["history"]),
+    )

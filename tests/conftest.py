@@ -107,3 +107,23 @@ def redis_prefix(redis_url: str) -> Iterator[str]:
             client.delete(*batch)
     finally:
         client.close()
+
+
+@pytest.fixture(params=["embedded", "distributed"])
+def backends(
+    request: pytest.FixtureRequest,
+    tmp_path: object,
+    postgres_url: str,
+    redis_url: str,
+    redis_prefix: str,
+) -> dict[str, str]:
+    """``LEETGAMING_*`` settings for the app's backends, once embedded (a SQLite file in the
+    test's folder, the in-process broker) and once distributed (this run's PostgreSQL
+    database, Redis under the test's prefix)."""
+    if request.param == "embedded":
+        return {"LEETGAMING_DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3"}
+    return {
+        "LEETGAMING_DATABASE_URL": postgres_url,
+        "LEETGAMING_REDIS_URL": redis_url,
+        "LEETGAMING_REDIS_PREFIX": redis_prefix,
+    }

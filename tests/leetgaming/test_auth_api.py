@@ -43,24 +43,11 @@ class Api:
         return match.group(1)
 
 
-@pytest.fixture(params=["embedded", "distributed"])
-async def api(
-    request: pytest.FixtureRequest,
-    tmp_path: Path,
-    postgres_url: str,
-    redis_url: str,
-    redis_prefix: str,
-) -> AsyncIterator[Api]:
+@pytest.fixture
+async def api(tmp_path: Path, backends: dict[str, str]) -> AsyncIterator[Api]:
     port = unused_port()
     env = {"LEETGAMING_PORT": str(port), "LEETGAMING_MAIL_DIR": str(tmp_path / "mail")}
-    if request.param == "embedded":
-        env["LEETGAMING_DATABASE_URL"] = f"sqlite:///{tmp_path}/db.sqlite3"
-    else:
-        env |= {
-            "LEETGAMING_DATABASE_URL": postgres_url,
-            "LEETGAMING_REDIS_URL": redis_url,
-            "LEETGAMING_REDIS_PREFIX": redis_prefix,
-        }
+    env |= backends
     limits = AuthLimits(login_per_account=Rate(3, 600), register_per_ip=Rate(50, 3600))
     settings = Settings.from_env(env)
     app = create_app(settings, passwords=FAST, auth_limits=limits)

@@ -15,7 +15,9 @@ from matchmaking.match import (
     accept,
     decline,
     expire_ready_check,
+    from_document,
     start_ready_check,
+    to_document,
 )
 
 
@@ -67,3 +69,8 @@ def test_the_table_is_closed() -> None:
         assert source not in TERMINAL
         assert target in State
     assert {t for _, t in TRANSITIONS} == set(Transition)
+
+
+def test_a_match_round_trips_through_its_document() -> None:
+    match, _ = accept(found(), "a", 101)
+    assert from_document(to_document(match)) == match

@@ -66,8 +66,15 @@ async def test_two_processes_never_put_a_ticket_in_two_matches(
 
     # The frozen one sleeps 0.5 s before each claim: its 0.3 s lease is gone by then, the other
     # takes over and claims the same tickets; the late claim must be refused.
-    processes = [start("steady", 0.0), start("frozen", 0.5)]
+    # The frozen one starts first, so it holds the lease when the first tickets arrive.
     client = aioredis.Redis.from_url(redis_url)
+    frozen = start("frozen", 0.5)
+    for _ in range(200):
+        if await client.get(f"{redis_prefix}lease:{Q}"):
+            break
+        await asyncio.sleep(0.05)
+    processes = [start("steady", 0.0), frozen]
+    await asyncio.sleep(0.5)
     store = RedisTicketStore(client, redis_prefix)
     added = 0
     for round_ in range(30):

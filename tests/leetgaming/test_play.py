@@ -1,0 +1,155 @@
+"""Queueing, matching and the ready check end to end: the real app over real websockets,
+embedded (SQLite, in-process) and distributed (PostgreSQL, Redis)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+
+from leetgaming.app import create_app
+from leetgaming.settings import Settings
+from leetgaming.tokens import issue_access_token
+
+from ..ws import call, receive, serving, unused_port
+
+SECRET = "q" * 40
+QUEUES = """
+[queue."cs2:1v1:eu"]
+team_size = 1
+window_start = 50.0
+window_max = 50.0
+ready_check_s = 1.5
+disconnect_grace_s = 1
+decline_cooldown_s = 60
+"""
+
+
+@pytest.fixture
+async def ws_url(tmp_path: Path, backends: dict[str, str]) -> AsyncIterator[str]:
+    (tmp_path / "queues.toml").write_text(QUEUES)
+    port = unused_port()
+    env = {
+        "LEETGAMING_PORT": str(port),
+        "LEETGAMING_SECRET_KEY": SECRET,
+        "LEETGAMING_QUEUES_FILE": str(tmp_path / "queues.toml"),
+        "LEETGAMING_MAIL_DIR": str(tmp_path / "mail"),
+    }
+    env |= backends
+    async with serving(create_app(Settings.from_env(env)), port):
+        yield f"ws://127.0.0.1:{port}/ws"
+
+
+async def player(url: str, name: str) -> ClientConnection:
+    ws = await connect(url)
+    token = issue_access_token(SECRET, name, "player", "s", int(time.time()))
+    assert (await call(ws, type="auth", id="a", data={"token": token}))["type"] == "auth_ok"
+    assert (await call(ws, type="subscribe", id="s", ch=f"user:{name}"))["type"] == "subscribed"
+    return ws
+
+
+async def rpc(ws: ClientConnection, method: str, **params: Any) -> dict[str, Any]:
+    """The answer to one call (publications arriving meanwhile are skipped)."""
+    frame = {"v": 1, "type": "rpc", "id": method, "data": {"method": method, "params": params}}
+    await ws.send(orjson.dumps(frame))
+    while True:
+        frame = await receive(ws)
+        if frame.get("id") == method or frame["data"].get("ref") == method:
+            return frame
+
+
+async def event(ws: ClientConnection, kind: str) -> dict[str, Any]:
+    while True:
+        frame = await receive(ws)
+        if frame["type"] == "pub" and frame["data"]["body"]["kind"] == kind:
+            body: dict[str, Any] = frame["data"]["body"]
+            return body
+
+
+async def test_two_players_queue_match_and_accept(ws_url: str) -> None:
+    alice, bob = await player(ws_url, "alice"), await player(ws_url, "bob")
+    joined = await rpc(alice, "queue.join", queue="cs2:1v1:eu")
+    assert joined["type"] == "rpc_result" and joined["data"]["result"]["queue"] == "cs2:1v1:eu"
+    again = await rpc(alice, "queue.join", queue="cs2:1v1:eu")
+    assert again["data"]["code"] == "already_queued"
+    await rpc(bob, "queue.join", queue="cs2:1v1:eu")
+    found = await event(alice, "match.found")
+    assert sorted(found["teams"]) == [["alice"], ["bob"]]
+    assert (await event(bob, "match.found"))["match"] == found["match"]
+    await rpc(alice, "match.accept", match=found["match"])
+    accepted = await rpc(bob, "match.accept", match=found["match"])
+    assert accepted["data"]["result"]["state"] == "allocating"
+    assert (await event(alice, "match.allocating"))["match"] == found["match"]
+    stranger = await player(ws_url, "mallory")
+    refused = await rpc(stranger, "match.accept", match=found["match"])
+    assert refused["data"]["code"] == "unknown_match"
+    for ws in (alice, bob, stranger):
+        await ws.close()
+
+
+async def test_a_decline_requeues_the_other_and_cools_the_decliner_down(ws_url: str) -> None:
+    carol, dave = await player(ws_url, "carol"), await player(ws_url, "dave")
+    await rpc(carol, "queue.join", queue="cs2:1v1:eu")
+    await rpc(dave, "queue.join", queue="cs2:1v1:eu")
+    found = await event(carol, "match.found")
+    declined = await rpc(carol, "match.decline", match=found["match"])
+    assert declined["data"]["result"]["state"] == "cancelled"
+    cancelled = await event(dave, "match.cancelled")
+    assert (cancelled["declined"], cancelled["requeued"]) == (["carol"], ["dave"])
+    cooled = await rpc(carol, "queue.join", queue="cs2:1v1:eu")
+    assert cooled["data"]["code"] == "cooldown"
+    # dave is back in the queue (not a new ticket: leaving it finds it).
+    left = await rpc(dave, "queue.leave")
+    assert left["data"]["result"] == {"left": True, "queue": "cs2:1v1:eu"}
+    for ws in (carol, dave):
+        await ws.close()
+
+
+async def test_silence_fails_the_ready_check_at_its_deadline(ws_url: str) -> None:
+    erin, frank = await player(ws_url, "erin"), await player(ws_url, "frank")
+    await rpc(erin, "queue.join", queue="cs2:1v1:eu")
+    await rpc(frank, "queue.join", queue="cs2:1v1:eu")
+    found = await event(erin, "match.found")
+    await rpc(erin, "match.accept", match=found["match"])
+    cancelled = await event(erin, "match.cancelled")  # the sweeper, after 1.5 s
+    assert (cancelled["declined"], cancelled["requeued"]) == (["frank"], ["erin"])
+    late = await rpc(frank, "match.accept", match=found["match"])
+    assert late["data"]["code"] == "too_late"
+    for ws in (erin, frank):
+        await ws.close()
+
+
+async def test_bad_calls_change_nothing(ws_url: str) -> None:
+    gina = await player(ws_url, "gina")
+    unknown = await rpc(gina, "queue.join", queue="cs2:9v9:mars")
+    assert unknown["data"]["code"] == "unknown_queue"
+    bad = await rpc(gina, "queue.join", queue="cs2:1v1:eu", party=["x"])
+    assert bad["data"]["code"] == "bad_params"
+    assert (await rpc(gina, "queue.leave"))["data"]["result"] == {"left": False}
+    assert (await rpc(gina, "nope"))["data"]["code"] == "unknown_method"
+    async with connect(ws_url) as spectator:
+        await call(spectator, type="auth", id="a")
+        await spectator.send(
+            b'{"v":1,"type":"rpc","id":"1","data":{"method":"queue.join","params":{}}}'
+        )
+        assert (await receive(spectator))["data"]["code"] == "forbidden"
+    await gina.close()
+
+
+async def test_a_disconnected_player_keeps_the_ticket_only_for_the_grace(ws_url: str) -> None:
+    henry = await player(ws_url, "henry")
+    await rpc(henry, "queue.join", queue="cs2:1v1:eu")
+    await henry.close()
+    henry = await player(ws_url, "henry")  # back within the 1 s grace: the ticket stays
+    assert (await rpc(henry, "queue.join", queue="cs2:1v1:eu"))["data"]["code"] == "already_queued"
+    await henry.close()
+    await asyncio.sleep(3.0)  # the grace, then a matchmaker tick
+    henry = await player(ws_url, "henry")
+    assert (await rpc(henry, "queue.leave"))["data"]["result"] == {"left": False}
+    await henry.close()
