@@ -89,6 +89,23 @@ def may_subscribe(who: Principal, channel: Channel) -> bool:
     return False
 
 
+PRESENCE_EVENTS = frozenset(
+    {Namespace.LOBBY, Namespace.QUEUE, Namespace.MATCH, Namespace.GAMESERVER}
+)
+PRESENCE_EVENTS_MEMBERS_MAX = 200  # above it a channel is an audience: no join/leave events
+
+
+def announces_presence(who: Principal, channel: Channel, members: int) -> bool:
+    """Whether ``who`` joining or leaving is announced to the channel's ``members``: not for
+    spectators, not on tournament and user channels, not in a crowd (each event goes to every
+    member, so a crowd's joins would cost members squared). ``presence`` still lists all."""
+    return (
+        who.role is not Role.SPECTATOR
+        and channel.namespace in PRESENCE_EVENTS
+        and members <= PRESENCE_EVENTS_MEMBERS_MAX
+    )
+
+
 def may_publish(who: Principal, channel: Channel) -> bool:
     """Whether a *client* may publish; the server's own publish API is not limited by this."""
     if who.role is Role.SPECTATOR:

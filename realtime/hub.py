@@ -11,7 +11,9 @@ history); on Redis every node receives every frame through pub/sub and delivers 
 subscribers.
 
 Presence: each channel knows which connections are in it (subject and role); joining and leaving
-send ``join`` / ``leave`` events to the channel's other subscribers. They are not publications:
+send ``join`` / ``leave`` events to the channel's other subscribers, where
+:func:`~realtime.channel.announces_presence` says so (not for spectators, tournament or user
+channels, or crowds over 200 members). They are not publications:
 they take no offset and are not kept in history (as in Centrifugo), so the offsets a client sees
 on ``pub`` frames have no holes and a recovering client asks ``presence`` for the current set.
 
@@ -26,7 +28,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from .channel import Channel, Principal
+from .channel import Channel, Principal, announces_presence
 from .envelope import encode_server_frame
 from .history import Recovery
 from .limits import SendQueue
@@ -85,6 +87,9 @@ class Hub:
     def _presence_event(
         self, kind: str, channel: Channel, subscriber: Subscriber
     ) -> list[Subscriber]:
+        members = len(self.members.get(channel, ()))
+        if not announces_presence(subscriber.principal, channel, members):
+            return []
         frame = encode_server_frame(
             kind,
             ch=str(channel),

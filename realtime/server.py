@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import redis.asyncio as aioredis
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from .channel import Channel, Principal, Role, parse_channel
+from .channel import Channel, Principal, Role, announces_presence, parse_channel
 from .envelope import CloseCode, ErrorCode, encode_server_frame, refusal_frame
 from .hub import Hub, Subscriber, subscribed_frame
 from .presence import NODE_TTL_S, MemoryPresence, PresenceStore
@@ -386,7 +386,8 @@ class HubNode:
 
     async def _announce(self, kind: str, subscriber: Subscriber, channel: Channel) -> None:
         """Tell the other nodes' subscribers (this node's were told by the hub)."""
-        if self._relay is None:
+        members = len(self.hub.members.get(channel, ()))
+        if self._relay is None or not announces_presence(subscriber.principal, channel, members):
             return
         frame = encode_server_frame(kind, ch=str(channel), **_info(subscriber))
         await self._relay.publish(

@@ -3,7 +3,7 @@ from __future__ import annotations
 import jsonschema
 import orjson
 
-from realtime.channel import Principal, Role, parse_channel
+from realtime.channel import PRESENCE_EVENTS_MEMBERS_MAX, Principal, Role, parse_channel
 from realtime.envelope import protocol_schema
 from realtime.history import Recovery
 from realtime.hub import Hub, Subscriber, subscribed_frame
@@ -35,7 +35,7 @@ def test_a_frame_reaches_every_local_subscriber_as_the_same_bytes() -> None:
     bob = Subscriber(Principal(Role.SPECTATOR, ""))
     hub.add(alice, LOBBY)
     hub.add(bob, LOBBY)
-    assert [f["type"] for f in drain(alice)] == ["join"]  # bob joined after alice
+    assert drain(alice) == []  # a spectator's join is not announced
     frame = pub(1, {"text": "gg"})
     assert hub.deliver(LOBBY, frame) == []
     assert alice.queue.frames[0] is bob.queue.frames[0] is frame  # serialised once, never copied
@@ -88,3 +88,19 @@ def test_presence_join_leave() -> None:
     ]
     assert set(hub.members[LOBBY]) == {alice.id}
     assert hub.leave(bob, LOBBY) == []  # twice is nothing
+
+
+def test_joins_are_announced_for_players_in_small_rooms_only() -> None:
+    hub = Hub()
+    first = Subscriber(Principal(Role.PLAYER, "p0"))
+    hub.add(first, LOBBY)
+    for n in range(1, PRESENCE_EVENTS_MEMBERS_MAX + 5):
+        hub.add(Subscriber(Principal(Role.PLAYER, f"p{n}")), LOBBY)
+    joins = [f for f in drain(first) if f["type"] == "join"]
+    assert len(joins) == PRESENCE_EVENTS_MEMBERS_MAX - 1  # then the room is an audience
+    tournament = parse_channel("tournament:cup")
+    assert tournament is not None
+    watcher = Subscriber(Principal(Role.PLAYER, "w"))
+    hub.add(watcher, tournament)
+    hub.add(Subscriber(Principal(Role.PLAYER, "x")), tournament)
+    assert drain(watcher) == []  # no join/leave on tournament channels
