@@ -47,6 +47,7 @@ from leetgaming.mail import Mailer
 from leetgaming.metrics import CONTENT_TYPE, UNMATCHED_ROUTE, Metrics
 from leetgaming.passwords import Passwords
 from leetgaming.play import Play
+from leetgaming.play_api import play_routes
 from leetgaming.problems import problem
 from leetgaming.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from leetgaming.settings import Settings
@@ -268,6 +269,7 @@ def create_app(
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics_endpoint, methods=["GET"]),
+            *play_routes(lambda: app.state.play),
             *auth_routes(
                 lambda: app.state.identity,
                 limiter,

@@ -25,7 +25,7 @@ import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final
 
-from leetgaming.db import Database
+from leetgaming.db import Database, is_unique_violation
 from matchmaking.match import (
     IllegalTransition,
     Match,
@@ -76,7 +76,23 @@ MIGRATIONS: Final = [
         until_s DOUBLE PRECISION NOT NULL
     )
     """,
+    """
+    CREATE TABLE rating_history (
+        match TEXT NOT NULL,
+        player TEXT NOT NULL,
+        mode TEXT NOT NULL,
+        mu_before DOUBLE PRECISION NOT NULL,
+        sigma_before DOUBLE PRECISION NOT NULL,
+        mu DOUBLE PRECISION NOT NULL,
+        sigma DOUBLE PRECISION NOT NULL,
+        at_s DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (match, player)
+    );
+    CREATE INDEX rating_history_player ON rating_history (player, mode, at_s);
+    CREATE INDEX ratings_board ON ratings (mode, (mu - 3 * sigma))
+    """,
 ]
+LEADERBOARD_ROWS_MAX: Final = 100
 
 
 class Play:
@@ -252,6 +268,95 @@ class Play:
             "SELECT mu, sigma FROM ratings WHERE player = ? AND mode = ?", player, mode
         )
         return config.model.new() if row is None else Rating(float(row[0]), float(row[1]))
+
+    async def apply_ratings(
+        self, match_id: str, queue: str, teams: list[list[str]], ranks: list[int]
+    ) -> bool:
+        """Rate one finished match, exactly once: False when it was rated already.
+
+        In one transaction: the players' rows are created if new and locked (so two matches
+        of one player finishing at once never both start from the same rating), rated, and
+        written with their history; the history's key (match, player) makes a second
+        application of the same match fail as a whole."""
+        config = self.queues[queue]
+        mode = mode_of(queue)
+        fresh = config.model.new()
+        lock = " FOR UPDATE" if self.db.dialect == "postgresql" else ""
+        now = self.clock()
+        players = sorted(p for team in teams for p in team)  # one lock order for everyone
+        try:
+            async with self.db.transaction() as tx:
+                current: dict[str, Rating] = {}
+                for player in players:
+                    await tx.execute(
+                        "INSERT INTO ratings (player, mode, mu, sigma, games, updated_s) "
+                        "VALUES (?, ?, ?, ?, 0, ?) ON CONFLICT (player, mode) DO NOTHING",
+                        player,
+                        mode,
+                        fresh.mu,
+                        fresh.sigma,
+                        now,
+                    )
+                    row = await tx.fetchone(
+                        "SELECT mu, sigma FROM ratings WHERE player = ? AND mode = ?" + lock,
+                        player,
+                        mode,
+                    )
+                    assert row is not None
+                    current[player] = Rating(float(row[0]), float(row[1]))
+                before = [[current[p] for p in team] for team in teams]
+                after = config.model.rate(before, ranks)
+                for team, olds, news in zip(teams, before, after, strict=True):
+                    for player, old, new in zip(team, olds, news, strict=True):
+                        await tx.execute(
+                            "INSERT INTO rating_history (match, player, mode, mu_before, "
+                            "sigma_before, mu, sigma, at_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                            match_id,
+                            player,
+                            mode,
+                            old.mu,
+                            old.sigma,
+                            new.mu,
+                            new.sigma,
+                            now,
+                        )
+                        await tx.execute(
+                            "UPDATE ratings SET mu = ?, sigma = ?, games = games + 1, "
+                            "updated_s = ? WHERE player = ? AND mode = ?",
+                            new.mu,
+                            new.sigma,
+                            now,
+                            player,
+                            mode,
+                        )
+        except Exception as exc:
+            if is_unique_violation(exc):
+                return False  # rated before: the repeat changes nothing
+            raise
+        return True
+
+    async def leaderboard(self, mode: str, limit: int) -> list[dict[str, object]]:
+        """The mode's players by conservative rating (mu - 3 sigma), best first."""
+        rows = await self.db.fetch(
+            "SELECT player, mu, sigma, games FROM ratings WHERE mode = ? "
+            "ORDER BY mu - 3 * sigma DESC, player LIMIT ?",
+            mode,
+            max(1, min(limit, LEADERBOARD_ROWS_MAX)),
+        )
+        return [
+            {"player": p, "rating": mu - 3 * sigma, "mu": mu, "sigma": sigma, "games": games}
+            for p, mu, sigma, games in rows
+        ]
+
+    async def rating_history(self, player: str, mode: str) -> list[dict[str, object]]:
+        rows = await self.db.fetch(
+            "SELECT match, mu_before, sigma_before, mu, sigma, at_s FROM rating_history "
+            "WHERE player = ? AND mode = ? ORDER BY at_s, match",
+            player,
+            mode,
+        )
+        keys = ("match", "mu_before", "sigma_before", "mu", "sigma", "at_s")
+        return [dict(zip(keys, row, strict=True)) for row in rows]
 
     # Effects ----------------------------------------------------------------------------
 

@@ -2,8 +2,11 @@
 
     FORMING --start_ready_check--> READY_CHECK --everyone accepted--> ALLOCATING
     READY_CHECK --a decline, or the deadline--> CANCELLED   (the others go back to the queue)
-    ALLOCATING --server_allocated--> LIVE --final_result--> FINISHED --settled--> SETTLED
+    ALLOCATING --server_allocated--> LIVE --final_result--> FINISHED --settle--> SETTLED
     ALLOCATING | LIVE --abort--> ABORTED                     (no server; a server gone silent)
+
+A final result is accepted once (its digest kept): a repeat of it is acknowledged without
+effect, a different one is refused and counted in ``conflicts``.
 
 Every change returns the new :class:`Match` and the events to publish; an event not allowed in
 the current state raises :class:`IllegalTransition` (never a silent no-op). Time comes in as an
@@ -70,6 +73,11 @@ class Match:
     server: str | None = None
     version: int = 0  # bumped on every change: stores update with compare-and-set on it
     history: tuple[tuple[State, float], ...] = field(default=())
+    ranks: tuple[int, ...] | None = None  # per team, lower is better, equal is a draw
+    result_digest: str | None = None  # the accepted final result's, to recognise a repeat
+    afk: frozenset[str] = frozenset()
+    last_heard_s: float | None = None  # the game server's last update (silence aborts)
+    conflicts: int = 0  # final results that contradicted the accepted one (flagged)
 
     @property
     def players(self) -> tuple[str, ...]:
@@ -159,6 +167,64 @@ def requeued(match: Match) -> list[str]:
     return [p for p in match.players if p not in match.declined]
 
 
+class ResultRefused(Exception):
+    """A final result that cannot be accepted (the code says why)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def allocate(match: Match, server: str, now_s: float) -> tuple[Match, Event]:
+    moved = _move(match, Transition.SERVER_ALLOCATED, now_s, server=server, last_heard_s=now_s)
+    return moved, _state_event(moved, server=server)
+
+
+def heard(match: Match, server: str, now_s: float) -> Match:
+    """The match's server sent a live update."""
+    if match.state is not State.LIVE or match.server != server:
+        raise IllegalTransition(match.state, Transition.FINAL_RESULT)
+    return replace(match, last_heard_s=now_s)
+
+
+def final_result(
+    match: Match, server: str, ranks: tuple[int, ...], digest: str, now_s: float
+) -> tuple[Match, list[Event]]:
+    """The server's final result: accepted once; the same again is acknowledged and changes
+    nothing; a different one afterwards is refused and counted as a conflict."""
+    if match.server != server:
+        raise ResultRefused("not_your_match", "this match runs on another server")
+    if len(ranks) != len(match.teams):
+        raise ResultRefused("bad_result", f"ranks has one entry per team ({len(match.teams)})")
+    if match.result_digest is not None:
+        if digest == match.result_digest:
+            return match, []
+        raise ResultRefused("conflicting_result", "a different result was accepted already")
+    moved = _move(match, Transition.FINAL_RESULT, now_s, ranks=ranks, result_digest=digest)
+    return moved, [_state_event(moved, ranks=list(ranks))]
+
+
+def conflicting(match: Match) -> Match:
+    return replace(match, conflicts=match.conflicts + 1, version=match.version + 1)
+
+
+def abort(match: Match, now_s: float, afk: frozenset[str] = frozenset()) -> tuple[Match, Event]:
+    """No server could take the match, or its server gave up or went silent. Players named
+    AFK are not requeued; the others are."""
+    strangers = afk - set(match.players)
+    if strangers:
+        raise ResultRefused("not_in_match", f"not players of this match: {sorted(strangers)}")
+    moved = _move(match, Transition.ABORT, now_s, afk=afk)
+    requeue = [p for p in match.players if p not in afk]
+    return moved, _state_event(moved, afk=sorted(afk), requeued=requeue)
+
+
+def settle(match: Match, now_s: float) -> tuple[Match, Event]:
+    """Ratings are updated: the match is done."""
+    moved = _move(match, Transition.SETTLE, now_s)
+    return moved, _state_event(moved, ranks=list(moved.ranks or ()))
+
+
 def to_document(match: Match) -> dict[str, object]:
     """The match as JSON-ready data (stores keep it as one document)."""
     return {
@@ -172,6 +238,11 @@ def to_document(match: Match) -> dict[str, object]:
         "server": match.server,
         "version": match.version,
         "history": [[str(state), at] for state, at in match.history],
+        "ranks": None if match.ranks is None else list(match.ranks),
+        "result_digest": match.result_digest,
+        "afk": sorted(match.afk),
+        "last_heard_s": match.last_heard_s,
+        "conflicts": match.conflicts,
     }
 
 
@@ -187,4 +258,9 @@ def from_document(doc: dict[str, Any]) -> Match:
         server=doc["server"],
         version=int(doc["version"]),
         history=tuple((State(s), float(at)) for s, at in doc["history"]),
+        ranks=None if doc.get("ranks") is None else tuple(int(r) for r in doc["ranks"]),
+        result_digest=doc.get("result_digest"),
+        afk=frozenset(doc.get("afk", ())),
+        last_heard_s=doc.get("last_heard_s"),
+        conflicts=int(doc.get("conflicts", 0)),
     )

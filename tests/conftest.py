@@ -17,13 +17,15 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
 import redis
 from hypothesis import settings as hypothesis_settings
+
+from leetgaming.db import Database, open_database
 
 DEFAULT_TEST_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_TEST_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -127,3 +129,26 @@ def backends(
         "LEETGAMING_REDIS_URL": redis_url,
         "LEETGAMING_REDIS_PREFIX": redis_prefix,
     }
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def database(
+    request: pytest.FixtureRequest, tmp_path: object, postgres_server_url: str
+) -> AsyncIterator[Database]:
+    """The application's database (``leetgaming.db``), once on a SQLite file and once on a
+    fresh PostgreSQL database of its own (dropped afterwards)."""
+    if request.param == "sqlite":
+        db = await open_database(f"sqlite:///{tmp_path}/app.sqlite3")
+        yield db
+        await db.close()
+        return
+    name = f"lgtest_db_{secrets.token_hex(4)}"
+    admin = await asyncpg.connect(postgres_server_url, timeout=CONNECT_TIMEOUT_S)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    db = await open_database(_with_database(postgres_server_url, name))
+    try:
+        yield db
+    finally:
+        await db.close()
+        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        await admin.close()

@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import re
-import secrets
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
-import asyncpg
 import pytest
 
-from leetgaming.db import Database, open_database
+from leetgaming.db import Database
 from leetgaming.identity import Identity, IdentityError
 from leetgaming.passwords import PasswordPolicy, Passwords
 from leetgaming.tokens import IDLE_TIMEOUT_S
@@ -43,28 +39,6 @@ class Clock:
 
     def __call__(self) -> int:
         return self.now
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def database(
-    request: pytest.FixtureRequest, tmp_path: Path, postgres_server_url: str
-) -> AsyncIterator[Database]:
-    if request.param == "sqlite":
-        db = await open_database(f"sqlite:///{tmp_path}/app.sqlite3")
-        yield db
-        await db.close()
-        return
-    name = f"lgtest_id_{secrets.token_hex(4)}"
-    admin = await asyncpg.connect(postgres_server_url)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    url = postgres_server_url.rsplit("/", 1)[0] + "/" + name
-    db = await open_database(url)
-    try:
-        yield db
-    finally:
-        await db.close()
-        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 @dataclass

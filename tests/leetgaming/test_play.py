@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
@@ -153,3 +154,16 @@ async def test_a_disconnected_player_keeps_the_ticket_only_for_the_grace(ws_url:
     henry = await player(ws_url, "henry")
     assert (await rpc(henry, "queue.leave"))["data"]["result"] == {"left": False}
     await henry.close()
+
+
+async def test_leaderboards_and_histories_are_public_reads(ws_url: str) -> None:
+    base = ws_url.replace("ws://", "http://").removesuffix("/ws")
+    async with httpx.AsyncClient(base_url=base) as http:
+        board = await http.get("/v1/leaderboards/cs2:1v1")
+        assert board.status_code == 200 and board.json() == {"mode": "cs2:1v1", "players": []}
+        bad = await http.get("/v1/leaderboards/cs2:1v1?limit=1000")
+        assert (bad.status_code, bad.json()["code"]) == (422, "bad_limit")
+        unknown = await http.get("/v1/leaderboards/nonsense")
+        assert unknown.status_code == 404
+        history = await http.get("/v1/players/alice/ratings/cs2:1v1")
+        assert history.json()["history"] == []

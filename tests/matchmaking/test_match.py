@@ -10,12 +10,19 @@ from matchmaking.match import (
     IllegalTransition,
     Match,
     NotInMatch,
+    ResultRefused,
     State,
     Transition,
+    abort,
     accept,
+    allocate,
+    conflicting,
     decline,
     expire_ready_check,
+    final_result,
     from_document,
+    heard,
+    settle,
     start_ready_check,
     to_document,
 )
@@ -74,3 +81,44 @@ def test_the_table_is_closed() -> None:
 def test_a_match_round_trips_through_its_document() -> None:
     match, _ = accept(found(), "a", 101)
     assert from_document(to_document(match)) == match
+
+
+def allocated() -> Match:
+    match = found()
+    for player in match.players:
+        match, _ = accept(match, player, 101)
+    match, event = allocate(match, "gs-1", 105)
+    assert (match.state, match.server, event.kind) == (State.LIVE, "gs-1", "match.live")
+    return match
+
+
+def test_a_final_result_is_accepted_once_and_a_contradiction_refused() -> None:
+    match = allocated()
+    with pytest.raises(ResultRefused) as other:
+        final_result(match, "gs-2", (0, 1), "d1", 200)
+    assert other.value.code == "not_your_match"
+    with pytest.raises(ResultRefused) as shape:
+        final_result(match, "gs-1", (0, 1, 2), "d1", 200)
+    assert shape.value.code == "bad_result"
+    done, [event] = final_result(match, "gs-1", (0, 1), "d1", 200)
+    assert (done.state, done.ranks, event.data["ranks"]) == (State.FINISHED, (0, 1), [0, 1])
+    assert final_result(done, "gs-1", (0, 1), "d1", 201) == (done, [])  # a repeat: no effect
+    with pytest.raises(ResultRefused) as conflict:
+        final_result(done, "gs-1", (1, 0), "d2", 202)
+    assert conflict.value.code == "conflicting_result"
+    assert conflicting(done).conflicts == 1
+    settled, event = settle(done, 203)
+    assert settled.state is State.SETTLED and event.kind == "match.settled"
+    assert from_document(to_document(settled)) == settled
+
+
+def test_an_abort_requeues_all_but_the_afk() -> None:
+    match = allocated()
+    with pytest.raises(ResultRefused):
+        abort(match, 150, frozenset({"mallory"}))
+    aborted, event = abort(match, 150, frozenset({"c"}))
+    assert aborted.state is State.ABORTED
+    assert (event.data["afk"], event.data["requeued"]) == (["c"], ["a", "b", "d"])
+    with pytest.raises(IllegalTransition):
+        final_result(aborted, "gs-1", (0, 1), "d", 151)
+    assert heard(match, "gs-1", 160).last_heard_s == 160
