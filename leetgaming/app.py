@@ -53,6 +53,7 @@ from leetgaming.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimite
 from leetgaming.settings import Settings
 from matchmaking.queues import parse_queues
 from matchmaking.redis_tickets import RedisTicketStore
+from matchmaking.servers import MemoryServerRegistry, RedisServerRegistry, ServerRegistry
 from matchmaking.service import Matchmaker, QueueConfig
 from matchmaking.tickets import MemoryTicketStore, TicketStore
 from realtime.channel import Principal, Role
@@ -196,7 +197,9 @@ def create_app(
             identity = Identity.for_settings(settings, database, passwords, mailer)
             await identity.start()
             app.state.identity = identity
-            play = Play(database, tickets, queues, hub.publish, time.time)
+            play = Play(
+                database, tickets, queues, hub.publish, time.time, servers, identity.result_key
+            )
             await play.start()
             app.state.play = hub.application = play
             matchmaker = Matchmaker(tickets, queues, hub.node_id, play.on_event)
@@ -260,6 +263,11 @@ def create_app(
         MemoryTicketStore()
         if redis_client is None
         else RedisTicketStore(redis_client, settings.redis_prefix + "mm:")
+    )
+    servers: ServerRegistry = (
+        MemoryServerRegistry()
+        if redis_client is None
+        else RedisServerRegistry(redis_client, settings.redis_prefix + "mm:")
     )
     queues = load_queues(settings)
 

@@ -483,6 +483,14 @@ class Identity:
         keys = ("id", "name", "created_by", "created_s", "revoked_s")
         return [dict(zip(keys, row, strict=True)) for row in rows]
 
+    async def result_key(self, server_id: str) -> str | None:
+        """The key a game server signs its results with: the SHA-256 (hex) of its key, which
+        it can compute and we keep; None for an unknown or revoked server."""
+        row = await self.db.fetchone(
+            "SELECT key_hash FROM game_servers WHERE id = ? AND revoked_s IS NULL", server_id
+        )
+        return None if row is None else str(row[0])
+
     async def game_server_token(self, key: object) -> tuple[str, str, int]:
         """``(server id, access token, ttl s)`` for a valid, unrevoked key."""
         refusal = IdentityError(Problem.INVALID_CREDENTIALS, "the key is not valid")

@@ -19,6 +19,8 @@ The flow that crosses domains (matchmaking and the hub), so it lives here:
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
 import secrets
@@ -30,17 +32,25 @@ from matchmaking.match import (
     IllegalTransition,
     Match,
     NotInMatch,
+    ResultRefused,
     State,
+    abort,
     accept,
+    allocate,
+    conflicting,
     decline,
     expire_ready_check,
+    final_result,
     from_document,
+    heard,
+    settle,
     start_ready_check,
     to_document,
 )
 from matchmaking.matcher import Member, Ticket
 from matchmaking.queues import mode_of
 from matchmaking.rating import Rating
+from matchmaking.servers import GameServer, MemoryServerRegistry, ServerRegistry
 from matchmaking.service import Event, Expired, Matched, QueueConfig
 from matchmaking.tickets import AddOutcome, TicketStore, decode_ticket, encode_ticket
 from realtime.channel import Principal, Role
@@ -93,6 +103,9 @@ MIGRATIONS: Final = [
     """,
 ]
 LEADERBOARD_ROWS_MAX: Final = 100
+ALLOCATION_TIMEOUT_S: Final = 60.0  # no server for this long after the ready check: aborted
+SERVER_SILENCE_S: Final = 60.0  # a live match's server silent this long: aborted
+SERVER_CAPACITY_MAX: Final = 64
 
 
 class Play:
@@ -105,12 +118,17 @@ class Play:
         queues: Mapping[str, QueueConfig],
         publish: Publish,
         clock: Callable[[], float],
+        servers: ServerRegistry | None = None,
+        result_key_of: Callable[[str], Awaitable[str | None]] | None = None,
     ) -> None:
         self.db = db
         self.tickets = tickets
         self.queues = dict(queues)
         self.publish = publish
         self.clock = clock
+        self.servers: ServerRegistry = servers or MemoryServerRegistry()
+        self.result_key_of = result_key_of or _no_keys
+        self.on_settled: list[Callable[[Match], Awaitable[None]]] = []  # tournaments listen
 
     async def start(self) -> None:
         await self.db.migrate("play", MIGRATIONS)
@@ -118,18 +136,23 @@ class Play:
     # The hub's Application ---------------------------------------------------------------
 
     async def call(self, principal: Principal, method: str, params: dict[str, Any]) -> object:
-        handler = _METHODS[method]  # KeyError: unknown_method
-        if principal.role is not Role.PLAYER:
-            raise RpcError("forbidden", "only players play")
+        role, handler = _METHODS[method]  # KeyError: unknown_method
+        if principal.role is not role:
+            raise RpcError("forbidden", f"{method} is for the role {role}")
         return await handler(self, principal.subject, params)
 
     async def connected(self, principal: Principal) -> None:
+        if principal.role is not Role.PLAYER:
+            return
         waiting = await self.tickets.of_player(principal.subject)
         if waiting is not None:
             ttl = self.queues[waiting.queue].ticket_ttl_s
             await self.tickets.set_expiry(waiting.ticket.id, self.clock() + ttl)
 
     async def disconnected(self, principal: Principal) -> None:
+        if principal.role is Role.GAME_SERVER:
+            await self.servers.unregister(principal.subject)  # its matches fall silent, abort
+            return
         waiting = await self.tickets.of_player(principal.subject)
         if waiting is not None:
             grace = self.queues[waiting.queue].disconnect_grace_s
@@ -223,7 +246,31 @@ class Play:
         await self._announce(match, [found])
 
     async def sweep(self) -> int:
-        """Ready checks past their deadline fail; returns how many did."""
+        """Time-driven changes, run every second by some process (compare-and-set makes a
+        second one harmless): ready checks past their deadline fail, matches waiting for a
+        server are offered one again or aborted after ``ALLOCATION_TIMEOUT_S``, and live
+        matches whose server has been silent for ``SERVER_SILENCE_S`` are aborted.
+        Returns how many matches changed."""
+        changed_count = await self._sweep_ready_checks()
+        now = self.clock()
+        for state in (State.ALLOCATING, State.LIVE):
+            rows = await self.db.fetch("SELECT id FROM matches WHERE state = ?", str(state))
+            for (match_id,) in rows:
+                loaded = await self.load(str(match_id))
+                if loaded is None:
+                    continue
+                match, tickets = loaded
+                since = match.history[-1][1] if match.history else now
+                if match.state is State.ALLOCATING:
+                    if now - since >= ALLOCATION_TIMEOUT_S:
+                        changed_count += await self._abort(match, tickets, frozenset())
+                    else:
+                        changed_count += await self._try_allocate(match, tickets)
+                elif now - (match.last_heard_s or since) >= SERVER_SILENCE_S:
+                    changed_count += await self._abort(match, tickets, frozenset())
+        return changed_count
+
+    async def _sweep_ready_checks(self) -> int:
         now = self.clock()
         rows = await self.db.fetch(
             "SELECT id FROM matches WHERE state = ? AND deadline_s <= ?",
@@ -241,6 +288,128 @@ class Play:
                 await self._after(changed, events, tickets)
                 failed += 1
         return failed
+
+    # Game servers -----------------------------------------------------------------------
+
+    async def server_register(self, server: str, params: dict[str, Any]) -> object:
+        region, capacity, address = (params.get(k) for k in ("region", "capacity", "address"))
+        if (
+            set(params) - {"region", "capacity", "address"}
+            or not isinstance(region, str)
+            or not 0 < len(region) <= 32
+            or type(capacity) is not int
+            or not 1 <= capacity <= SERVER_CAPACITY_MAX
+            or not isinstance(address, str)
+            or not 0 < len(address) <= 255
+        ):
+            raise RpcError(
+                "bad_params",
+                f"server.register takes {{region, capacity 1..{SERVER_CAPACITY_MAX}, address}}",
+            )
+        await self.servers.register(GameServer(server, region, capacity, address))
+        return {"server": server, "region": region, "capacity": capacity}
+
+    async def _server_match(
+        self, server: str, params: dict[str, Any]
+    ) -> tuple[Match, list[Ticket]]:
+        match_id = params.get("match")
+        loaded = await self.load(match_id) if isinstance(match_id, str) else None
+        if loaded is None or loaded[0].server != server:
+            raise RpcError("not_your_match", "no such match on this server")
+        return loaded
+
+    async def match_update(self, server: str, params: dict[str, Any]) -> object:
+        """Live state from the match's server (score, round, ...), shown to spectators."""
+        if set(params) - {"match", "live"}:
+            raise RpcError("bad_params", "match.update takes {match, live}")
+        match, _ = await self._server_match(server, params)
+        try:
+            updated = heard(match, server, self.clock())
+        except IllegalTransition:
+            raise RpcError("too_late", f"the match is {match.state}") from None
+        await self.save(updated, match.version)  # a lost race only loses a heartbeat
+        await self.publish(
+            f"match:{match.id}",
+            {"kind": "match.update", "match": match.id, "live": params.get("live")},
+        )
+        return {"match": match.id}
+
+    async def match_result(self, server: str, params: dict[str, Any]) -> object:
+        """The final result, signed: HMAC-SHA256 of ``result_message(match, ranks)`` with the
+        SHA-256 (hex) of the server's key as the HMAC key."""
+        ranks, signature = params.get("ranks"), params.get("signature")
+        if (
+            set(params) - {"match", "ranks", "signature"}
+            or not isinstance(ranks, list)
+            or not all(type(r) is int and 0 <= r < 64 for r in ranks)
+            or not isinstance(signature, str)
+        ):
+            raise RpcError("bad_params", "match.result takes {match, ranks: [int], signature}")
+        match, tickets = await self._server_match(server, params)
+        message = result_message(match.id, ranks)
+        key = await self.result_key_of(server)
+        expected = (
+            "" if key is None else hmac.new(key.encode(), message, hashlib.sha256).hexdigest()
+        )
+        if key is None or not hmac.compare_digest(expected, signature):
+            log.warning("result with a bad signature", extra={"match": match.id, "server": server})
+            raise RpcError("bad_signature", "the result's signature does not verify")
+        digest = hashlib.sha256(message).hexdigest()
+        for _ in range(5):
+            try:
+                finished, events = final_result(match, server, tuple(ranks), digest, self.clock())
+            except ResultRefused as refused:
+                if refused.code == "conflicting_result":
+                    log.warning("conflicting result", extra={"match": match.id, "server": server})
+                    await self.save(conflicting(match), match.version)
+                raise RpcError(refused.code, str(refused)) from None
+            except IllegalTransition:
+                raise RpcError("too_late", f"the match is {match.state}") from None
+            if finished == match:
+                return {"match": match.id, "state": str(match.state), "repeat": True}
+            if await self.save(finished, match.version):
+                await self._after(finished, events, tickets)
+                return {"match": match.id, "state": "finished", "repeat": False}
+            match, tickets = await self._server_match(server, params)
+        raise RpcError("busy", "try again", retryable=True)
+
+    async def match_abort(self, server: str, params: dict[str, Any]) -> object:
+        afk = params.get("afk", [])
+        if set(params) - {"match", "afk"} or not isinstance(afk, list):
+            raise RpcError("bad_params", "match.abort takes {match, afk: [player]}")
+        match, tickets = await self._server_match(server, params)
+        try:
+            if not await self._abort(match, tickets, frozenset(str(p) for p in afk)):
+                raise RpcError("busy", "try again", retryable=True)
+        except ResultRefused as refused:
+            raise RpcError(refused.code, str(refused)) from None
+        except IllegalTransition:
+            raise RpcError("too_late", f"the match is {match.state}") from None
+        return {"match": match.id, "state": "aborted"}
+
+    async def _abort(self, match: Match, tickets: list[Ticket], afk: frozenset[str]) -> int:
+        aborted, event = abort(match, self.clock(), afk)
+        if not await self.save(aborted, match.version):
+            return 0
+        await self._after(aborted, [event], tickets)
+        return 1
+
+    async def _try_allocate(self, match: Match, tickets: list[Ticket]) -> int:
+        server = await self.servers.allocate(match.queue.rsplit(":", 1)[-1])
+        if server is None:
+            return 0
+        live, event = allocate(match, server.id, self.clock())
+        if not await self.save(live, match.version):
+            await self.servers.release(server.id)
+            return 0
+        teams = [list(team) for team in match.teams]
+        await self.publish(
+            f"gameserver:{server.id}",
+            {"kind": "match.assigned", "match": match.id, "queue": match.queue, "teams": teams},
+        )
+        event.data["address"] = server.address
+        await self._announce(live, [event])
+        return 1
 
     # Storage ----------------------------------------------------------------------------
 
@@ -361,6 +530,12 @@ class Play:
     # Effects ----------------------------------------------------------------------------
 
     async def _after(self, match: Match, events: list[Any], tickets: list[Ticket]) -> None:
+        if match.state is State.ABORTED:
+            config = self.queues[match.queue]
+            back = [t for t in tickets if all(m.player not in match.afk for m in t.members)]
+            await self.tickets.requeue(match.queue, back, self.clock() + config.ticket_ttl_s)
+            if match.server is not None:
+                await self.servers.release(match.server)
         if match.state is State.CANCELLED:
             config = self.queues[match.queue]
             now = self.clock()
@@ -374,6 +549,24 @@ class Play:
                     now + config.decline_cooldown_s,
                 )
         await self._announce(match, events)
+        if match.state is State.ALLOCATING:
+            await self._try_allocate(match, tickets)
+        elif match.state is State.FINISHED:
+            await self._settle(match)
+
+    async def _settle(self, match: Match) -> None:
+        """Rate the finished match once, then mark it settled and tell whoever listens."""
+        assert match.ranks is not None
+        await self.apply_ratings(
+            match.id, match.queue, [list(t) for t in match.teams], list(match.ranks)
+        )
+        settled, event = settle(match, self.clock())
+        if await self.save(settled, match.version):
+            if match.server is not None:
+                await self.servers.release(match.server)
+            await self._announce(settled, [event])
+            for listener in self.on_settled:
+                await listener(settled)
 
     async def _announce(self, match: Match, events: list[Any]) -> None:
         for event in events:
@@ -383,9 +576,25 @@ class Play:
                 await self.publish(f"user:{player}", body)
 
 
-_METHODS: Final[dict[str, Callable[[Play, str, dict[str, Any]], Awaitable[object]]]] = {
-    "queue.join": Play.queue_join,
-    "queue.leave": Play.queue_leave,
-    "match.accept": Play.match_accept,
-    "match.decline": Play.match_decline,
+async def _no_keys(server: str) -> str | None:
+    return None
+
+
+def result_message(match_id: str, ranks: list[int]) -> bytes:
+    """What a game server signs: canonical JSON of the match id and the ranks."""
+    return json.dumps(
+        {"match": match_id, "ranks": ranks}, separators=(",", ":"), sort_keys=True
+    ).encode()
+
+
+Handler = Callable[[Play, str, dict[str, Any]], Awaitable[object]]
+_METHODS: Final[dict[str, tuple[Role, Handler]]] = {
+    "queue.join": (Role.PLAYER, Play.queue_join),
+    "queue.leave": (Role.PLAYER, Play.queue_leave),
+    "match.accept": (Role.PLAYER, Play.match_accept),
+    "match.decline": (Role.PLAYER, Play.match_decline),
+    "server.register": (Role.GAME_SERVER, Play.server_register),
+    "match.update": (Role.GAME_SERVER, Play.match_update),
+    "match.result": (Role.GAME_SERVER, Play.match_result),
+    "match.abort": (Role.GAME_SERVER, Play.match_abort),
 }

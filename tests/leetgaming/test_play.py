@@ -4,6 +4,8 @@ embedded (SQLite, in-process) and distributed (PostgreSQL, Redis)."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,6 +17,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
 from leetgaming.app import create_app
+from leetgaming.play import result_message
 from leetgaming.settings import Settings
 from leetgaming.tokens import issue_access_token
 
@@ -33,7 +36,7 @@ decline_cooldown_s = 60
 
 
 @pytest.fixture
-async def ws_url(tmp_path: Path, backends: dict[str, str]) -> AsyncIterator[str]:
+async def served(tmp_path: Path, backends: dict[str, str]) -> AsyncIterator[tuple[str, Any]]:
     (tmp_path / "queues.toml").write_text(QUEUES)
     port = unused_port()
     env = {
@@ -43,8 +46,14 @@ async def ws_url(tmp_path: Path, backends: dict[str, str]) -> AsyncIterator[str]
         "LEETGAMING_MAIL_DIR": str(tmp_path / "mail"),
     }
     env |= backends
-    async with serving(create_app(Settings.from_env(env)), port):
-        yield f"ws://127.0.0.1:{port}/ws"
+    app = create_app(Settings.from_env(env))
+    async with serving(app, port):
+        yield f"ws://127.0.0.1:{port}/ws", app.state
+
+
+@pytest.fixture
+def ws_url(served: tuple[str, Any]) -> str:
+    return served[0]
 
 
 async def player(url: str, name: str) -> ClientConnection:
@@ -167,3 +176,104 @@ async def test_leaderboards_and_histories_are_public_reads(ws_url: str) -> None:
         assert unknown.status_code == 404
         history = await http.get("/v1/players/alice/ratings/cs2:1v1")
         assert history.json()["history"] == []
+
+
+async def game_server(ws_url: str, app_state: Any, name: str) -> tuple[ClientConnection, str, str]:
+    """A registered game server: its connection, id and key (issued as an admin would)."""
+    issued = await app_state.identity.issue_game_server_key(name, "admin-1")
+    server_id, token, _ = await app_state.identity.game_server_token(issued.key)
+    ws = await connect(ws_url)
+    assert (await call(ws, type="auth", id="a", data={"token": token}))["data"]["role"] == (
+        "game_server"
+    )
+    await call(ws, type="subscribe", id="s", ch=f"gameserver:{server_id}")
+    registered = await rpc(ws, "server.register", region="eu", capacity=2, address="10.0.0.7:27015")
+    assert registered["data"]["result"]["server"] == server_id
+    return ws, server_id, issued.key
+
+
+def sign(key: str, match_id: str, ranks: list[int]) -> str:
+    secret = hashlib.sha256(key.encode()).hexdigest()
+    return hmac.new(secret.encode(), result_message(match_id, ranks), hashlib.sha256).hexdigest()
+
+
+async def test_a_match_runs_on_a_game_server_and_its_signed_result_rates_once(
+    served: tuple[str, Any],
+) -> None:
+    ws_url, state = served
+    server, server_id, key = await game_server(ws_url, state, "eu-1")
+    alice, bob = await player(ws_url, "alice"), await player(ws_url, "bob")
+    spectator = await connect(ws_url)
+    await call(spectator, type="auth", id="a")
+    for ws in (alice, bob):
+        await rpc(ws, "queue.join", queue="cs2:1v1:eu")
+    found = await event(alice, "match.found")
+    match_id = found["match"]
+    await call(spectator, type="subscribe", id="m", ch=f"match:{match_id}")
+    for ws in (alice, bob):
+        await rpc(ws, "match.accept", match=match_id)
+    assigned = await event(server, "match.assigned")
+    assert sorted(assigned["teams"]) == [["alice"], ["bob"]]
+    live = await event(alice, "match.live")
+    assert (live["server"], live["address"]) == (server_id, "10.0.0.7:27015")
+    await rpc(server, "match.update", match=match_id, live={"round": 3, "score": [2, 1]})
+    assert (await event(spectator, "match.update"))["live"] == {"round": 3, "score": [2, 1]}
+    alice_first = [0, 1] if assigned["teams"][0] == ["alice"] else [1, 0]
+    forged = await rpc(server, "match.result", match=match_id, ranks=alice_first, signature="00")
+    assert forged["data"]["code"] == "bad_signature"
+    signature = sign(key, match_id, alice_first)
+    done = await rpc(server, "match.result", match=match_id, ranks=alice_first, signature=signature)
+    assert done["data"]["result"] == {"match": match_id, "state": "finished", "repeat": False}
+    settled = await event(bob, "match.settled")
+    assert settled["ranks"] == alice_first
+    again = await rpc(
+        server, "match.result", match=match_id, ranks=alice_first, signature=signature
+    )
+    assert again["data"]["result"]["repeat"] is True
+    other = [1 - r for r in alice_first]
+    conflict = await rpc(
+        server, "match.result", match=match_id, ranks=other, signature=sign(key, match_id, other)
+    )
+    assert conflict["data"]["code"] in ("conflicting_result", "too_late")
+    base = ws_url.replace("ws://", "http://").removesuffix("/ws")
+    async with httpx.AsyncClient(base_url=base) as http:
+        board = (await http.get("/v1/leaderboards/cs2:1v1")).json()["players"]
+    assert [row["player"] for row in board] == ["alice", "bob"]
+    assert [row["games"] for row in board] == [1, 1]
+    # Another server cannot report on this match.
+    intruder, _, intruder_key = await game_server(ws_url, state, "eu-2")
+    refused = await rpc(
+        intruder,
+        "match.result",
+        match=match_id,
+        ranks=alice_first,
+        signature=sign(intruder_key, match_id, alice_first),
+    )
+    assert refused["data"]["code"] == "not_your_match"
+    # Players cannot call server methods, servers cannot queue.
+    assert (await rpc(alice, "match.result", match=match_id))["data"]["code"] == "forbidden"
+    assert (await rpc(server, "queue.join", queue="cs2:1v1:eu"))["data"]["code"] == "forbidden"
+    for ws in (server, intruder, alice, bob, spectator):
+        await ws.close()
+
+
+async def test_an_abort_requeues_all_but_the_afk(served: tuple[str, Any]) -> None:
+    ws_url, state = served
+    server, _, _ = await game_server(ws_url, state, "eu-3")
+    carl, dora = await player(ws_url, "carl"), await player(ws_url, "dora")
+    for ws in (carl, dora):
+        await rpc(ws, "queue.join", queue="cs2:1v1:eu")
+    match_id = (await event(carl, "match.found"))["match"]
+    for ws in (carl, dora):
+        await rpc(ws, "match.accept", match=match_id)
+    await event(server, "match.assigned")
+    stranger = await rpc(server, "match.abort", match=match_id, afk=["mallory"])
+    assert stranger["data"]["code"] == "not_in_match"
+    aborted = await rpc(server, "match.abort", match=match_id, afk=["dora"])
+    assert aborted["data"]["result"]["state"] == "aborted"
+    note = await event(carl, "match.aborted")
+    assert (note["afk"], note["requeued"]) == (["dora"], ["carl"])
+    assert (await rpc(carl, "queue.leave"))["data"]["result"]["left"] is True
+    assert (await rpc(dora, "queue.leave"))["data"]["result"]["left"] is False
+    for ws in (server, carl, dora):
+        await ws.close()
