@@ -120,7 +120,11 @@ class Play:
         clock: Callable[[], float],
         servers: ServerRegistry | None = None,
         result_key_of: Callable[[str], Awaitable[str | None]] | None = None,
+        allocation_timeout_s: float = ALLOCATION_TIMEOUT_S,
+        server_silence_s: float = SERVER_SILENCE_S,
     ) -> None:
+        self.allocation_timeout_s = allocation_timeout_s
+        self.server_silence_s = server_silence_s
         self.db = db
         self.tickets = tickets
         self.queues = dict(queues)
@@ -248,8 +252,8 @@ class Play:
     async def sweep(self) -> int:
         """Time-driven changes, run every second by some process (compare-and-set makes a
         second one harmless): ready checks past their deadline fail, matches waiting for a
-        server are offered one again or aborted after ``ALLOCATION_TIMEOUT_S``, and live
-        matches whose server has been silent for ``SERVER_SILENCE_S`` are aborted.
+        server are offered one again or aborted after ``allocation_timeout_s``, and live
+        matches whose server has been silent for ``server_silence_s`` are aborted.
         Returns how many matches changed."""
         changed_count = await self._sweep_ready_checks()
         now = self.clock()
@@ -262,11 +266,11 @@ class Play:
                 match, tickets = loaded
                 since = match.history[-1][1] if match.history else now
                 if match.state is State.ALLOCATING:
-                    if now - since >= ALLOCATION_TIMEOUT_S:
+                    if now - since >= self.allocation_timeout_s:
                         changed_count += await self._abort(match, tickets, frozenset())
                     else:
                         changed_count += await self._try_allocate(match, tickets)
-                elif now - (match.last_heard_s or since) >= SERVER_SILENCE_S:
+                elif now - (match.last_heard_s or since) >= self.server_silence_s:
                     changed_count += await self._abort(match, tickets, frozenset())
         return changed_count
 
