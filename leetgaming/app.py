@@ -58,7 +58,7 @@ from matchmaking.service import Matchmaker, QueueConfig
 from matchmaking.tickets import MemoryTicketStore, TicketStore
 from realtime.channel import Principal, Role
 from realtime.presence import RedisPresence
-from realtime.server import Credential, HubNode
+from realtime.server import ABORT_SCOPE_KEY, Credential, HubNode
 from realtime.streams import RedisStreams
 
 REDIS_CONNECTIONS_MAX: Final = 64  # per process
@@ -97,6 +97,13 @@ class RequestObserver:
         self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            # uvicorn's send is a method of the connection's protocol: its transport can be
+            # aborted, which the hub needs for a client that stopped reading.
+            transport = getattr(getattr(send, "__self__", None), "transport", None)
+            abort = getattr(transport, "abort", None)
+            if callable(abort):
+                scope = {**scope, ABORT_SCOPE_KEY: abort}
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return

@@ -83,7 +83,14 @@ class ServerLimits:
     idle_timeout_s: float = 60.0  # nothing received for this long: closed (IDLE_TIMEOUT)
     ping_interval_s: float = 25.0  # the server's heartbeat; clients answer pong
     tick_interval_s: float = 1.0  # how often token expiry and auth timeouts are checked
+    send_stall_s: float = 10.0  # one send blocked this long (the client reads nothing): dropped
+    close_grace_s: float = 5.0  # a closing connection still there after this: dropped
     session: SessionLimits = field(default_factory=SessionLimits)
+
+
+# The server puts a callable under this scope key that drops the connection at once (without
+# flushing what is buffered for it): a client that stops reading must not keep its buffers.
+ABORT_SCOPE_KEY = "leetgaming.transport_abort"
 
 
 class _Connection:
@@ -96,19 +103,41 @@ class _Connection:
         self.subscriber.notify = self.ready.set
         self.close_code: CloseCode | None = None
         self.close_reason = ""
+        self.closing_since: float | None = None
+        self.sending_since: float | None = None  # set while a send waits for the socket
+        self.writer: asyncio.Task[None] | None = None
 
     def close_soon(self, code: CloseCode, reason: str) -> None:
         if self.close_code is None:
             self.close_code, self.close_reason = code, reason
+            self.closing_since = self.node.clock()
         self.ready.set()
+
+    def stalled(self, now: float) -> bool:
+        """The client stopped reading (a send blocked too long), or a close is overdue."""
+        limits = self.node.limits
+        return (
+            self.sending_since is not None and now - self.sending_since > limits.send_stall_s
+        ) or (self.closing_since is not None and now - self.closing_since > limits.close_grace_s)
+
+    def drop(self) -> None:
+        """Cut the connection now, buffers and all (or, with no way to, stop writing)."""
+        abort = self.websocket.scope.get(ABORT_SCOPE_KEY)
+        if callable(abort):
+            abort()
+        elif self.writer is not None:
+            self.writer.cancel()
 
     async def write_loop(self) -> None:
         queue = self.subscriber.queue
+        clock = self.node.clock
         while True:
             await self.ready.wait()
             self.ready.clear()
             while (frame := queue.pop()) is not None:
+                self.sending_since = clock()
                 await self.websocket.send_text(frame.decode())
+                self.sending_since = None
             if self.close_code is not None:
                 frame = encode_server_frame(
                     "disconnect",
@@ -300,6 +329,9 @@ class HubNode:
             if send_ping:
                 next_ping = now + limits.ping_interval_s
             for connection in list(self._connections.values()):
+                if connection.stalled(now):
+                    connection.drop()
+                    continue
                 effects = connection.session.tick(now)
                 if effects:
                     await connection.run(effects)
@@ -431,7 +463,7 @@ class HubNode:
             return
         connection = _Connection(self, websocket)
         self._connections[connection.subscriber.id] = connection
-        writer = asyncio.create_task(connection.write_loop())
+        writer = connection.writer = asyncio.create_task(connection.write_loop())
         try:
             await connection.read_loop()
         except WebSocketDisconnect:

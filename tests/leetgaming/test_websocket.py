@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -10,10 +11,13 @@ from pathlib import Path
 import orjson
 import pytest
 from websockets.asyncio.client import connect
+from websockets.client import ClientProtocol
+from websockets.uri import parse_uri
 
 from leetgaming.app import create_app
 from leetgaming.settings import Settings
 from leetgaming.tokens import issue_access_token
+from realtime.server import ServerLimits
 
 from ..ws import call, receive, serving, unused_port
 
@@ -152,3 +156,71 @@ async def test_serve_refuses_oversized_messages_and_compression(tmp_path: Path) 
                 await asyncio.wait_for(ws.recv(), 5)
             assert ws.close_code == 1009  # message too big
         assert stop(server) == 0
+
+
+async def test_a_client_that_stops_reading_is_cut_and_dropped_with_its_buffers(
+    tmp_path: Path,
+) -> None:
+    port = unused_port()
+    settings = Settings.from_env(
+        {
+            "LEETGAMING_PORT": str(port),
+            "LEETGAMING_DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3",
+            "LEETGAMING_SECRET_KEY": SECRET,
+        }
+    )
+    app = create_app(settings)
+    hub = app.state.hub
+    hub.limits = ServerLimits(tick_interval_s=0.1, close_grace_s=0.5, send_stall_s=1.0)
+    async with serving(app, port):
+        url = f"ws://127.0.0.1:{port}/ws"
+        # A client on a plain socket with a small receive buffer: after subscribing it never
+        # reads again, so the kernel holds little for it and the server's writes block.
+        stuck = await asyncio.to_thread(stalled_subscriber, url, port, "tournament:final")
+        async with connect(url) as reader:
+            await call(reader, type="auth", id="a")
+            await call(reader, type="subscribe", id="s", ch="tournament:final")
+            body = "x" * 60_000
+            for _ in range(200):  # 12 MB: far over the 1 MiB queue and the socket buffers
+                await hub.publish("tournament:final", {"bracket": body})
+                await asyncio.sleep(0)
+                while True:  # the reader keeps up
+                    try:
+                        await asyncio.wait_for(reader.recv(), 0.001)
+                    except TimeoutError:
+                        break
+            deadline = time.monotonic() + 10
+            while len(hub._connections) > 1 and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+            assert len(hub._connections) == 1, "the stalled client still holds its connection"
+            assert reader.close_code is None  # nobody else was slowed down or cut
+        stuck.close()
+
+
+def stalled_subscriber(url: str, port: int, channel: str) -> socket.socket:
+    """A websocket client (websockets' sans-I/O protocol on a blocking socket) that
+    authenticates, subscribes to ``channel`` and then never reads again."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", port))
+    protocol = ClientProtocol(parse_uri(url))
+    protocol.send_request(protocol.connect())
+    frames = [
+        '{"v":1,"type":"auth","id":"a","data":{}}',
+        f'{{"v":1,"type":"subscribe","id":"s","ch":"{channel}","data":{{}}}}',
+    ]
+    sock.sendall(b"".join(protocol.data_to_send()))
+    texts: list[bytes] = []
+    handshake_done = False
+    while True:
+        protocol.receive_data(sock.recv(65536))
+        for event in protocol.events_received():
+            if not handshake_done:
+                handshake_done = True
+                for frame in frames:
+                    protocol.send_text(frame.encode())
+                sock.sendall(b"".join(protocol.data_to_send()))
+            else:
+                texts.append(event.data)
+        if any(b'"type":"subscribed"' in t for t in texts):
+            return sock
