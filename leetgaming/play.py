@@ -258,12 +258,7 @@ class Play:
         changed_count = await self._sweep_ready_checks()
         now = self.clock()
         for state in (State.ALLOCATING, State.LIVE):
-            rows = await self.db.fetch("SELECT id FROM matches WHERE state = ?", str(state))
-            for (match_id,) in rows:
-                loaded = await self.load(str(match_id))
-                if loaded is None:
-                    continue
-                match, tickets = loaded
+            for match, tickets in await self._loaded("WHERE state = ?", str(state)):
                 since = match.history[-1][1] if match.history else now
                 if match.state is State.ALLOCATING:
                     if now - since >= self.allocation_timeout_s:
@@ -276,17 +271,9 @@ class Play:
 
     async def _sweep_ready_checks(self) -> int:
         now = self.clock()
-        rows = await self.db.fetch(
-            "SELECT id FROM matches WHERE state = ? AND deadline_s <= ?",
-            str(State.READY_CHECK),
-            now,
-        )
+        due = await self._loaded("WHERE state = ? AND deadline_s <= ?", str(State.READY_CHECK), now)
         failed = 0
-        for (match_id,) in rows:
-            loaded = await self.load(str(match_id))
-            if loaded is None:
-                continue
-            match, tickets = loaded
+        for match, tickets in due:
             changed, events = expire_ready_check(match, now)
             if changed != match and await self.save(changed, match.version):
                 await self._after(changed, events, tickets)
@@ -418,10 +405,16 @@ class Play:
     # Storage ----------------------------------------------------------------------------
 
     async def load(self, match_id: str) -> tuple[Match, list[Ticket]] | None:
-        row = await self.db.fetchone("SELECT document, tickets FROM matches WHERE id = ?", match_id)
-        if row is None:
-            return None
-        return from_document(json.loads(row[0])), [decode_ticket(t) for t in json.loads(row[1])]
+        found = await self._loaded("WHERE id = ?", match_id)
+        return found[0] if found else None
+
+    async def _loaded(self, where: str, *args: Any) -> list[tuple[Match, list[Ticket]]]:
+        """The matches ``where`` selects, with their tickets, in one query."""
+        rows = await self.db.fetch(f"SELECT document, tickets FROM matches {where}", *args)
+        return [
+            (from_document(json.loads(doc)), [decode_ticket(t) for t in json.loads(tickets)])
+            for doc, tickets in rows
+        ]
 
     async def save(self, match: Match, expected_version: int) -> bool:
         changed = await self.db.execute(
@@ -534,17 +527,16 @@ class Play:
     # Effects ----------------------------------------------------------------------------
 
     async def _after(self, match: Match, events: list[Any], tickets: list[Ticket]) -> None:
-        if match.state is State.ABORTED:
-            config = self.queues[match.queue]
-            back = [t for t in tickets if all(m.player not in match.afk for m in t.members)]
-            await self.tickets.requeue(match.queue, back, self.clock() + config.ticket_ttl_s)
-            if match.server is not None:
-                await self.servers.release(match.server)
-        if match.state is State.CANCELLED:
+        if match.state in (State.ABORTED, State.CANCELLED):
+            # Back to the front of the queue: everyone but who did not show (AFK) or declined.
             config = self.queues[match.queue]
             now = self.clock()
-            back = [t for t in tickets if all(m.player not in match.declined for m in t.members)]
+            left_out = match.afk | match.declined
+            back = [t for t in tickets if all(m.player not in left_out for m in t.members)]
             await self.tickets.requeue(match.queue, back, now + config.ticket_ttl_s)
+        if match.state is State.ABORTED and match.server is not None:
+            await self.servers.release(match.server)
+        if match.state is State.CANCELLED:
             for player in sorted(match.declined):
                 await self.db.execute(
                     "INSERT INTO queue_cooldowns (player, until_s) VALUES (?, ?) "

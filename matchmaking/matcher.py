@@ -121,7 +121,7 @@ def _combinations(n: int, k: int) -> list[tuple[int, ...]]:
 
 
 def best_split(
-    tickets: Sequence[Ticket], team_size: int, model: RatingModel
+    tickets: Sequence[Ticket], team_size: int
 ) -> tuple[tuple[Ticket, ...], tuple[Ticket, ...]] | None:
     """The two teams of ``team_size`` players closest to an even game, parties kept whole.
 

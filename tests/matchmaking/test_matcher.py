@@ -85,7 +85,7 @@ def test_parties_that_cannot_make_two_teams_are_not_matched() -> None:
     too_big = [party("six", [25.0] * 6)] + [solo(f"s{i}", 25.0) for i in range(10)]
     [match] = tick(too_big, 0.0, FIVES, MODEL)
     assert "six" not in match.tickets
-    assert best_split([party("a", [25.0] * 4), party("b", [25.0] * 4)], 5, MODEL) is None
+    assert best_split([party("a", [25.0] * 4), party("b", [25.0] * 4)], 5) is None
 
 
 tickets_strategy = st.lists(
