@@ -90,7 +90,8 @@ async def _server_error(request: Request, exc: Exception) -> Response:
 
 
 class RequestObserver:
-    """ASGI middleware that counts, times and logs every HTTP request."""
+    """ASGI middleware that counts, times and logs every HTTP request, and hands the hub a way
+    to abort a websocket's transport (``ABORT_SCOPE_KEY``)."""
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app

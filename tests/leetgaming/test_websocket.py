@@ -213,7 +213,10 @@ def stalled_subscriber(url: str, port: int, channel: str) -> socket.socket:
     texts: list[bytes] = []
     handshake_done = False
     while True:
-        protocol.receive_data(sock.recv(65536))
+        data = sock.recv(65536)
+        if not data:
+            raise ConnectionError("the server closed before the subscription was confirmed")
+        protocol.receive_data(data)
         for event in protocol.events_received():
             if not handshake_done:
                 handshake_done = True
