@@ -58,8 +58,9 @@ from matchmaking.service import Matchmaker, QueueConfig
 from matchmaking.tickets import MemoryTicketStore, TicketStore
 from realtime.channel import Principal, Role
 from realtime.presence import RedisPresence
-from realtime.server import ABORT_SCOPE_KEY, Credential, HubNode
+from realtime.server import Credential, HubNode
 from realtime.streams import RedisStreams
+from realtime.wire import WIRE_SCOPE_KEY, Wire
 
 REDIS_CONNECTIONS_MAX: Final = 64  # per process
 REDIS_POOL_WAIT_S: Final = 5.0
@@ -90,8 +91,8 @@ async def _server_error(request: Request, exc: Exception) -> Response:
 
 
 class RequestObserver:
-    """ASGI middleware that counts, times and logs every HTTP request, and hands the hub a way
-    to abort a websocket's transport (``ABORT_SCOPE_KEY``)."""
+    """ASGI middleware that counts, times and logs every HTTP request, and hands the hub each
+    websocket's transport (``WIRE_SCOPE_KEY``)."""
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
@@ -99,12 +100,11 @@ class RequestObserver:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
-            # uvicorn's send is a method of the connection's protocol: its transport can be
-            # aborted, which the hub needs for a client that stopped reading.
-            transport = getattr(getattr(send, "__self__", None), "transport", None)
-            abort = getattr(transport, "abort", None)
-            if callable(abort):
-                scope = {**scope, ABORT_SCOPE_KEY: abort}
+            # uvicorn's send is a method of the connection's protocol: through its transport
+            # the hub writes frames directly and drops a client that stopped reading.
+            wire = Wire.of_send(send)
+            if wire is not None:
+                scope = {**scope, WIRE_SCOPE_KEY: wire}
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import ctypes
+import gc
 import getpass
 import json
 import os
@@ -110,6 +111,10 @@ class _AnnouncingServer(uvicorn.Server):
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
+        # What start-up built (modules, the app, pools) lives as long as the process: keep
+        # the cyclic collector from walking it again on every full collection.
+        gc.collect()
+        gc.freeze()
         if self.started and self.banner:
             print(self.banner, flush=True)
 

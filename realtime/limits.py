@@ -48,6 +48,12 @@ class SendQueue:
         self.size_bytes += len(frame)
         return True
 
+    def take_all(self) -> list[bytes]:
+        frames = list(self.frames)
+        self.frames.clear()
+        self.size_bytes = 0
+        return frames
+
     def pop(self) -> bytes | None:
         if not self.frames:
             return None

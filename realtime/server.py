@@ -39,6 +39,7 @@ from .session import (
     Verify,
 )
 from .streams import MemoryStreams, StreamStore
+from .wire import WIRE_SCOPE_KEY, Wire
 
 SPECTATOR = Principal(Role.SPECTATOR, "")
 log = logging.getLogger("leetgaming.hub")
@@ -88,15 +89,19 @@ class ServerLimits:
     session: SessionLimits = field(default_factory=SessionLimits)
 
 
-# The server puts a callable under this scope key that drops the connection at once (without
-# flushing what is buffered for it): a client that stops reading must not keep its buffers.
-ABORT_SCOPE_KEY = "leetgaming.transport_abort"
-
-
 class _Connection:
+    """One websocket. Frames for it wait in its subscriber's byte-bounded queue. On the fast
+    path (a :class:`~realtime.wire.Wire` that frames) everything queued in one turn of the
+    event loop goes to the transport in one write, and the queue plus what the transport still
+    buffers is what the 1 MiB bound applies to; otherwise a writer task sends each frame
+    through ASGI. Either way the writer task sends the final ``disconnect`` and close."""
+
     def __init__(self, node: HubNode, websocket: WebSocket) -> None:
         self.node = node
         self.websocket = websocket
+        self.wire: Wire | None = websocket.scope.get(WIRE_SCOPE_KEY)
+        self.framing = False  # frames go straight to the wire (set once accepted)
+        self.flush_due = False  # on the node's list of connections to flush this turn
         self.session = Session(opened_s=node.clock(), limits=node.limits.session)
         self.subscriber = Subscriber(SPECTATOR)
         self.ready = asyncio.Event()
@@ -122,11 +127,42 @@ class _Connection:
 
     def drop(self) -> None:
         """Cut the connection now, buffers and all (or, with no way to, stop writing)."""
-        abort = self.websocket.scope.get(ABORT_SCOPE_KEY)
-        if callable(abort):
-            abort()
+        if self.wire is not None:
+            self.wire.abort()
         elif self.writer is not None:
             self.writer.cancel()
+
+    def use_framing(self) -> None:
+        """Once accepted: write frames straight to the wire if it frames exactly as the
+        websocket library would."""
+        if self.wire is not None and self.wire.framing():
+            self.framing = True
+            self.subscriber.notify = self.wake
+
+    def wake(self) -> None:
+        if not self.flush_due:
+            self.flush_due = True
+            self.node.flush_soon(self)
+
+    def flush(self) -> None:
+        """Hand what is queued to the wire, unless closing (the writer finishes then) or the
+        client has fallen 1 MiB behind (then it is cut as a slow consumer)."""
+        self.flush_due = False
+        if self.close_code is None:
+            self._write_queued()
+
+    def _write_queued(self) -> None:
+        queue, wire = self.subscriber.queue, self.wire
+        if not queue.frames or wire is None:
+            return
+        if wire.transport.is_closing():
+            queue.take_all()
+        elif wire.buffered_bytes() + queue.size_bytes > queue.bytes_max:
+            queue.take_all()
+            self.subscriber.slow = True
+            self.close_soon(CloseCode.SLOW_CONSUMER, "send queue full")
+        else:
+            wire.write_texts(queue.take_all())
 
     async def write_loop(self) -> None:
         queue = self.subscriber.queue
@@ -134,10 +170,16 @@ class _Connection:
         while True:
             await self.ready.wait()
             self.ready.clear()
-            while (frame := queue.pop()) is not None:
-                self.sending_since = clock()
-                await self.websocket.send_text(frame.decode())
-                self.sending_since = None
+            if self.framing:
+                if self.subscriber.slow:
+                    queue.take_all()  # it is not reading: no point buffering more
+                elif self.close_code is not None:
+                    self._write_queued()  # before the disconnect frame, in order
+            else:
+                while (frame := queue.pop()) is not None:
+                    self.sending_since = clock()
+                    await self.websocket.send_text(frame.decode())
+                    self.sending_since = None
             if self.close_code is not None:
                 frame = encode_server_frame(
                     "disconnect",
@@ -154,7 +196,7 @@ class _Connection:
         if not self.subscriber.queue.push(frame):
             self.close_soon(CloseCode.SLOW_CONSUMER, "send queue full")
         else:
-            self.ready.set()
+            self.subscriber.notify()
 
     async def run(self, effects: list[Effect]) -> None:
         node, hub, now = self.node, self.node.hub, self.node.clock()
@@ -273,11 +315,30 @@ class HubNode:
         self._relay_prefix = relay_prefix
         self._listener: asyncio.Task[None] | None = None
         self._connections: dict[int, _Connection] = {}
+        self._to_flush: list[_Connection] = []
         self._draining = False
-        # Told, for each publication, how long queueing it for every local subscriber took
-        # (seconds, on this node's loop; the socket writes happen afterwards in each
-        # connection's writer) and for how many subscribers.
+        # Told, for each publication, how long delivering it to every local subscriber took
+        # (seconds, on this node's loop: queueing and, on the fast path, the socket writes;
+        # otherwise the writes happen afterwards in each connection's writer) and to how many.
         self.observe_fanout: Callable[[float, int], None] | None = None
+
+    def connection_counts(self) -> dict[str, int]:
+        """Open websocket connections, and how many of them take frames straight on the
+        wire (the rest go through ASGI sends)."""
+        connections = self._connections.values()
+        return {"open": len(connections), "framed": sum(c.framing for c in connections)}
+
+    def flush_soon(self, connection: _Connection) -> None:
+        """Write ``connection``'s queue at the end of this turn of the loop, with everything
+        else queued for it by then (one write, not one per frame)."""
+        if not self._to_flush:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._to_flush.append(connection)
+
+    def _flush(self) -> None:
+        connections, self._to_flush = self._to_flush, []
+        for connection in connections:
+            connection.flush()
 
     async def call(self, principal: Principal, call: Call) -> bytes:
         """Run an ``rpc``: its ``rpc_result`` frame, or the ``error`` frame of its refusal."""
@@ -444,6 +505,7 @@ class HubNode:
             return
         started = time.perf_counter()
         slow = self.hub.deliver(channel, frame)
+        self._flush()  # timed with the writes
         observe(time.perf_counter() - started, len(self.hub.members.get(channel, ())))
         self.cut(slow)
 
@@ -453,6 +515,7 @@ class HubNode:
             await websocket.close(int(CloseCode.SHUTDOWN), "server restarting")
             return
         connection = _Connection(self, websocket)
+        connection.use_framing()
         self._connections[connection.subscriber.id] = connection
         writer = connection.writer = asyncio.create_task(connection.write_loop())
         try:

@@ -6,11 +6,13 @@ import asyncio
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import jsonschema
 import orjson
 import uvicorn
+from starlette.applications import Starlette
 from starlette.types import ASGIApp
 from websockets.asyncio.client import ClientConnection
 
@@ -18,6 +20,21 @@ from realtime.envelope import protocol_schema
 
 SERVER_FRAMES = jsonschema.Draft202012Validator({**protocol_schema(), "$ref": "#/$defs/server"})
 RECEIVE_TIMEOUT_S = 5.0
+
+
+def embedded_app(tmp_path: Path, secret: str, port: int) -> Starlette:
+    """The product on its embedded defaults (SQLite under ``tmp_path``, in-process broker)."""
+    from leetgaming.app import create_app
+    from leetgaming.settings import Settings
+
+    settings = Settings.from_env(
+        {
+            "LEETGAMING_PORT": str(port),
+            "LEETGAMING_DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3",
+            "LEETGAMING_SECRET_KEY": secret,
+        }
+    )
+    return create_app(settings)
 
 
 def unused_port() -> int:
@@ -50,11 +67,21 @@ async def until(ws: ClientConnection, kind: str) -> dict[str, Any]:
 
 
 @asynccontextmanager
-async def serving(app: ASGIApp, port: int | None = None) -> AsyncIterator[int]:
-    """``app`` under a real uvicorn server on 127.0.0.1 (with its lifespan); yields the port."""
+async def serving(
+    app: ASGIApp, port: int | None = None, *, deflate: bool = False
+) -> AsyncIterator[int]:
+    """``app`` under a real uvicorn server on 127.0.0.1 (with its lifespan), configured as
+    ``leetgaming serve`` runs it (no permessage-deflate unless ``deflate``); yields the port."""
     port = port or unused_port()
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, ws="websockets-sansio")
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_config=None,
+            ws="websockets-sansio",
+            ws_per_message_deflate=deflate,
+        )
     )
     task = asyncio.create_task(server.serve())
     while not server.started:

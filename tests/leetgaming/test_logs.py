@@ -187,5 +187,7 @@ def test_any_email_address_is_redacted(local: str, domain: str, before: str) -> 
 
 @given(password=st.from_regex(r"[A-Za-z0-9!#$%^&*()_+=~-]{1,30}", fullmatch=True))
 def test_any_url_password_is_redacted(password: str) -> None:
-    redacted = redact_text(f"dsn=postgresql://lg:{password}@db:5432/lg")
-    assert f":{password}@" not in redacted
+    # Exactly the mask is left (a password that is itself "***" is masked all the same).
+    assert redact_text(f"dsn=postgresql://lg:{password}@db:5432/lg") == (
+        "dsn=postgresql://lg:***@db:5432/lg"
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 import socket
 import time
 from collections.abc import AsyncIterator
@@ -12,14 +13,13 @@ import orjson
 import pytest
 from websockets.asyncio.client import connect
 from websockets.client import ClientProtocol
+from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
 from websockets.uri import parse_uri
 
-from leetgaming.app import create_app
-from leetgaming.settings import Settings
 from leetgaming.tokens import issue_access_token
 from realtime.server import ServerLimits
 
-from ..ws import call, receive, serving, unused_port
+from ..ws import call, embedded_app, receive, serving, unused_port
 
 SECRET = "k" * 40
 
@@ -27,14 +27,7 @@ SECRET = "k" * 40
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[str]:
     port = unused_port()
-    settings = Settings.from_env(
-        {
-            "LEETGAMING_PORT": str(port),
-            "LEETGAMING_DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3",
-            "LEETGAMING_SECRET_KEY": SECRET,
-        }
-    )
-    async with serving(create_app(settings), port):
+    async with serving(embedded_app(tmp_path, SECRET, port), port):
         yield f"ws://127.0.0.1:{port}/ws"
 
 
@@ -158,21 +151,15 @@ async def test_serve_refuses_oversized_messages_and_compression(tmp_path: Path) 
         assert stop(server) == 0
 
 
+@pytest.mark.parametrize("deflate", [False, True], ids=["framed", "asgi-deflate"])
 async def test_a_client_that_stops_reading_is_cut_and_dropped_with_its_buffers(
-    tmp_path: Path,
+    tmp_path: Path, deflate: bool
 ) -> None:
     port = unused_port()
-    settings = Settings.from_env(
-        {
-            "LEETGAMING_PORT": str(port),
-            "LEETGAMING_DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3",
-            "LEETGAMING_SECRET_KEY": SECRET,
-        }
-    )
-    app = create_app(settings)
+    app = embedded_app(tmp_path, SECRET, port)
     hub = app.state.hub
     hub.limits = ServerLimits(tick_interval_s=0.1, close_grace_s=0.5, send_stall_s=1.0)
-    async with serving(app, port):
+    async with serving(app, port, deflate=deflate):
         url = f"ws://127.0.0.1:{port}/ws"
         # A client on a plain socket with a small receive buffer: after subscribing it never
         # reads again, so the kernel holds little for it and the server's writes block.
@@ -180,8 +167,9 @@ async def test_a_client_that_stops_reading_is_cut_and_dropped_with_its_buffers(
         async with connect(url) as reader:
             await call(reader, type="auth", id="a")
             await call(reader, type="subscribe", id="s", ch="tournament:final")
-            body = "x" * 60_000
             for _ in range(200):  # 12 MB: far over the 1 MiB queue and the socket buffers
+                # random text: compression (when negotiated) cannot shrink it much
+                body = secrets.token_urlsafe(45_000)
                 await hub.publish("tournament:final", {"bracket": body})
                 await asyncio.sleep(0)
                 while True:  # the reader keeps up
@@ -190,9 +178,11 @@ async def test_a_client_that_stops_reading_is_cut_and_dropped_with_its_buffers(
                     except TimeoutError:
                         break
             deadline = time.monotonic() + 10
-            while len(hub._connections) > 1 and time.monotonic() < deadline:
+            while hub.connection_counts()["open"] > 1 and time.monotonic() < deadline:
                 await asyncio.sleep(0.1)
-            assert len(hub._connections) == 1, "the stalled client still holds its connection"
+            assert hub.connection_counts() == {"open": 1, "framed": 0 if deflate else 1}, (
+                "the stalled client still holds its connection"
+            )
             assert reader.close_code is None  # nobody else was slowed down or cut
         stuck.close()
 
@@ -203,7 +193,7 @@ def stalled_subscriber(url: str, port: int, channel: str) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.connect(("127.0.0.1", port))
-    protocol = ClientProtocol(parse_uri(url))
+    protocol = ClientProtocol(parse_uri(url), extensions=[ClientPerMessageDeflateFactory()])
     protocol.send_request(protocol.connect())
     frames = [
         '{"v":1,"type":"auth","id":"a","data":{}}',

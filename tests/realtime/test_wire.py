@@ -1,0 +1,55 @@
+"""The hub's fast path: frames written straight to uvicorn's transport must be exactly what
+the websocket library would have sent, and arrive complete and in order."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+from websockets.asyncio.client import connect
+from websockets.frames import Frame, Opcode
+
+from leetgaming.tokens import issue_access_token
+from realtime.wire import text_frame_header
+
+from ..ws import call, embedded_app, receive, serving, unused_port
+
+SECRET = "w" * 40
+
+
+@pytest.mark.parametrize("length", [0, 1, 125, 126, 127, 65535, 65536, 1_000_000])
+def test_a_text_frame_is_framed_as_the_websocket_library_frames_it(length: int) -> None:
+    payload = b"x" * length
+    expected = Frame(Opcode.TEXT, payload).serialize(mask=False, extensions=[])
+    assert text_frame_header(length) + payload == expected
+
+
+@pytest.mark.parametrize("deflate", [False, True], ids=["framed", "asgi-deflate"])
+async def test_publications_and_replies_arrive_whole_and_in_order(
+    tmp_path: Path, deflate: bool
+) -> None:
+    port = unused_port()
+    app = embedded_app(tmp_path, SECRET, port)
+    hub = app.state.hub
+    token = issue_access_token(SECRET, "p1", "player", "s", int(time.time()))
+    async with (
+        serving(app, port, deflate=deflate),
+        connect(f"ws://127.0.0.1:{port}/ws", max_size=2**21) as ws,
+    ):
+        assert (await call(ws, type="auth", id="a", data={"token": token}))["type"] == "auth_ok"
+        assert (await call(ws, type="subscribe", id="s", ch="user:p1"))["type"] == "subscribed"
+        # Only the connection configured like production (no compression) is framed here.
+        assert hub.connection_counts() == {"open": 1, "framed": 0 if deflate else 1}
+        sizes = [0, 10, 200, 70_000, 5, 300_000, 1]
+        for size in sizes:  # several in one turn of the loop: one write
+            await hub.publish("user:p1", {"pad": "é" * size})
+        ping = orjson.dumps({"v": 1, "type": "ping_check"}).decode()
+        await ws.send(ping)
+        seen = [await receive(ws) for _ in sizes]
+        assert [f["type"] for f in seen] == ["pub"] * len(sizes)
+        assert [f["data"]["offset"] for f in seen] == list(range(1, len(sizes) + 1))
+        assert [len(f["data"]["body"]["pad"]) for f in seen] == sizes
+        # The reply to a frame sent after them comes after them.
+        assert (await receive(ws))["type"] == "error"
