@@ -206,7 +206,14 @@ def create_app(
             await identity.start()
             app.state.identity = identity
             play = Play(
-                database, tickets, queues, hub.publish, time.time, servers, identity.result_key
+                database,
+                tickets,
+                queues,
+                hub.publish,
+                time.time,
+                servers,
+                identity.result_key,
+                limiter=limiter,
             )
             await play.start()
             app.state.play = hub.application = play
@@ -285,7 +292,7 @@ def create_app(
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics_endpoint, methods=["GET"]),
-            *play_routes(lambda: app.state.play),
+            *play_routes(lambda: app.state.play, lambda: app.state.identity),
             *auth_routes(
                 lambda: app.state.identity,
                 limiter,

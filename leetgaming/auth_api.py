@@ -37,28 +37,30 @@ class AuthLimits:
     token_per_ip: Rate = field(default_factory=lambda: Rate(60, 60))  # refresh, game servers
 
 
-class _Refused(Exception):
+class Refused(Exception):
+    """A request turned down: its problem+json response."""
+
     def __init__(self, response: Response) -> None:
         self.response = response
 
 
-async def _body(request: Request, *names: str) -> dict[str, Any]:
+async def json_body(request: Request, *names: str) -> dict[str, Any]:
     raw = b""
     async for chunk in request.stream():
         raw += chunk
         if len(raw) > BODY_BYTES_MAX:
-            raise _Refused(
+            raise Refused(
                 problem(413, f"bodies are at most {BODY_BYTES_MAX} bytes", code="body_too_large")
             )
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        raise _Refused(problem(400, "the body is not JSON", code="bad_json")) from None
+        raise Refused(problem(400, "the body is not JSON", code="bad_json")) from None
     if not isinstance(body, dict):
-        raise _Refused(problem(400, "the body is a JSON object", code="bad_json"))
+        raise Refused(problem(400, "the body is a JSON object", code="bad_json"))
     unknown = sorted(set(body) - set(names))
     if unknown:
-        raise _Refused(problem(422, f"unknown fields: {', '.join(unknown)}", code="unknown_field"))
+        raise Refused(problem(422, f"unknown fields: {', '.join(unknown)}", code="unknown_field"))
     return body
 
 
@@ -97,6 +99,15 @@ def bearer(request: Request, identity: Identity) -> AccessClaims | None:
     return identity.verify(token.strip())
 
 
+def unauthorized() -> Response:
+    return problem(
+        401,
+        "send a valid access token as Authorization: Bearer",
+        code="unauthorized",
+        headers={"WWW-Authenticate": 'Bearer realm="leetgaming"'},
+    )
+
+
 def auth_routes(
     identity_of: Callable[[], Identity],
     limiter: RateLimiter,
@@ -112,7 +123,7 @@ def auth_routes(
         for key, rate in checks:
             wait_ms = await limiter.hit(key, rate, now)
             if wait_ms:
-                raise _Refused(
+                raise Refused(
                     problem(
                         429,
                         "too many attempts; try again later",
@@ -136,7 +147,7 @@ def auth_routes(
         async def run(request: Request) -> Response:
             try:
                 return await handler(request)
-            except _Refused as refused:
+            except Refused as refused:
                 return refused.response
             except IdentityError as exc:
                 return _refusal(exc)
@@ -145,7 +156,7 @@ def auth_routes(
 
     @endpoint
     async def register(request: Request) -> Response:
-        body = await _body(request, "email", "password")
+        body = await json_body(request, "email", "password")
         await limit(
             (f"register:ip:{ip(request)}", limits.register_per_ip),
             (key_of("register:account", account(body.get("email"))), limits.register_per_account),
@@ -158,13 +169,13 @@ def auth_routes(
 
     @endpoint
     async def confirm(request: Request) -> Response:
-        body = await _body(request, "token")
+        body = await json_body(request, "token")
         await limit((f"token:ip:{ip(request)}", limits.token_per_ip))
         return _session_body(await identity_of().confirm(body.get("token")))
 
     @endpoint
     async def login(request: Request) -> Response:
-        body = await _body(request, "email", "password")
+        body = await json_body(request, "email", "password")
         await limit(
             (f"login:ip:{ip(request)}", limits.login_per_ip),
             (key_of("login:account", account(body.get("email"))), limits.login_per_account),
@@ -173,19 +184,19 @@ def auth_routes(
 
     @endpoint
     async def refresh(request: Request) -> Response:
-        body = await _body(request, "refresh_token")
+        body = await json_body(request, "refresh_token")
         await limit((f"token:ip:{ip(request)}", limits.token_per_ip))
         return _session_body(await identity_of().refresh(body.get("refresh_token")))
 
     @endpoint
     async def logout(request: Request) -> Response:
-        body = await _body(request, "refresh_token")
+        body = await json_body(request, "refresh_token")
         await identity_of().logout(body.get("refresh_token"))
         return Response(status_code=204)
 
     @endpoint
     async def game_server_token(request: Request) -> Response:
-        body = await _body(request, "key")
+        body = await json_body(request, "key")
         await limit((f"token:ip:{ip(request)}", limits.token_per_ip))
         server_id, token, ttl = await identity_of().game_server_token(body.get("key"))
         return JSONResponse(
@@ -197,14 +208,6 @@ def auth_routes(
                 "expires_in": ttl,
             },
             headers=_NO_STORE,
-        )
-
-    def unauthorized() -> Response:
-        return problem(
-            401,
-            "send a valid access token as Authorization: Bearer",
-            code="unauthorized",
-            headers={"WWW-Authenticate": 'Bearer realm="leetgaming"'},
         )
 
     @endpoint
@@ -236,7 +239,7 @@ def auth_routes(
             return claims
         if request.method == "GET":
             return JSONResponse({"game_servers": await identity_of().game_servers()})
-        body = await _body(request, "name")
+        body = await json_body(request, "name")
         issued = await identity_of().issue_game_server_key(body.get("name"), claims.subject)
         return JSONResponse(
             {

@@ -28,6 +28,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final
 
 from leetgaming.db import Database, is_unique_violation
+from leetgaming.parties import MIGRATION as PARTIES_MIGRATION
+from leetgaming.parties import Parties
+from leetgaming.ratelimit import MemoryRateLimiter, Rate, RateLimiter
 from matchmaking.match import (
     IllegalTransition,
     Match,
@@ -52,7 +55,7 @@ from matchmaking.queues import mode_of
 from matchmaking.rating import Rating
 from matchmaking.servers import GameServer, MemoryServerRegistry, ServerRegistry
 from matchmaking.service import Event, Expired, Matched, QueueConfig
-from matchmaking.tickets import AddOutcome, TicketStore, decode_ticket, encode_ticket
+from matchmaking.tickets import AddOutcome, TicketStore, Waiting, decode_ticket, encode_ticket
 from realtime.channel import Principal, Role
 from realtime.server import RpcError
 
@@ -101,11 +104,13 @@ MIGRATIONS: Final = [
     CREATE INDEX rating_history_player ON rating_history (player, mode, at_s);
     CREATE INDEX ratings_board ON ratings (mode, (mu - 3 * sigma))
     """,
+    PARTIES_MIGRATION,
 ]
 LEADERBOARD_ROWS_MAX: Final = 100
 ALLOCATION_TIMEOUT_S: Final = 60.0  # no server for this long after the ready check: aborted
 SERVER_SILENCE_S: Final = 60.0  # a live match's server silent this long: aborted
 SERVER_CAPACITY_MAX: Final = 64
+QUEUE_JOINS: Final = Rate(count=10, per_s=60)  # per player: joining and leaving is not free
 
 
 class Play:
@@ -122,7 +127,9 @@ class Play:
         result_key_of: Callable[[str], Awaitable[str | None]] | None = None,
         allocation_timeout_s: float = ALLOCATION_TIMEOUT_S,
         server_silence_s: float = SERVER_SILENCE_S,
+        limiter: RateLimiter | None = None,
     ) -> None:
+        self.limiter: RateLimiter = limiter or MemoryRateLimiter()
         self.allocation_timeout_s = allocation_timeout_s
         self.server_silence_s = server_silence_s
         self.db = db
@@ -133,6 +140,8 @@ class Play:
         self.servers: ServerRegistry = servers or MemoryServerRegistry()
         self.result_key_of = result_key_of or _no_keys
         self.on_settled: list[Callable[[Match], Awaitable[None]]] = []  # tournaments listen
+        party_size_max = max((q.rules.team_size for q in self.queues.values()), default=1)
+        self.parties = Parties(db, publish, clock, party_size_max)
 
     async def start(self) -> None:
         await self.db.migrate("play", MIGRATIONS)
@@ -165,30 +174,122 @@ class Play:
     # Methods ----------------------------------------------------------------------------
 
     async def queue_join(self, player: str, params: dict[str, Any]) -> object:
+        """Queue the caller, or the caller's whole party (its leader only; the party at most
+        one team)."""
         name = params.get("queue")
         if set(params) - {"queue"}:
             raise RpcError("bad_params", "queue.join takes {queue}")
         config = self.queues.get(name) if isinstance(name, str) else None
         if config is None:
             raise RpcError("unknown_queue", f"queues: {', '.join(sorted(self.queues))}")
+        wait_ms = await self.limiter.hit(
+            f"queue.join:{player}", QUEUE_JOINS, int(self.clock() * 1000)
+        )
+        if wait_ms:
+            raise RpcError(
+                "rate_limited", f"too many queue joins: wait {wait_ms / 1000:.0f} s", True
+            )
+        party = await self.parties.of(player)
+        players: tuple[str, ...] = (player,)
+        if party is not None:
+            if party.leader != player:
+                raise RpcError("not_party_leader", "your party's leader queues the party")
+            if len(party.members) > config.rules.team_size:
+                raise RpcError(
+                    "party_too_large",
+                    f"{config.name} has teams of {config.rules.team_size}: "
+                    f"your party has {len(party.members)}",
+                )
+            players = party.members
         now = self.clock()
-        row = await self.db.fetchone("SELECT until_s FROM queue_cooldowns WHERE player = ?", player)
-        if row is not None and row[0] > now:
-            raise RpcError("cooldown", f"you declined a match: wait {row[0] - now:.0f} s")
-        rating = await self.rating(player, mode_of(config.name), config)
-        ticket = Ticket(f"tk-{secrets.token_hex(8)}", (Member(player, rating),), now)
+        for member in players:
+            row = await self.db.fetchone(
+                "SELECT until_s FROM queue_cooldowns WHERE player = ?", member
+            )
+            if row is not None and row[0] > now:
+                who = "you" if member == player else member
+                raise RpcError("cooldown", f"{who} declined a match: wait {row[0] - now:.0f} s")
+        mode = mode_of(config.name)
+        members = tuple([Member(m, await self.rating(m, mode, config)) for m in players])
+        ticket = Ticket(f"tk-{secrets.token_hex(8)}", members, now)
         outcome = await self.tickets.add(config.name, ticket, now + config.ticket_ttl_s)
         if outcome is not AddOutcome.OK:
-            raise RpcError("already_queued", "you are already in a queue: leave it first")
-        await self.publish(f"user:{player}", {"kind": "queue.joined", "queue": config.name})
-        return {"ticket": ticket.id, "queue": config.name, "expires_in_s": config.ticket_ttl_s}
+            raise RpcError("already_queued", "you (or a party member) are already in a queue")
+        for member in players:
+            await self.publish(
+                f"user:{member}",
+                {"kind": "queue.joined", "queue": config.name, "ticket": ticket.id},
+            )
+        return {
+            "ticket": ticket.id,
+            "queue": config.name,
+            "players": list(players),
+            "expires_in_s": config.ticket_ttl_s,
+        }
 
     async def queue_leave(self, player: str, params: dict[str, Any]) -> object:
+        if params:
+            raise RpcError("bad_params", "queue.leave takes no parameters")
+        waiting = await self._cancel_ticket_of(player)
+        if waiting is None:
+            return {"left": False}
+        return {"left": True, "queue": waiting.queue, "ticket": waiting.ticket.id}
+
+    async def queue_status(self, player: str, params: dict[str, Any]) -> object:
+        """The ticket the caller waits in, if any."""
+        if params:
+            raise RpcError("bad_params", "queue.status takes no parameters")
+        waiting = await self.tickets.of_player(player)
+        if waiting is None:
+            return {"ticket": None}
+        return {
+            "ticket": waiting.ticket.id,
+            "queue": waiting.queue,
+            "players": [m.player for m in waiting.ticket.members],
+            "waiting_s": max(0.0, self.clock() - waiting.ticket.waiting_since_s),
+            "expires_in_s": max(0.0, waiting.expires_s - self.clock()),
+        }
+
+    async def _cancel_ticket_of(self, player: str) -> Waiting | None:
+        """Cancel the ticket ``player`` waits in (with everyone on it), telling each of them."""
         waiting = await self.tickets.of_player(player)
         if waiting is None or await self.tickets.cancel(waiting.ticket.id) is None:
-            return {"left": False}
-        await self.publish(f"user:{player}", {"kind": "queue.left", "queue": waiting.queue})
-        return {"left": True, "queue": waiting.queue}
+            return None
+        for member in waiting.ticket.members:
+            await self.publish(
+                f"user:{member.player}",
+                {"kind": "queue.left", "queue": waiting.queue, "ticket": waiting.ticket.id},
+            )
+        return waiting
+
+    # Parties: a change of members cancels the party's ticket (it was made for the old party)
+
+    async def party_create(self, player: str, params: dict[str, Any]) -> object:
+        party = await self.parties.create(player, params)
+        await self._cancel_ticket_of(player)  # queued alone before: no longer
+        return party.view()
+
+    async def party_invite(self, player: str, params: dict[str, Any]) -> object:
+        return await self.parties.invite(player, params)
+
+    async def party_join(self, player: str, params: dict[str, Any]) -> object:
+        party = await self.parties.join(player, params)
+        await self._cancel_ticket_of(player)
+        await self._cancel_ticket_of(party.leader)
+        return party.view()
+
+    async def party_leave(self, player: str, params: dict[str, Any]) -> object:
+        if params:
+            raise RpcError("bad_params", "party.leave takes no parameters")
+        await self._cancel_ticket_of(player)
+        party = await self.parties.leave(player)
+        return {"left": party is not None, "party": None if party is None else party.id}
+
+    async def party_status(self, player: str, params: dict[str, Any]) -> object:
+        if params:
+            raise RpcError("bad_params", "party.status takes no parameters")
+        party = await self.parties.of(player)
+        return {"party": None} if party is None else party.view()
 
     async def match_accept(self, player: str, params: dict[str, Any]) -> object:
         return await self._ready(player, params, accept)
@@ -587,6 +688,12 @@ Handler = Callable[[Play, str, dict[str, Any]], Awaitable[object]]
 _METHODS: Final[dict[str, tuple[Role, Handler]]] = {
     "queue.join": (Role.PLAYER, Play.queue_join),
     "queue.leave": (Role.PLAYER, Play.queue_leave),
+    "queue.status": (Role.PLAYER, Play.queue_status),
+    "party.create": (Role.PLAYER, Play.party_create),
+    "party.invite": (Role.PLAYER, Play.party_invite),
+    "party.join": (Role.PLAYER, Play.party_join),
+    "party.leave": (Role.PLAYER, Play.party_leave),
+    "party.status": (Role.PLAYER, Play.party_status),
     "match.accept": (Role.PLAYER, Play.match_accept),
     "match.decline": (Role.PLAYER, Play.match_decline),
     "server.register": (Role.GAME_SERVER, Play.server_register),

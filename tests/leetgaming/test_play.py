@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,16 @@ decline_cooldown_s = 60
 
 @pytest.fixture
 async def served(tmp_path: Path, backends: dict[str, str]) -> AsyncIterator[tuple[str, Any]]:
-    (tmp_path / "queues.toml").write_text(QUEUES)
+    async with serving_play(tmp_path, backends, QUEUES) as served:
+        yield served
+
+
+@asynccontextmanager
+async def serving_play(
+    tmp_path: Path, backends: dict[str, str], queues: str
+) -> AsyncIterator[tuple[str, Any]]:
+    """The app with ``queues`` (TOML) on ``backends``: its websocket URL and its state."""
+    (tmp_path / "queues.toml").write_text(queues)
     port = unused_port()
     env = {
         "LEETGAMING_PORT": str(port),
@@ -116,7 +126,8 @@ async def test_a_decline_requeues_the_other_and_cools_the_decliner_down(ws_url: 
     assert cooled["data"]["code"] == "cooldown"
     # dave is back in the queue (not a new ticket: leaving it finds it).
     left = await rpc(dave, "queue.leave")
-    assert left["data"]["result"] == {"left": True, "queue": "cs2:1v1:eu"}
+    assert left["data"]["result"]["left"] is True
+    assert left["data"]["result"]["queue"] == "cs2:1v1:eu"
     for ws in (carol, dave):
         await ws.close()
 
