@@ -23,6 +23,7 @@ The last line printed is one JSON object with the headline figures.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import math
 import random
@@ -116,22 +117,38 @@ def percentile(ordered: Sequence[float], pct: float) -> float:
     return ordered[index]
 
 
+def arrivals(rate_per_s: float, seconds: float, seed: int) -> list[Ticket]:
+    """Poisson arrivals over ``seconds`` (each ticket's ``waiting_since_s`` is its arrival),
+    with ratings mu ~ N(25, 6), sigma ~ U(1.5, 4); the same for the same seed."""
+    rng = random.Random(seed)
+    tickets: list[Ticket] = []
+    at = rng.expovariate(rate_per_s)
+    while at <= math.ceil(seconds / TICK_S) * TICK_S:
+        tickets.append(player(rng, f"p{len(tickets) + 1}", at))
+        at += rng.expovariate(rate_per_s)
+    return tickets
+
+
 def simulate(
     matcher: Matcher, rules: QueueRules, rate_per_s: float, seconds: float, seed: int
 ) -> SimResult:
-    rng = random.Random(seed)
+    return simulate_arrivals(matcher, rules, arrivals(rate_per_s, seconds, seed), seconds)
+
+
+def simulate_arrivals(
+    matcher: Matcher, rules: QueueRules, coming: Sequence[Ticket], seconds: float
+) -> SimResult:
+    """Tick every ``TICK_S`` over the waiting pool, the way the matchmaker's loop does."""
     result = SimResult()
     pool: dict[str, Ticket] = {}
-    next_arrival = rng.expovariate(rate_per_s)
-    count = 0
+    upcoming = list(coming)
+    upcoming.reverse()
     now = 0.0
     while now < seconds:
         now += TICK_S
-        while next_arrival <= now:
-            count += 1
-            ticket = player(rng, f"p{count}", next_arrival)
+        while upcoming and upcoming[-1].waiting_since_s <= now:
+            ticket = upcoming.pop()
             pool[ticket.id] = ticket
-            next_arrival += rng.expovariate(rate_per_s)
         started = time.perf_counter()
         proposals = matcher(list(pool.values()), now, rules)
         result.tick_ms.append((time.perf_counter() - started) * 1000)
@@ -170,6 +187,11 @@ def main() -> None:
     parser.add_argument(
         "--sizes", default="1000,10000,100000", help="pool sizes to time a tick over"
     )
+    parser.add_argument(
+        "--e2e-seconds", type=float, help="end to end run with bots (240; quick 30; 0: none)"
+    )
+    parser.add_argument("--postgres-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     args = parser.parse_args()
     seconds = args.seconds or (600.0 if args.quick else 3600.0)
     repeat = args.repeat or (3 if args.quick else 5)
@@ -209,7 +231,60 @@ def main() -> None:
         figures[f"tick_ms_{size}"] = round(ours_ms, 2)
         figures[f"naive_tick_ms_{size}"] = round(naive_ms, 2)
     figures["simulated_s"] = seconds
+    e2e_seconds = (
+        args.e2e_seconds if args.e2e_seconds is not None else (30.0 if args.quick else 240.0)
+    )
+    if e2e_seconds > 0:
+        figures |= end_to_end(args, e2e_seconds)
     print(json.dumps(figures, sort_keys=True))
+
+
+def end_to_end(args: argparse.Namespace, seconds: float) -> dict[str, object]:
+    """Bots over real websockets (two processes, PostgreSQL, Redis) next to the core
+    simulation of the same arrivals."""
+    from matchmaker_bots import run_bots
+
+    run = f"{time.time_ns() % 10**8:x}"
+    schedules = {}
+    for mode, rate in (("1v1", args.rate_1v1), ("5v5", args.rate_5v5)):
+        tickets = [
+            Ticket(
+                f"{run}-{mode}-{t.id}",
+                (Member(f"bot-{run}-{mode}-{t.id}", t.members[0].rating),),
+                t.waiting_since_s,
+            )
+            for t in arrivals(rate, seconds, args.seed)
+            if t.waiting_since_s < seconds
+        ]
+        schedules[mode] = (f"cs2:{mode}:eu", tickets)
+    bots = sum(len(t) for _, t in schedules.values())
+    print(
+        f"end to end: {bots} bot players over {seconds:.0f} s, 2 serve processes, PostgreSQL, "
+        f"Redis, one bot game server; next to the core simulation of the same arrivals"
+    )
+    results, server = asyncio.run(run_bots(args.postgres_url, args.redis_url, schedules, seconds))
+    figures: dict[str, object] = {"e2e_bots": bots, "e2e_seconds": seconds}
+    for mode, result in results.items():
+        waits = sorted(result.waits)
+        sim = simulate_arrivals(ours, RULES[mode], schedules[mode][1], seconds).summary()
+        p50, p95 = percentile(waits, 50), percentile(waits, 95)
+        top = waits[-1] if waits else math.nan
+        print(
+            f"  {mode}: {len(schedules[mode][1])} bots, wait p50 {p50:.1f} s, p95 {p95:.1f} s, "
+            f"max {top:.1f} s; {result.matched} matched, {result.still_waiting} still waiting, "
+            f"{len(result.failures)} failed | core alone: p50 {sim['wait_p50_s']:.1f} s, "
+            f"p95 {sim['wait_p95_s']:.1f} s, max {sim['wait_max_s']:.1f} s"
+        )
+        for failure in result.failures[:5]:
+            print(f"    failed: {failure}")
+        figures[f"e2e_wait_p50_s_{mode}"] = round(p50, 2)
+        figures[f"e2e_wait_p95_s_{mode}"] = round(p95, 2)
+        figures[f"e2e_wait_max_s_{mode}"] = round(top, 2)
+        figures[f"e2e_failed_{mode}"] = len(result.failures)
+        figures[f"e2e_core_wait_p95_s_{mode}"] = round(sim["wait_p95_s"], 2)
+    print(f"  game server: {server['results']} results reported")
+    figures["e2e_results_reported"] = server["results"]
+    return figures
 
 
 if __name__ == "__main__":

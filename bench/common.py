@@ -1,0 +1,128 @@
+"""What the benchmarks share: starting the product's processes and cleaning up after them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import resource
+import socket
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class BenchError(Exception):
+    pass
+
+
+def raise_nofile() -> int:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard
+
+
+@dataclass
+class Process:
+    name: str
+    process: asyncio.subprocess.Process
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    async def stop(self) -> None:
+        if self.process.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            self.process.terminate()
+        try:
+            await asyncio.wait_for(self.process.wait(), 15)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                self.process.kill()
+            await self.process.wait()
+
+
+async def start_process(
+    name: str, argv: list[str], env: dict[str, str], cwd: Path, ready: str
+) -> Process:
+    log = cwd / f"{name}.log"
+    with log.open("w") as stderr:
+        process = await asyncio.create_subprocess_exec(
+            *argv,
+            cwd=cwd,
+            env=env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=stderr,
+            preexec_fn=raise_nofile,
+        )
+    started = Process(name, process, log)
+    assert process.stdout is not None
+    try:
+        while True:
+            line = await asyncio.wait_for(process.stdout.readline(), 60)
+            if not line:
+                raise BenchError(f"{name} exited: {log.read_text()[-2000:]}")
+            if line.decode().startswith(ready):
+                break
+    except BaseException:
+        await started.stop()
+        raise
+    return started
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def clean_environment() -> dict[str, str]:
+    """This process's environment without any ``LEETGAMING_*`` setting, the repository on the
+    path: what a benchmark's child process starts from."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEETGAMING_")}
+    env["PYTHONPATH"] = str(ROOT)
+    return env
+
+
+async def start_serve(name: str, cwd: Path, settings: dict[str, str]) -> Process:
+    """``leetgaming serve`` with ``settings`` (``LEETGAMING_*``), once it listens."""
+    return await start_process(
+        name,
+        [sys.executable, "-m", "leetgaming", "serve"],
+        clean_environment() | settings,
+        cwd,
+        "LeetGaming is running at",
+    )
+
+
+def print_logs(processes: list[Process], lines: int = 15) -> None:
+    """The last lines each process logged, for a failure report."""
+    for process in processes:
+        tail = process.log.read_text(errors="replace").splitlines()[-lines:]
+        print(f"--- {process.name} log (last lines):", *tail, sep="\n", file=sys.stderr)
+
+
+async def delete_prefix(redis_url: str, prefix: str) -> None:
+    """Remove every Redis key under ``prefix``."""
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        batch: list[bytes] = []
+        async for key in client.scan_iter(match=prefix + "*", count=1000):
+            batch.append(key)
+            if len(batch) >= 1000:
+                await client.delete(*batch)
+                batch.clear()
+        if batch:
+            await client.delete(*batch)
+    finally:
+        await client.aclose()
