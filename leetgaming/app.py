@@ -224,7 +224,9 @@ def create_app(
                 hub.observe_fanout = metrics.observe_fanout
                 await hub.start()
                 await matchmaker.start()
-                sweeper = asyncio.create_task(_every(1.0, play.sweep))
+                sweeper = asyncio.create_task(
+                    _every(1.0, lambda: sweep_if_leased(tickets, hub.node_id, play))
+                )
                 try:
                     yield
                 finally:
@@ -318,6 +320,23 @@ def load_queues(settings: Settings) -> dict[str, QueueConfig]:
     else:
         text = resources.files("leetgaming").joinpath("queues.toml").read_text()
     return parse_queues(text)
+
+
+SWEEP_LEASE: Final = "_sweeper"  # a lease name no queue can have (queues are game:mode:region)
+SWEEP_LEASE_TTL_S: Final = 5.0
+
+
+async def sweep_if_leased(
+    tickets: TicketStore, owner: str, play: Play, ttl_s: float = SWEEP_LEASE_TTL_S
+) -> bool:
+    """Deadlines and server silence are checked by one process at a time (the holder of the
+    sweeper's lease; another takes over within ``SWEEP_LEASE_TTL_S`` when it dies): the
+    compare-and-set on matches makes a second sweeper harmless, only wasteful). Whether this
+    process swept."""
+    if await tickets.acquire(SWEEP_LEASE, owner, ttl_s) is None:
+        return False
+    await play.sweep()
+    return True
 
 
 async def _every(interval_s: float, work: Callable[[], Awaitable[object]]) -> None:

@@ -6,14 +6,16 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis.asyncio as aioredis
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from leetgaming.app import create_app
+from leetgaming.app import create_app, sweep_if_leased
 from leetgaming.health import PostgresProbe, Probe, RedisProbe, SqliteProbe
 from leetgaming.settings import Settings
+from matchmaking.redis_tickets import RedisTicketStore
 
 from ..ws import unused_port
 
@@ -263,3 +265,31 @@ async def test_requests_are_logged_without_the_query_string(
     assert records[0].__dict__["method"] == "GET"
     assert records[0].__dict__["duration_ms"] >= 0
     assert "tok-" not in caplog.text
+
+
+class _CountingPlay:
+    def __init__(self) -> None:
+        self.sweeps = 0
+
+    async def sweep(self) -> int:
+        self.sweeps += 1
+        return 0
+
+
+async def test_one_process_at_a_time_sweeps_and_another_takes_over(
+    redis_url: str, redis_prefix: str
+) -> None:
+    client = aioredis.Redis.from_url(redis_url)
+    store = RedisTicketStore(client, redis_prefix)
+    a, b = _CountingPlay(), _CountingPlay()
+    try:
+        for _ in range(3):
+            assert await sweep_if_leased(store, "node-a", a, ttl_s=0.5)  # type: ignore[arg-type]
+            assert not await sweep_if_leased(store, "node-b", b, ttl_s=0.5)  # type: ignore[arg-type]
+        # node-a stops (dies): its lease runs out and node-b sweeps from then on.
+        await asyncio.sleep(0.7)
+        assert await sweep_if_leased(store, "node-b", b, ttl_s=0.5)  # type: ignore[arg-type]
+        assert not await sweep_if_leased(store, "node-a", a, ttl_s=0.5)  # type: ignore[arg-type]
+        assert (a.sweeps, b.sweeps) == (3, 1)
+    finally:
+        await client.aclose()
