@@ -91,7 +91,8 @@ async def _player(
     await asyncio.sleep(max(0.0, start + ticket.waiting_since_s - loop.time()))
     name = ticket.members[0].player
     token = issue_access_token(cluster.secret, name, "player", "bench", int(time.time()))
-    joined_at: float | None = None
+    joined_at: float | None = None  # when its ticket was made
+    found_after: float | None = None  # its wait, once a match was found for it
     try:
         async with contextlib.AsyncExitStack() as stack:
             ws = await _open(cluster.ports[n % len(cluster.ports)], token, f"user:{name}")
@@ -106,34 +107,27 @@ async def _player(
                 if frame["type"] != "pub":
                     continue
                 body = frame["data"]["body"]
-                if body.get("kind") == "match.found" and joined_at is not None:
-                    out.waits.append(loop.time() - joined_at)
-                    out.matched += 1
-                    joined_at = None
-                    await ws.send(
-                        orjson.dumps(
-                            {
-                                "v": 1,
-                                "type": "rpc",
-                                "id": "a",
-                                "data": {
-                                    "method": "match.accept",
-                                    "params": {"match": body["match"]},
-                                },
-                            }
-                        )
-                    )
-                elif body.get("kind") == "match.cancelled":  # requeued at the front: wait on
-                    joined_at = loop.time() - (out.waits.pop() if out.waits else 0.0)
-                    out.matched -= 1
-                elif body.get("kind") == "match.live":
-                    return
+                kind = body.get("kind")
+                if kind == "match.found":
+                    found_after = loop.time() - joined_at
+                    accept = {"method": "match.accept", "params": {"match": body["match"]}}
+                    await ws.send(orjson.dumps({"v": 1, "type": "rpc", "id": "a", "data": accept}))
+                elif kind in ("match.cancelled", "match.aborted"):
+                    # requeued at the front (its wait goes on from its first join)
+                    found_after = None
+                elif kind == "match.live":
+                    break
     except TimeoutError:
-        if joined_at is not None:  # the run ended while it waited: counted with its wait so far
-            out.waits.append(loop.time() - joined_at)
-            out.still_waiting += 1
+        pass  # the run ended
     except Exception as exc:  # a bot that broke is reported, not hidden
         out.failures.append(f"{type(exc).__name__}: {exc}")
+        return
+    if found_after is not None:
+        out.waits.append(found_after)
+        out.matched += 1
+    elif joined_at is not None:  # still waiting at the end: counted with its wait so far
+        out.waits.append(loop.time() - joined_at)
+        out.still_waiting += 1
 
 
 def _sign(key: str, match_id: str, ranks: list[int]) -> str:
