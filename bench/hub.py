@@ -55,8 +55,10 @@ Each figure, exactly:
   subscriber joins (its socket's SO_RCVBUF set to 4 KiB) and stops reading (its transport's
   reading is paused: its TCP window closes, the server's socket buffer and then its 1 MiB send
   queue fill), the same burst is sent again; the figure is (p99 with - p99 without) / p99
-  without x 100. ``slow_consumer_cut``: the slow client, reading again, found the close code
-  4001 (or a ``disconnect`` frame with it) after the backlog.
+  without x 100. ``slow_consumer_cut``: the server cut the slow client off before it caught up:
+  reading again, it found the close code 4001 (or a ``disconnect`` frame with it) after the
+  backlog, or the server had already dropped the connection (a client that reads nothing for
+  ``send_stall_s`` is dropped, buffers and all); ``slow_consumer_cut_how`` says which.
 
 ``--repeat N`` runs every phase N times and reports medians (runs listed in ``detail``); the
 default is 1 (a full run takes several minutes). The last line printed is one JSON object with
@@ -1066,7 +1068,10 @@ async def phase_slow(
         if now > deadline or (caught_up is not None and now - caught_up > 2):
             break
         await asyncio.sleep(0.05)
-    cut = 4001 in (slow.close_code, slow.disconnect_code)
+    coded = 4001 in (slow.close_code, slow.disconnect_code)
+    dropped = slow.lost.done() and not coded and slow.read < messages
+    cut = coded or dropped
+    how = "4001" if coded else "dropped" if dropped else "not cut"
     slow_read = slow.read
     close_all([slow, *others, *senders])
     p99_without = percentile(without, 0.99)
@@ -1082,6 +1087,7 @@ async def phase_slow(
         "p99_with_ms": round(p99_with, 2),
         "p99_change_pct": round((p99_with - p99_without) / p99_without * 100, 1),
         "cut": cut,
+        "cut_how": how,
         "slow_read_before_cut": slow_read,
         "lost_by_others": lost_without + lost_with,
     }
@@ -1146,7 +1152,8 @@ async def servers(args: argparse.Namespace) -> Any:
 
 
 def medians(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per key: the median of the runs' numbers (booleans: all true), else the first value."""
+    """Per key: the median of the runs' numbers (booleans: all true; differing strings: each
+    run's), else the first value."""
     out: dict[str, Any] = {}
     for key, first in runs[0].items():
         values = [r[key] for r in runs]
@@ -1155,6 +1162,8 @@ def medians(runs: list[dict[str, Any]]) -> dict[str, Any]:
         elif isinstance(first, int | float) and all(isinstance(v, int | float) for v in values):
             value = median(values)
             out[key] = round(value, 3) if isinstance(value, float) else value
+        elif isinstance(first, str) and any(v != first for v in values):
+            out[key] = "/".join(str(v) for v in values)  # each run's, when they differ
         else:
             out[key] = first
     if len(runs) > 1:
@@ -1339,7 +1348,7 @@ async def run_all(args: argparse.Namespace) -> dict[str, Any]:
             f"slow       ours: {slow['subscribers']:,} subscribers, {slow['messages']} x "
             f"{slow['body_bytes'] // 1024} KB at {slow['rate_per_s']:g}/s: others' p99 "
             f"{slow['p99_without_ms']} ms without, {slow['p99_with_ms']} ms with one stalled "
-            f"reader: {slow['p99_change_pct']:+} %; cut with 4001: {slow['cut']} | target "
+            f"reader: {slow['p99_change_pct']:+} %; cut: {slow['cut']} ({slow['cut_how']}) | target "
             f"<= 10 %, cut: {verdict(slow['p99_change_pct'] <= 10 and slow['cut'])}{took()}",
             flush=True,
         )
@@ -1380,6 +1389,7 @@ async def run_all(args: argparse.Namespace) -> dict[str, Any]:
             "reference_reconnect_storm_s": ref_storm["storm_s"],
             "slow_consumer_p99_change_pct": slow["p99_change_pct"],
             "slow_consumer_cut": slow["cut"],
+            "slow_consumer_cut_how": slow["cut_how"],
             "sizes": sizes,
             "repeat": repeat,
             "cores": os.cpu_count(),

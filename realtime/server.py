@@ -119,8 +119,14 @@ class _Connection:
         self.ready.set()
 
     def stalled(self, now: float) -> bool:
-        """The client stopped reading (a send blocked too long), or a close is overdue."""
+        """The client stopped reading (a send blocked, or on the fast path the transport's
+        buffer not empty, for ``send_stall_s``), or a close is overdue."""
         limits = self.node.limits
+        if self.framing and self.wire is not None:
+            if self.wire.buffered_bytes() == 0:
+                self.sending_since = None
+            elif self.sending_since is None:
+                self.sending_since = now
         return (
             self.sending_since is not None and now - self.sending_since > limits.send_stall_s
         ) or (self.closing_since is not None and now - self.closing_since > limits.close_grace_s)
@@ -188,7 +194,12 @@ class _Connection:
                     reconnect=self.close_code.reconnect,
                 )
                 with contextlib.suppress(Exception):
-                    await self.websocket.send_text(frame.decode())
+                    if self.framing and self.wire is not None and self.wire.framing():
+                        # right behind what is buffered, whatever the backpressure: a client
+                        # that reads again finds why it was cut
+                        self.wire.write_texts([frame])
+                    else:
+                        await self.websocket.send_text(frame.decode())
                     await self.websocket.close(int(self.close_code), self.close_reason)
                 return
 

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import orjson
 import pytest
 from websockets.asyncio.client import connect
 from websockets.frames import Frame, Opcode
+from websockets.protocol import State
 
 from leetgaming.tokens import issue_access_token
-from realtime.wire import text_frame_header
+from realtime.server import HubNode, ServerLimits, _Connection
+from realtime.wire import WIRE_SCOPE_KEY, Wire, text_frame_header
 
 from ..ws import call, embedded_app, receive, serving, unused_port
 
@@ -53,3 +56,53 @@ async def test_publications_and_replies_arrive_whole_and_in_order(
         assert [len(f["data"]["body"]["pad"]) for f in seen] == sizes
         # The reply to a frame sent after them comes after them.
         assert (await receive(ws))["type"] == "error"
+
+
+class _Transport:
+    """A transport whose peer reads nothing: what is written stays buffered."""
+
+    def __init__(self) -> None:
+        self.buffered = 0
+        self.aborted = False
+
+    def write(self, data: bytes) -> None:
+        self.buffered += len(data)
+
+    def get_write_buffer_size(self) -> int:
+        return self.buffered
+
+    def is_closing(self) -> bool:
+        return self.aborted
+
+    def abort(self) -> None:
+        self.aborted = True
+
+
+async def test_a_framed_connection_whose_buffer_never_drains_is_dropped() -> None:
+    """The kernel may hold a stalled reader's backlog without the 1 MiB bound being reached:
+    the transport buffer not emptying for ``send_stall_s`` drops it all the same."""
+    now = [0.0]
+    node = HubNode(lambda token: None, clock=lambda: now[0])  # type: ignore[arg-type, return-value]
+    node.limits = ServerLimits(send_stall_s=10.0)
+    transport = _Transport()
+    protocol = SimpleNamespace(
+        conn=SimpleNamespace(state=State.OPEN, extensions=[]), close_sent=False
+    )
+    websocket = SimpleNamespace(scope={WIRE_SCOPE_KEY: Wire(protocol, transport)})
+    connection = _Connection(node, websocket)  # type: ignore[arg-type]
+    connection.use_framing()
+    assert connection.framing
+    connection.push(b'{"v":1,"type":"ping"}')
+    connection.flush()
+    assert transport.buffered == 2 + len(b'{"v":1,"type":"ping"}')
+    assert not connection.stalled(now[0])  # the buffer starts being watched
+    now[0] = 9.0
+    assert not connection.stalled(now[0])
+    transport.buffered = 0  # it drained: the watch starts over
+    assert not connection.stalled(now[0])
+    transport.buffered = 5
+    assert not connection.stalled(now[0])
+    now[0] = 19.5
+    assert connection.stalled(now[0])
+    connection.drop()
+    assert transport.aborted
