@@ -274,7 +274,8 @@ class _Connection:
             authenticating = self.session.principal is None
             timeout = limits.session.auth_timeout_s if authenticating else limits.idle_timeout_s
             try:
-                message = await asyncio.wait_for(self.websocket.receive(), timeout)
+                async with asyncio.timeout(timeout):  # no task per frame, as wait_for makes
+                    message = await self.websocket.receive()
             except TimeoutError:
                 code = CloseCode.UNAUTHORIZED if authenticating else CloseCode.IDLE_TIMEOUT
                 await self.run([*self.session.closed(), Close(code, "timeout")])
