@@ -42,6 +42,7 @@ from matchmaking.queues import mode_of
 ROOT = Path(__file__).resolve().parent.parent
 FRAME_TIMEOUT_S = 30.0
 REGION = "eu"
+PONG = b'{"v":1,"type":"pong"}'
 
 
 @dataclass
@@ -104,6 +105,8 @@ async def _player(
             joined_at = loop.time()
             while True:
                 frame = orjson.loads(await asyncio.wait_for(ws.recv(), end - loop.time()))
+                if frame["type"] == "ping":  # the hub's heartbeat: a client that is silent for
+                    await ws.send(PONG)  # 60 s is closed
                 if frame["type"] != "pub":
                     continue
                 body = frame["data"]["body"]
@@ -160,6 +163,8 @@ async def _game_server(cluster: Cluster, ready: asyncio.Event, stats: dict[str, 
         ready.set()
         while True:
             frame = orjson.loads(await ws.recv())
+            if frame["type"] == "ping":
+                await ws.send(PONG)
             if frame["type"] != "pub" or frame["data"]["body"].get("kind") != "match.assigned":
                 continue
             match_id = frame["data"]["body"]["match"]
