@@ -275,6 +275,7 @@ def end_to_end(args: argparse.Namespace, seconds: float) -> dict[str, object]:
             f"{len(result.failures)} failed | core alone: p50 {sim['wait_p50_s']:.1f} s, "
             f"p95 {sim['wait_p95_s']:.1f} s, max {sim['wait_max_s']:.1f} s"
         )
+        print(f"    events heard: {dict(sorted(result.events.items()))}")
         for failure in result.failures[:5]:
             print(f"    failed: {failure}")
         figures[f"e2e_wait_p50_s_{mode}"] = round(p50, 2)

@@ -22,6 +22,7 @@ import secrets
 import shutil
 import tempfile
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +52,7 @@ class BotResult:
     matched: int = 0
     still_waiting: int = 0
     failures: list[str] = field(default_factory=list)
+    events: Counter[str] = field(default_factory=Counter)  # what the bots heard, by kind
 
 
 @dataclass
@@ -111,6 +113,7 @@ async def _player(
                     continue
                 body = frame["data"]["body"]
                 kind = body.get("kind")
+                out.events[str(kind)] += 1
                 if kind == "match.found":
                     found_after = loop.time() - joined_at
                     accept = {"method": "match.accept", "params": {"match": body["match"]}}

@@ -27,7 +27,7 @@ import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final
 
-from leetgaming.db import Database, is_unique_violation
+from leetgaming.db import Conn, Database, is_unique_violation
 from leetgaming.parties import MIGRATION as PARTIES_MIGRATION
 from leetgaming.parties import Parties
 from leetgaming.ratelimit import MemoryRateLimiter, Rate, RateLimiter
@@ -306,8 +306,15 @@ class Play:
         match_id = params.get("match")
         if not isinstance(match_id, str) or set(params) - {"match"}:
             raise RpcError("bad_params", "takes {match}")
-        for _ in range(5):  # compare-and-set: another process may change the match meanwhile
-            loaded = await self.load(match_id)
+        # Ten players accept at once, on any process: the read-modify-write holds the match's
+        # row (PostgreSQL; SQLite serialises writers), so each accept waits its turn instead of
+        # losing a compare-and-set and being refused. The version check stays, for the sweeper.
+        lock = " FOR UPDATE" if self.db.dialect == "postgresql" else ""
+        async with self.db.transaction() as tx:
+            rows = await tx.fetch(
+                f"SELECT document, tickets FROM matches WHERE id = ?{lock}", match_id
+            )
+            loaded = _decoded(rows[0]) if rows else None
             if loaded is None or player not in loaded[0].players:
                 raise RpcError("unknown_match", "no such match of yours")
             match, tickets = loaded
@@ -315,10 +322,10 @@ class Play:
                 changed, events = step(match, player, self.clock())
             except (IllegalTransition, NotInMatch):
                 raise RpcError("too_late", f"the match is {match.state}") from None
-            if changed == match or await self.save(changed, match.version):
-                await self._after(changed, events, tickets)
-                return {"match": changed.id, "state": str(changed.state)}
-        raise RpcError("busy", "try again", retryable=True)
+            if changed != match and not await self.save(changed, match.version, tx):
+                raise RpcError("busy", "try again", retryable=True)
+        await self._after(changed, events, tickets)
+        return {"match": changed.id, "state": str(changed.state)}
 
     # The matchmaker's events and the ready check's deadline --------------------------------
 
@@ -512,13 +519,10 @@ class Play:
     async def _loaded(self, where: str, *args: Any) -> list[tuple[Match, list[Ticket]]]:
         """The matches ``where`` selects, with their tickets, in one query."""
         rows = await self.db.fetch(f"SELECT document, tickets FROM matches {where}", *args)
-        return [
-            (from_document(json.loads(doc)), [decode_ticket(t) for t in json.loads(tickets)])
-            for doc, tickets in rows
-        ]
+        return [_decoded(row) for row in rows]
 
-    async def save(self, match: Match, expected_version: int) -> bool:
-        changed = await self.db.execute(
+    async def save(self, match: Match, expected_version: int, conn: Conn | None = None) -> bool:
+        changed = await (conn or self.db).execute(
             "UPDATE matches SET state = ?, version = ?, deadline_s = ?, document = ? "
             "WHERE id = ? AND version = ?",
             str(match.state),
@@ -671,6 +675,12 @@ class Play:
             await self.publish(f"match:{match.id}", body)
             for player in match.players:
                 await self.publish(f"user:{player}", body)
+
+
+def _decoded(row: Any) -> tuple[Match, list[Ticket]]:
+    """A ``matches`` row's (document, tickets) as the match and its tickets."""
+    document, tickets = row
+    return from_document(json.loads(document)), [decode_ticket(t) for t in json.loads(tickets)]
 
 
 async def _no_keys(server: str) -> str | None:
