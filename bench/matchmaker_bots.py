@@ -82,6 +82,9 @@ async def _open(port: int, token: str, channel: str) -> ClientConnection:
     ):
         await ws.send(orjson.dumps(frame))
         answer = orjson.loads(await asyncio.wait_for(ws.recv(), FRAME_TIMEOUT_S))
+        while answer["type"] == "ping":  # the heartbeat may come first
+            await ws.send(PONG)
+            answer = orjson.loads(await asyncio.wait_for(ws.recv(), FRAME_TIMEOUT_S))
         if answer["type"] not in ("auth_ok", "subscribed"):
             raise RuntimeError(f"{frame['type']} refused: {answer}")
     return ws
