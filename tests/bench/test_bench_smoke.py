@@ -69,11 +69,13 @@ def test_hub_benchmark_quick(redis_url: str) -> None:
     assert isinstance(figures["slow_consumer_cut"], bool)  # cut or not depends on socket buffers
 
 
-def test_matchmaker_benchmark_quick() -> None:
+def test_matchmaker_benchmark_quick(postgres_server_url: str, redis_url: str) -> None:
     done = subprocess.run(
         [
             *(sys.executable, str(ROOT / "bench" / "matchmaker.py"), "--quick"),
             *("--seconds", "120", "--sizes", "1000,10000", "--repeat", "1"),
+            *("--e2e-seconds", "20", "--postgres-url", postgres_server_url),
+            *("--redis-url", redis_url),
         ],
         capture_output=True,
         text=True,
@@ -94,3 +96,7 @@ def test_matchmaker_benchmark_quick() -> None:
         "naive_wait_p95_s_5v5",
     ):
         assert figures[key] > 0, key
+    # End to end: bots over real websockets on two processes were matched, none failed.
+    assert figures["e2e_bots"] > 0
+    assert figures["e2e_failed_1v1"] == figures["e2e_failed_5v5"] == 0
+    assert figures["e2e_wait_p95_s_5v5"] > 0 and figures["e2e_results_reported"] > 0
