@@ -1,0 +1,231 @@
+"""Brackets (pure): which participants meet, and what a result changes.
+
+A bracket is a fixed graph of matches built once from the seeded participants. Each side of a
+match has a :class:`Source`: a seed, or the winner or loser of an earlier match. Who plays is
+never stored: it is resolved from the sources and the results so far, so a corrected result
+changes everything downstream by construction (the shell resets the matches whose players
+changed).
+
+Byes: a bracket of N participants has ``2**ceil(log2 N)`` seed lines; the lines past N are
+byes, placed by standard seeding so they fall to the best seeds and never meet each other in
+the first round. A match with a bye on one side is decided without being played: the other
+side advances (and its "loser" is a bye, which propagates, for example to a third-place match).
+
+This module: single elimination, with an optional third-place match. Nothing here reads a
+clock or a store.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+BYE = None  # a side with no participant
+
+
+class From(enum.Enum):
+    SEED = "seed"
+    WINNER = "winner"
+    LOSER = "loser"
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    kind: From
+    ref: int | str  # the seed (0-based) or the match id
+
+    @staticmethod
+    def seed(index: int) -> Source:
+        return Source(From.SEED, index)
+
+    @staticmethod
+    def winner(match: str) -> Source:
+        return Source(From.WINNER, match)
+
+    @staticmethod
+    def loser(match: str) -> Source:
+        return Source(From.LOSER, match)
+
+
+@dataclass(frozen=True, slots=True)
+class BracketMatch:
+    id: str  # "U<round>-<n>" in the upper bracket, "3P" for the third-place match
+    round: int  # 1 = first
+    sides: tuple[Source, Source]
+
+
+class BracketError(Exception):
+    """A result that does not fit the bracket: the match is not ready, or the winner is not
+    one of its two sides."""
+
+
+@dataclass(frozen=True, slots=True)
+class Bracket:
+    participants: tuple[str, ...]  # in seed order: index 0 is the first seed
+    matches: tuple[BracketMatch, ...]  # in playing order: a match comes after its sources
+    final: str  # the id of the match that decides first place
+
+    def match(self, match_id: str) -> BracketMatch:
+        for match in self.matches:
+            if match.id == match_id:
+                return match
+        raise BracketError(f"no match {match_id!r}")
+
+
+Results = Mapping[str, int]  # match id -> the winning side (0 or 1)
+
+
+def seed_order(lines: int) -> list[int]:
+    """The standard seeding of ``lines`` (a power of two) first-round lines: 0-based seeds in
+    line order, such that seeds 1 and 2 can meet only in the final, 1-4 only in the semis..."""
+    order = [0]
+    while len(order) < lines:
+        size = 2 * len(order)
+        order = [s for seed in order for s in (seed, size - 1 - seed)]
+    return order
+
+
+def single_elimination(participants: Sequence[str], third_place: bool = False) -> Bracket:
+    """The bracket of ``participants`` (best seed first), byes to the best seeds."""
+    if len(participants) < 2:
+        raise ValueError("a bracket needs at least two participants")
+    if len(set(participants)) != len(participants):
+        raise ValueError("a participant appears twice")
+    rounds = math.ceil(math.log2(len(participants)))
+    order = seed_order(2**rounds)
+    matches: list[BracketMatch] = []
+    previous: list[str] = []
+    for i in range(0, len(order), 2):
+        match_id = f"U1-{i // 2 + 1}"
+        matches.append(
+            BracketMatch(match_id, 1, (Source.seed(order[i]), Source.seed(order[i + 1])))
+        )
+        previous.append(match_id)
+    for round_ in range(2, rounds + 1):
+        current = []
+        for i in range(0, len(previous), 2):
+            match_id = f"U{round_}-{i // 2 + 1}"
+            sides = (Source.winner(previous[i]), Source.winner(previous[i + 1]))
+            matches.append(BracketMatch(match_id, round_, sides))
+            current.append(match_id)
+        previous = current
+    final = previous[0]
+    if third_place and rounds >= 2:
+        semis = [m.id for m in matches if m.round == rounds - 1]
+        matches.append(BracketMatch("3P", rounds, (Source.loser(semis[0]), Source.loser(semis[1]))))
+    return Bracket(tuple(participants), tuple(matches), final)
+
+
+PENDING = "?"
+
+Side = str | None  # a participant, BYE, or PENDING
+
+
+@dataclass(frozen=True, slots=True)
+class _State:
+    sides: tuple[Side, Side]
+    outcome: tuple[str | None, str | None] | None  # (winner, loser) once decided
+
+
+def _states(bracket: Bracket, results: Results) -> dict[str, _State]:
+    """Every match's sides and outcome, in one pass in playing order."""
+    states: dict[str, _State] = {}
+
+    def resolve(source: Source) -> Side:
+        if source.kind is From.SEED:
+            index = int(source.ref)
+            return bracket.participants[index] if index < len(bracket.participants) else BYE
+        outcome = states[str(source.ref)].outcome
+        if outcome is None:
+            return PENDING
+        return outcome[0] if source.kind is From.WINNER else outcome[1]
+
+    for match in bracket.matches:
+        a, b = resolve(match.sides[0]), resolve(match.sides[1])
+        outcome: tuple[str | None, str | None] | None = None
+        if PENDING not in (a, b):
+            if a is BYE or b is BYE:  # decided without being played
+                outcome = (b, a) if a is BYE else (a, b)
+            elif match.id in results:
+                outcome = (a, b) if results[match.id] == 0 else (b, a)
+        states[match.id] = _State((a, b), outcome)
+    return states
+
+
+def sides(bracket: Bracket, results: Results, match_id: str) -> tuple[Side, Side]:
+    """Who plays ``match_id`` as far as the results say: a participant, ``BYE``, or, while an
+    earlier match is undecided, ``PENDING``."""
+    bracket.match(match_id)
+    return _states(bracket, results)[match_id].sides
+
+
+def decided(
+    bracket: Bracket, results: Results, match_id: str
+) -> tuple[str | None, str | None] | None:
+    """(winner, loser) of a match once it is decided (either may be ``BYE``), else None. A
+    match with a bye on one side is decided without a result."""
+    bracket.match(match_id)
+    return _states(bracket, results)[match_id].outcome
+
+
+def playable(bracket: Bracket, results: Results) -> list[str]:
+    """The matches to play now: both sides known participants, no result yet."""
+    return [
+        match_id
+        for match_id, state in _states(bracket, results).items()
+        if all(side not in (BYE, PENDING) for side in state.sides) and match_id not in results
+    ]
+
+
+def report(bracket: Bracket, results: Results, match_id: str, winner: str) -> dict[str, int]:
+    """The results with ``winner`` winning ``match_id``, which must be playable."""
+    if match_id not in playable(bracket, results):
+        raise BracketError(f"match {match_id} is not ready to be reported")
+    a, b = sides(bracket, results, match_id)
+    if winner not in (a, b):
+        raise BracketError(f"{winner!r} does not play match {match_id}")
+    return {**results, match_id: 0 if winner == a else 1}
+
+
+def complete(bracket: Bracket, results: Results) -> bool:
+    """Every match decided (the ones with byes included)."""
+    return all(state.outcome is not None for state in _states(bracket, results).values())
+
+
+def placements(bracket: Bracket, results: Results) -> list[tuple[int, list[str]]]:
+    """Final places of a complete bracket, best first, as (place, participants sharing it):
+    the winner and the finalist, then the third-place match if played, then everyone out in
+    the same round shares a place range (its first place is given)."""
+    states = _states(bracket, results)
+    if any(state.outcome is None for state in states.values()):
+        raise BracketError("the bracket is not complete")
+    winner, runner_up = states[bracket.final].outcome  # type: ignore[misc]
+    places: list[tuple[int, list[str]]] = [(1, [str(winner)]), (2, [str(runner_up)])]
+    placed = {winner, runner_up}
+    third = next((m for m in bracket.matches if m.id == "3P"), None)
+    if third is not None:
+        w, loser = states["3P"].outcome  # type: ignore[misc]
+        for who in (w, loser):
+            if who is not BYE:
+                places.append((_next(places), [str(who)]))
+                placed.add(who)
+    last_round = max(m.round for m in bracket.matches)
+    for round_ in range(last_round, 0, -1):
+        out = []
+        for match in bracket.matches:
+            if match.round != round_ or match.id == "3P":
+                continue
+            _, loser = states[match.id].outcome  # type: ignore[misc]
+            if loser is not BYE and loser not in placed:
+                out.append(str(loser))
+        if out:
+            places.append((_next(places), sorted(out, key=bracket.participants.index)))
+            placed.update(out)
+    return places
+
+
+def _next(places: list[tuple[int, list[str]]]) -> int:
+    place, who = places[-1]
+    return place + len(who)

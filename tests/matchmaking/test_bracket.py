@@ -1,0 +1,136 @@
+"""Single elimination: invariants over every size from 2 to 128, with random results."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+
+from matchmaking.bracket import (
+    BYE,
+    BracketError,
+    complete,
+    decided,
+    placements,
+    playable,
+    report,
+    seed_order,
+    sides,
+    single_elimination,
+)
+
+SIZES = range(2, 129)
+
+
+def names(n: int) -> list[str]:
+    return [f"s{i + 1}" for i in range(n)]
+
+
+def play_out(n: int, third_place: bool, seed: int) -> tuple[object, dict[str, int], list[str]]:
+    """Play a bracket of ``n`` to the end with random winners; the bracket, the results and
+    the matches in the order they were played."""
+    rng = random.Random(seed)
+    bracket = single_elimination(names(n), third_place)
+    results: dict[str, int] = {}
+    played: list[str] = []
+    while ready := playable(bracket, results):
+        match_id = rng.choice(ready)
+        a, b = sides(bracket, results, match_id)
+        results = report(bracket, results, match_id, str(rng.choice([a, b])))
+        played.append(match_id)
+    assert complete(bracket, results)
+    return bracket, results, played
+
+
+def test_seed_order_keeps_the_best_seeds_apart() -> None:
+    assert seed_order(2) == [0, 1]
+    assert seed_order(4) == [0, 3, 1, 2]
+    assert seed_order(8) == [0, 7, 3, 4, 1, 6, 2, 5]
+    for lines in (2, 4, 8, 16, 32, 64, 128):
+        order = seed_order(lines)
+        assert sorted(order) == list(range(lines))
+        # Each first-round pair adds up to lines - 1: best against worst.
+        assert {order[i] + order[i + 1] for i in range(0, lines, 2)} == {lines - 1}
+
+
+@pytest.mark.parametrize("n", SIZES)
+def test_every_size_plays_n_minus_one_matches_and_byes_go_to_the_best_seeds(n: int) -> None:
+    lines = 2 ** math.ceil(math.log2(n))
+    bracket, results, played = play_out(n, third_place=False, seed=n)
+    assert len(played) == n - 1  # everyone but the champion loses exactly once
+    # Byes: lines - n of them, each to one of the best lines - n seeds, never bye against bye.
+    first_round = [m for m in bracket.matches if m.round == 1]
+    with_bye = []
+    for match in first_round:
+        a, b = sides(bracket, {}, match.id)
+        assert not (a is BYE and b is BYE)
+        if BYE in (a, b):
+            with_bye.append(a if b is BYE else b)
+    assert sorted(with_bye, key=bracket.participants.index) == names(n)[: lines - n]
+    # Nobody plays more matches than there are rounds; the champion lost none.
+    losses = {p: 0 for p in names(n)}
+    for match_id in played:
+        _, loser = decided(bracket, results, match_id)  # type: ignore[misc]
+        losses[str(loser)] += 1
+    assert sorted(losses.values()) == [0] + [1] * (n - 1)
+    places = placements(bracket, results)
+    assert sum(len(who) for _, who in places) == n
+    assert places[0][1] == [p for p, lost in losses.items() if lost == 0]
+
+
+@pytest.mark.parametrize("n", [4, 5, 6, 7, 8, 13, 64, 100, 128])
+def test_the_third_place_match_is_played_by_the_semifinal_losers(n: int) -> None:
+    bracket, results, played = play_out(n, third_place=True, seed=n)
+    assert len(played) == n  # n - 1, and the third-place match
+    rounds = max(m.round for m in bracket.matches)
+    semi_losers = {
+        decided(bracket, results, m.id)[1]  # type: ignore[index]
+        for m in bracket.matches
+        if m.round == rounds - 1
+    }
+    assert set(sides(bracket, results, "3P")) == semi_losers
+    places = placements(bracket, results)
+    assert [place for place, _ in places[:4]] == [1, 2, 3, 4]
+
+
+def test_three_players_the_best_seed_has_the_bye_and_the_third_place_is_a_walkover() -> None:
+    bracket = single_elimination(["a", "b", "c"], third_place=True)
+    assert sides(bracket, {}, "U1-1") == ("a", BYE)
+    assert playable(bracket, {}) == ["U1-2"]
+    results = report(bracket, {}, "U1-2", "c")
+    assert sides(bracket, results, "U2-1") == ("a", "c")
+    assert "3P" not in playable(bracket, results)  # b has nobody to play: third by walkover
+    results = report(bracket, results, "U2-1", "a")
+    assert placements(bracket, results) == [(1, ["a"]), (2, ["c"]), (3, ["b"])]
+
+
+def test_favourites_winning_meet_as_seeded() -> None:
+    bracket = single_elimination(names(8))
+    results: dict[str, int] = {}
+    while ready := playable(bracket, results):
+        a, b = sides(bracket, results, ready[0])
+        best = min((a, b), key=lambda p: bracket.participants.index(str(p)))
+        results = report(bracket, results, ready[0], str(best))
+    assert sorted(sides(bracket, results, bracket.final)) == ["s1", "s2"]
+    semis = [sorted(sides(bracket, results, m.id)) for m in bracket.matches if m.round == 2]
+    assert semis == [["s1", "s4"], ["s2", "s3"]]
+
+
+def test_bad_reports_are_refused_and_change_nothing() -> None:
+    bracket = single_elimination(names(4))
+    results: dict[str, int] = {}
+    with pytest.raises(BracketError):
+        report(bracket, results, "U2-1", "s1")  # not ready: the semis are not played
+    with pytest.raises(BracketError):
+        report(bracket, results, "U1-1", "s2")  # s2 does not play U1-1
+    with pytest.raises(BracketError):
+        report(bracket, results, "nope", "s1")
+    done = report(bracket, results, "U1-1", "s1")
+    with pytest.raises(BracketError):
+        report(bracket, done, "U1-1", "s4")  # reported already
+    assert results == {} and done == {"U1-1": 0}
+    with pytest.raises(ValueError):
+        single_elimination(["solo"])
+    with pytest.raises(ValueError):
+        single_elimination(["a", "a"])
