@@ -189,6 +189,31 @@ def report(bracket: Bracket, results: Results, match_id: str, winner: str) -> di
     return {**results, match_id: 0 if winner == a else 1}
 
 
+def correct(
+    bracket: Bracket, results: Results, match_id: str, winner: str
+) -> tuple[dict[str, int], list[str]]:
+    """An admin's correction: ``winner`` won ``match_id`` (already decided, perhaps long ago).
+    Returns the new results and the matches reset: every later match whose sides are no longer
+    the ones its result was reported for loses that result (to be played again), and so on
+    downstream; matches whose sides did not change keep theirs."""
+    before = _states(bracket, results)
+    if match_id not in results:
+        raise BracketError(f"match {match_id} has no result to correct")
+    a, b = before[match_id].sides
+    if winner not in (a, b):
+        raise BracketError(f"{winner!r} does not play match {match_id}")
+    corrected = {**results, match_id: 0 if winner == a else 1}
+    reset: list[str] = []
+    while True:  # drop results whose sides changed, until none does
+        after = _states(bracket, corrected)
+        stale = [m for m in corrected if m != match_id and after[m].sides != before[m].sides]
+        if not stale:
+            return corrected, reset
+        for m in stale:
+            del corrected[m]
+            reset.append(m)
+
+
 def complete(bracket: Bracket, results: Results) -> bool:
     """Every match decided (the ones with byes included)."""
     return all(state.outcome is not None for state in _states(bracket, results).values())

@@ -11,6 +11,7 @@ from matchmaking.bracket import (
     BYE,
     BracketError,
     complete,
+    correct,
     decided,
     placements,
     playable,
@@ -134,3 +135,45 @@ def test_bad_reports_are_refused_and_change_nothing() -> None:
         single_elimination(["solo"])
     with pytest.raises(ValueError):
         single_elimination(["a", "a"])
+
+
+def test_a_correction_resets_exactly_the_matches_whose_players_changed() -> None:
+    bracket = single_elimination(names(8), third_place=True)
+    results: dict[str, int] = {}
+    # Favourites win everything.
+    while ready := playable(bracket, results):
+        a, b = sides(bracket, results, ready[0])
+        best = min((a, b), key=lambda p: bracket.participants.index(str(p)))
+        results = report(bracket, results, ready[0], str(best))
+    assert decided(bracket, results, bracket.final)[0] == "s1"  # type: ignore[index]
+    # s8 actually beat s1 in the first round.
+    fixed, reset = correct(bracket, results, "U1-1", "s8")
+    assert fixed["U1-1"] == 1
+    # s1's semi, the final and the third-place match had other players: all to replay; the
+    # other side of the bracket keeps its results.
+    assert sorted(reset) == ["3P", "U2-1", "U3-1"]
+    assert {"U1-2", "U1-3", "U1-4", "U2-2"} <= fixed.keys()
+    assert playable(bracket, fixed) == ["U2-1"]
+    assert sides(bracket, fixed, "U2-1") == ("s8", "s4")
+    with pytest.raises(BracketError):
+        correct(bracket, fixed, "U2-1", "s8")  # no result to correct (it was reset)
+    with pytest.raises(BracketError):
+        correct(bracket, fixed, "U1-2", "s1")  # s1 did not play U1-2
+
+
+@pytest.mark.parametrize("n", [5, 16, 37, 128])
+def test_random_corrections_leave_a_bracket_that_plays_to_a_consistent_end(n: int) -> None:
+    rng = random.Random(n)
+    bracket, results, _ = play_out(n, third_place=True, seed=n)
+    for _ in range(5):
+        match_id = rng.choice(sorted(results))
+        a, b = sides(bracket, results, match_id)
+        results, reset = correct(bracket, results, match_id, str(rng.choice([a, b])))
+        assert match_id not in reset
+        while ready := playable(bracket, results):
+            x, y = sides(bracket, results, ready[0])
+            results = report(bracket, results, ready[0], str(rng.choice([x, y])))
+        assert complete(bracket, results)
+        # Every result stands for the sides it is now played by: nobody lost twice.
+        losers = [decided(bracket, results, m)[1] for m in results if m != "3P"]  # type: ignore[index]
+        assert len(losers) == len(set(losers)) == n - 1
