@@ -11,8 +11,8 @@ byes, placed by standard seeding so they fall to the best seeds and never meet e
 the first round. A match with a bye on one side is decided without being played: the other
 side advances (and its "loser" is a bye, which propagates, for example to a third-place match).
 
-This module: single elimination, with an optional third-place match. Nothing here reads a
-clock or a store.
+This module: single elimination, with an optional third-place match, and the round-robin
+schedule. Nothing here reads a clock or a store.
 """
 
 from __future__ import annotations
@@ -254,3 +254,29 @@ def placements(bracket: Bracket, results: Results) -> list[tuple[int, list[str]]
 def _next(places: list[tuple[int, list[str]]]) -> int:
     place, who = places[-1]
     return place + len(who)
+
+
+def round_robin(participants: Sequence[str]) -> list[list[tuple[str, str]]]:
+    """Every pair once, in rounds where nobody plays twice (the circle method): n - 1 rounds
+    for an even n; for an odd n, n rounds in each of which one participant sits out. The first
+    seed stays put and the others rotate; sides (home and away) differ by at most two for anyone."""
+    if len(participants) < 2:
+        raise ValueError("a round robin needs at least two participants")
+    if len(set(participants)) != len(participants):
+        raise ValueError("a participant appears twice")
+    lines: list[str | None] = list(participants)
+    if len(lines) % 2:
+        lines.append(BYE)  # whoever meets it sits the round out
+    n = len(lines)
+    rounds = []
+    for r in range(n - 1):
+        pairs = []
+        for i in range(n // 2):
+            a, b = lines[i], lines[n - 1 - i]
+            if a is BYE or b is BYE:
+                continue
+            # Berger tables: the fixed line alternates sides, the others keep their row's side
+            pairs.append((b, a) if i == 0 and r % 2 else (a, b))
+        rounds.append(pairs)
+        lines = [lines[0], lines[-1], *lines[1:-1]]
+    return rounds

@@ -1,4 +1,4 @@
-"""Single elimination: invariants over every size from 2 to 128, with random results."""
+"""Single elimination and round robin: invariants over every size from 2 to 128."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from matchmaking.bracket import (
     placements,
     playable,
     report,
+    round_robin,
     seed_order,
     sides,
     single_elimination,
@@ -177,3 +178,19 @@ def test_random_corrections_leave_a_bracket_that_plays_to_a_consistent_end(n: in
         # Every result stands for the sides it is now played by: nobody lost twice.
         losers = [decided(bracket, results, m)[1] for m in results if m != "3P"]  # type: ignore[index]
         assert len(losers) == len(set(losers)) == n - 1
+
+
+@pytest.mark.parametrize("n", SIZES)
+def test_a_round_robin_pairs_everyone_once_and_nobody_twice_a_round(n: int) -> None:
+    rounds = round_robin(names(n))
+    assert len(rounds) == (n - 1 if n % 2 == 0 else n)
+    pairs = [frozenset(pair) for day in rounds for pair in day]
+    assert len(pairs) == len(set(pairs)) == n * (n - 1) // 2
+    for day in rounds:
+        playing = [p for pair in day for p in pair]
+        assert len(playing) == len(set(playing)) == n - n % 2
+    first = {p: 0 for p in names(n)}  # home and away are shared out
+    for day in rounds:
+        for a, _ in day:
+            first[a] += 1
+    assert all(abs(2 * home - (n - 1)) <= 2 for home in first.values()), first
