@@ -11,8 +11,8 @@ byes, placed by standard seeding so they fall to the best seeds and never meet e
 the first round. A match with a bye on one side is decided without being played: the other
 side advances (and its "loser" is a bye, which propagates, for example to a third-place match).
 
-This module: single elimination, with an optional third-place match, and the round-robin
-schedule. Nothing here reads a clock or a store.
+This module: single elimination (with an optional third-place match), double elimination
+(with the grand-final reset), and the round-robin schedule. Nothing here reads a clock or a store.
 """
 
 from __future__ import annotations
@@ -51,9 +51,12 @@ class Source:
 
 @dataclass(frozen=True, slots=True)
 class BracketMatch:
-    id: str  # "U<round>-<n>" in the upper bracket, "3P" for the third-place match
+    id: str  # "U<round>-<n>" upper, "L<round>-<n>" lower, "3P", "GF", "GF2" (the reset)
     round: int  # 1 = first
     sides: tuple[Source, Source]
+    # The grand-final reset: played only when side 1 (the lower bracket's finalist) won the
+    # first grand final; otherwise decided as that match was.
+    reset_of: str | None = None
 
 
 class BracketError(Exception):
@@ -127,6 +130,7 @@ Side = str | None  # a participant, BYE, or PENDING
 class _State:
     sides: tuple[Side, Side]
     outcome: tuple[str | None, str | None] | None  # (winner, loser) once decided
+    played: bool = False  # the outcome is the reported result (not a bye or a skipped reset)
 
 
 def _states(bracket: Bracket, results: Results) -> dict[str, _State]:
@@ -145,13 +149,69 @@ def _states(bracket: Bracket, results: Results) -> dict[str, _State]:
     for match in bracket.matches:
         a, b = resolve(match.sides[0]), resolve(match.sides[1])
         outcome: tuple[str | None, str | None] | None = None
-        if PENDING not in (a, b):
+        played = False
+        first = states[match.reset_of] if match.reset_of is not None else None
+        if first is not None and first.outcome is not None and first.outcome[0] == first.sides[0]:
+            outcome = first.outcome  # the upper finalist won: no reset
+        elif PENDING not in (a, b):
             if a is BYE or b is BYE:  # decided without being played
                 outcome = (b, a) if a is BYE else (a, b)
             elif match.id in results:
                 outcome = (a, b) if results[match.id] == 0 else (b, a)
-        states[match.id] = _State((a, b), outcome)
+                played = True
+        states[match.id] = _State((a, b), outcome, played)
     return states
+
+
+def double_elimination(participants: Sequence[str]) -> Bracket:
+    """Upper bracket as in single elimination; each upper loser drops into the lower bracket
+    (in reverse order on alternate rounds, so early rematches are rare); the lower winner meets
+    the upper winner in the grand final, and a reset is played only if the lower one wins it.
+    Byes propagate through the lower bracket like any other side."""
+    upper = single_elimination(participants)
+    matches = list(upper.matches)
+    rounds = max(m.round for m in matches)
+    by_round = [[m.id for m in matches if m.round == r] for r in range(1, rounds + 1)]
+    lower: list[str] = []  # the current lower round's match ids
+    lr = 0
+    # Lower round 1: the first round's losers, paired.
+    firsts = by_round[0]
+    if len(firsts) >= 2:
+        lr = 1
+        for i in range(0, len(firsts), 2):
+            match_id = f"L1-{i // 2 + 1}"
+            sides = (Source.loser(firsts[i]), Source.loser(firsts[i + 1]))
+            matches.append(BracketMatch(match_id, 1, sides))
+            lower.append(match_id)
+    for r in range(2, rounds + 1):
+        drops = by_round[r - 1] if r % 2 else list(reversed(by_round[r - 1]))
+        if lower:  # the lower survivors meet this upper round's losers
+            lr += 1
+            current = []
+            for i, (survivor, dropped) in enumerate(zip(lower, drops, strict=True)):
+                match_id = f"L{lr}-{i + 1}"
+                sides = (Source.winner(survivor), Source.loser(dropped))
+                matches.append(BracketMatch(match_id, lr, sides))
+                current.append(match_id)
+            lower = current
+        else:  # two participants' worth: the upper final's loser is the lower finalist
+            lower = []
+        if len(lower) >= 2:  # then the survivors play each other
+            lr += 1
+            current = []
+            for i in range(0, len(lower), 2):
+                match_id = f"L{lr}-{i // 2 + 1}"
+                sides = (Source.winner(lower[i]), Source.winner(lower[i + 1]))
+                matches.append(BracketMatch(match_id, lr, sides))
+                current.append(match_id)
+            lower = current
+    lower_final = Source.winner(lower[0]) if lower else Source.loser(upper.final)
+    gf_round = max(rounds, lr) + 1
+    matches.append(BracketMatch("GF", gf_round, (Source.winner(upper.final), lower_final)))
+    matches.append(
+        BracketMatch("GF2", gf_round + 1, (Source.winner("GF"), Source.loser("GF")), reset_of="GF")
+    )
+    return Bracket(upper.participants, tuple(matches), "GF2")
 
 
 def sides(bracket: Bracket, results: Results, match_id: str) -> tuple[Side, Side]:
@@ -175,7 +235,7 @@ def playable(bracket: Bracket, results: Results) -> list[str]:
     return [
         match_id
         for match_id, state in _states(bracket, results).items()
-        if all(side not in (BYE, PENDING) for side in state.sides) and match_id not in results
+        if state.outcome is None and all(side not in (BYE, PENDING) for side in state.sides)
     ]
 
 
@@ -195,7 +255,8 @@ def correct(
     """An admin's correction: ``winner`` won ``match_id`` (already decided, perhaps long ago).
     Returns the new results and the matches reset: every later match whose sides are no longer
     the ones its result was reported for loses that result (to be played again), and so on
-    downstream; matches whose sides did not change keep theirs."""
+    downstream, and so does a result no longer needed (a reset the corrected grand final does
+    not call for); matches whose sides did not change keep theirs."""
     before = _states(bracket, results)
     if match_id not in results:
         raise BracketError(f"match {match_id} has no result to correct")
@@ -206,7 +267,11 @@ def correct(
     reset: list[str] = []
     while True:  # drop results whose sides changed, until none does
         after = _states(bracket, corrected)
-        stale = [m for m in corrected if m != match_id and after[m].sides != before[m].sides]
+        stale = [
+            m
+            for m in corrected
+            if m != match_id and (after[m].sides != before[m].sides or not after[m].played)
+        ]
         if not stale:
             return corrected, reset
         for m in stale:
@@ -222,7 +287,8 @@ def complete(bracket: Bracket, results: Results) -> bool:
 def placements(bracket: Bracket, results: Results) -> list[tuple[int, list[str]]]:
     """Final places of a complete bracket, best first, as (place, participants sharing it):
     the winner and the finalist, then the third-place match if played, then everyone out in
-    the same round shares a place range (its first place is given)."""
+    the same round (the same lower round in double elimination) shares a place range (its
+    first place is given)."""
     states = _states(bracket, results)
     if any(state.outcome is None for state in states.values()):
         raise BracketError("the bracket is not complete")
@@ -236,11 +302,16 @@ def placements(bracket: Bracket, results: Results) -> list[tuple[int, list[str]]
             if who is not BYE:
                 places.append((_next(places), [str(who)]))
                 placed.add(who)
-    last_round = max(m.round for m in bracket.matches)
+    # Out in the same round, same place. With a lower bracket, players are out at their
+    # second loss: only lower-bracket losers are placed this way.
+    eliminating = [m for m in bracket.matches if m.id.startswith("L")] or [
+        m for m in bracket.matches if m.id.startswith("U")
+    ]
+    last_round = max(m.round for m in eliminating)
     for round_ in range(last_round, 0, -1):
         out = []
-        for match in bracket.matches:
-            if match.round != round_ or match.id == "3P":
+        for match in eliminating:
+            if match.round != round_:
                 continue
             _, loser = states[match.id].outcome  # type: ignore[misc]
             if loser is not BYE and loser not in placed:

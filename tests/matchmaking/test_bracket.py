@@ -1,4 +1,4 @@
-"""Single elimination and round robin: invariants over every size from 2 to 128."""
+"""Single and double elimination, round robin: invariants over every size from 2 to 128."""
 
 from __future__ import annotations
 
@@ -9,10 +9,12 @@ import pytest
 
 from matchmaking.bracket import (
     BYE,
+    Bracket,
     BracketError,
     complete,
     correct,
     decided,
+    double_elimination,
     placements,
     playable,
     report,
@@ -29,11 +31,15 @@ def names(n: int) -> list[str]:
     return [f"s{i + 1}" for i in range(n)]
 
 
-def play_out(n: int, third_place: bool, seed: int) -> tuple[object, dict[str, int], list[str]]:
-    """Play a bracket of ``n`` to the end with random winners; the bracket, the results and
-    the matches in the order they were played."""
-    rng = random.Random(seed)
+def play_out(n: int, third_place: bool, seed: int) -> tuple[Bracket, dict[str, int], list[str]]:
+    """A single-elimination bracket of ``n`` played to the end with random winners."""
     bracket = single_elimination(names(n), third_place)
+    return (bracket, *play_randomly(bracket, random.Random(seed)))
+
+
+def play_randomly(bracket: Bracket, rng: random.Random) -> tuple[dict[str, int], list[str]]:
+    """The results of ``bracket`` played to the end with random winners, and the matches in
+    the order they were played."""
     results: dict[str, int] = {}
     played: list[str] = []
     while ready := playable(bracket, results):
@@ -42,7 +48,7 @@ def play_out(n: int, third_place: bool, seed: int) -> tuple[object, dict[str, in
         results = report(bracket, results, match_id, str(rng.choice([a, b])))
         played.append(match_id)
     assert complete(bracket, results)
-    return bracket, results, played
+    return results, played
 
 
 def test_seed_order_keeps_the_best_seeds_apart() -> None:
@@ -194,3 +200,69 @@ def test_a_round_robin_pairs_everyone_once_and_nobody_twice_a_round(n: int) -> N
         for a, _ in day:
             first[a] += 1
     assert all(abs(2 * home - (n - 1)) <= 2 for home in first.values()), first
+
+
+@pytest.mark.parametrize("n", SIZES)
+def test_double_elimination_everyone_but_the_champion_loses_twice(n: int) -> None:
+    bracket = double_elimination(names(n))
+    results, played = play_randomly(bracket, random.Random(n))
+    losses: dict[str, int] = {}
+    for match_id in played:
+        _, loser = decided(bracket, results, match_id)  # type: ignore[misc]
+        losses[str(loser)] = losses.get(str(loser), 0) + 1
+    champion = str(decided(bracket, results, "GF2")[0])  # type: ignore[index]
+    assert losses.get(champion, 0) in (0, 1)
+    assert all(count == 2 for who, count in losses.items() if who != champion)
+    # 2n - 2 matches, or 2n - 1 when the grand final was reset.
+    reset = "GF2" in played
+    assert len(played) == 2 * n - 2 + reset
+    gf_winner = decided(bracket, results, "GF")[0]  # type: ignore[index]
+    assert reset == (gf_winner == sides(bracket, results, "GF")[1])  # the lower finalist won
+    places = placements(bracket, results)
+    assert [who for who in places[0][1]] == [champion]
+    assert sum(len(who) for _, who in places) == n
+
+
+def test_the_grand_final_reset_is_played_only_when_the_lower_finalist_wins() -> None:
+    bracket = double_elimination(["a", "b"])
+    results = report(bracket, {}, "U1-1", "a")  # b drops to the lower side
+    assert sides(bracket, results, "GF") == ("a", "b")
+    upper_wins = report(bracket, results, "GF", "a")
+    assert complete(bracket, upper_wins) and playable(bracket, upper_wins) == []
+    assert placements(bracket, upper_wins) == [(1, ["a"]), (2, ["b"])]
+    lower_wins = report(bracket, results, "GF", "b")
+    assert playable(bracket, lower_wins) == ["GF2"]
+    done = report(bracket, lower_wins, "GF2", "b")
+    assert placements(bracket, done) == [(1, ["b"]), (2, ["a"])]
+
+
+@pytest.mark.parametrize("n", [3, 8, 21, 64])
+def test_double_elimination_corrections_replay_to_a_consistent_end(n: int) -> None:
+    rng = random.Random(n)
+    bracket = double_elimination(names(n))
+    results: dict[str, int] = {}
+    for _ in range(6):
+        while ready := playable(bracket, results):
+            x, y = sides(bracket, results, ready[0])
+            results = report(bracket, results, ready[0], str(rng.choice([x, y])))
+        assert complete(bracket, results)
+        played = [m for m in results if m in {m.id for m in bracket.matches}]
+        losses: dict[str, int] = {}
+        for match_id in played:
+            _, loser = decided(bracket, results, match_id)  # type: ignore[misc]
+            losses[str(loser)] = losses.get(str(loser), 0) + 1
+        champion = str(decided(bracket, results, "GF2")[0])  # type: ignore[index]
+        assert all(count == 2 for who, count in losses.items() if who != champion), losses
+        match_id = rng.choice(sorted(results))
+        a, b = sides(bracket, results, match_id)
+        results, _ = correct(bracket, results, match_id, str(rng.choice([a, b])))
+
+
+def test_correcting_the_grand_final_drops_a_reset_no_longer_needed() -> None:
+    bracket = double_elimination(["a", "b"])
+    results = report(bracket, {}, "U1-1", "a")
+    results = report(bracket, results, "GF", "b")
+    results = report(bracket, results, "GF2", "b")
+    fixed, reset = correct(bracket, results, "GF", "a")  # a won the grand final after all
+    assert reset == ["GF2"] and "GF2" not in fixed
+    assert complete(bracket, fixed) and placements(bracket, fixed)[0] == (1, ["a"])
