@@ -92,8 +92,24 @@ def clean_environment() -> dict[str, str]:
     return env
 
 
-async def start_serve(name: str, cwd: Path, settings: dict[str, str]) -> Process:
-    """``leetgaming serve`` with ``settings`` (``LEETGAMING_*``), once it listens."""
+async def start_serve(
+    name: str,
+    cwd: Path,
+    *,
+    port: int,
+    database_url: str,
+    redis_url: str,
+    redis_prefix: str,
+    secret: str,
+) -> Process:
+    """``leetgaming serve`` on ``port`` with these backends, once it listens."""
+    settings = {
+        "LEETGAMING_PORT": str(port),
+        "LEETGAMING_DATABASE_URL": database_url,
+        "LEETGAMING_REDIS_URL": redis_url,
+        "LEETGAMING_REDIS_PREFIX": redis_prefix,
+        "LEETGAMING_SECRET_KEY": secret,
+    }
     return await start_process(
         name,
         [sys.executable, "-m", "leetgaming", "serve"],

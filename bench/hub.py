@@ -1109,14 +1109,17 @@ async def servers(args: argparse.Namespace) -> Any:
         for n, port in enumerate(ports):
             cwd = tmp / f"node{n}"
             cwd.mkdir()
-            settings = {
-                "LEETGAMING_PORT": str(port),
-                "LEETGAMING_DATABASE_URL": f"sqlite:///{cwd}/lg.sqlite3",
-                "LEETGAMING_REDIS_URL": args.redis_url,
-                "LEETGAMING_REDIS_PREFIX": prefix,
-                "LEETGAMING_SECRET_KEY": secret,
-            }
-            launches.append(start_serve(f"node{n}", cwd, settings))
+            launches.append(
+                start_serve(
+                    f"node{n}",
+                    cwd,
+                    port=port,
+                    database_url=f"sqlite:///{cwd}/lg.sqlite3",
+                    redis_url=args.redis_url,
+                    redis_prefix=prefix,
+                    secret=secret,
+                )
+            )
         reference_port = free_port()
         launches.append(
             start_process(

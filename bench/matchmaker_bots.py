@@ -62,12 +62,15 @@ class Cluster:
     database_url: str
 
 
+async def _call(ws: ClientConnection, ref: str, method: str, **params: Any) -> None:
+    """Send an ``rpc`` without waiting for its answer."""
+    frame = {"v": 1, "type": "rpc", "id": ref, "data": {"method": method, "params": params}}
+    await ws.send(orjson.dumps(frame))
+
+
 async def _rpc(ws: ClientConnection, ref: str, method: str, **params: Any) -> dict[str, Any]:
-    await ws.send(
-        orjson.dumps(
-            {"v": 1, "type": "rpc", "id": ref, "data": {"method": method, "params": params}}
-        )
-    )
+    """Send an ``rpc`` and return its answer (publications meanwhile are skipped)."""
+    await _call(ws, ref, method, **params)
     while True:
         frame = orjson.loads(await asyncio.wait_for(ws.recv(), FRAME_TIMEOUT_S))
         if frame.get("id") == ref or frame.get("data", {}).get("ref") == ref:
@@ -119,8 +122,7 @@ async def _player(
                 out.events[str(kind)] += 1
                 if kind == "match.found":
                     found_after = loop.time() - joined_at
-                    accept = {"method": "match.accept", "params": {"match": body["match"]}}
-                    await ws.send(orjson.dumps({"v": 1, "type": "rpc", "id": "a", "data": accept}))
+                    await _call(ws, "a", "match.accept", match=body["match"])
                 elif kind in ("match.cancelled", "match.aborted"):
                     # requeued at the front (its wait goes on from its first join)
                     found_after = None
@@ -175,22 +177,14 @@ async def _game_server(cluster: Cluster, ready: asyncio.Event, stats: dict[str, 
                 continue
             match_id = frame["data"]["body"]["match"]
             ranks = [0, 1]
-            await ws.send(
-                orjson.dumps(
-                    {
-                        "v": 1,
-                        "type": "rpc",
-                        "id": f"r-{match_id}",
-                        "data": {
-                            "method": "match.result",
-                            "params": {
-                                "match": match_id,
-                                "ranks": ranks,
-                                "signature": _sign(key, match_id, ranks),
-                            },
-                        },
-                    }
-                )
+            signature = _sign(key, match_id, ranks)
+            await _call(
+                ws,
+                f"r-{match_id}",
+                "match.result",
+                match=match_id,
+                ranks=ranks,
+                signature=signature,
             )
             stats["results"] += 1
     finally:
@@ -213,14 +207,16 @@ async def cluster(postgres_url: str, redis_url: str) -> AsyncIterator[Cluster]:
         for n, port in enumerate(ports):  # one after the other: the first one migrates
             cwd = tmp / f"node{n}"
             cwd.mkdir()
-            settings = {
-                "LEETGAMING_PORT": str(port),
-                "LEETGAMING_DATABASE_URL": database_url,
-                "LEETGAMING_REDIS_URL": redis_url,
-                "LEETGAMING_REDIS_PREFIX": prefix,
-                "LEETGAMING_SECRET_KEY": secret,
-            }
-            started.append(await start_serve(f"node{n}", cwd, settings))
+            node = await start_serve(
+                f"node{n}",
+                cwd,
+                port=port,
+                database_url=database_url,
+                redis_url=redis_url,
+                redis_prefix=prefix,
+                secret=secret,
+            )
+            started.append(node)
         yield Cluster(ports, secret, database_url)
     except BaseException:
         print_logs(started)

@@ -65,10 +65,11 @@ class Party:
 Publish = Callable[[str, object], Awaitable[int]]
 
 
-def _only(params: dict[str, Any], *names: str) -> None:
+def expect_params(params: dict[str, Any], *names: str) -> None:
+    """Refuse (``bad_params``) a call with parameters other than ``names``."""
     if set(params) - set(names):
-        shown = ", ".join(names)
-        raise RpcError("bad_params", f"takes {{{shown}}}")
+        takes = f"{{{', '.join(names)}}}" if names else "no parameters"
+        raise RpcError("bad_params", f"takes {takes}")
 
 
 class Parties:
@@ -96,7 +97,7 @@ class Parties:
         return Party(str(rows[0][0]), leader, (leader, *others))
 
     async def create(self, player: str, params: dict[str, Any]) -> Party:
-        _only(params)
+        expect_params(params)
         party = Party(f"pt-{secrets.token_hex(8)}", player, (player,))
         now = self.clock()
         try:
@@ -120,7 +121,7 @@ class Parties:
         return party
 
     async def invite(self, player: str, params: dict[str, Any]) -> dict[str, Any]:
-        _only(params, "player")
+        expect_params(params, "player")
         invitee = params.get("player")
         if not isinstance(invitee, str) or not 0 < len(invitee) <= PLAYER_ID_CHARS_MAX:
             raise RpcError("bad_params", "party.invite takes {player}")
@@ -143,7 +144,7 @@ class Parties:
         return {"party": party.id, "invited": invitee}
 
     async def join(self, player: str, params: dict[str, Any]) -> Party:
-        _only(params, "party")
+        expect_params(params, "party")
         party_id = params.get("party")
         if not isinstance(party_id, str):
             raise RpcError("bad_params", "party.join takes {party}")

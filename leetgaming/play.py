@@ -29,7 +29,7 @@ from typing import Any, Final
 
 from leetgaming.db import Conn, Database, is_unique_violation
 from leetgaming.parties import MIGRATION as PARTIES_MIGRATION
-from leetgaming.parties import Parties
+from leetgaming.parties import Parties, expect_params
 from leetgaming.ratelimit import MemoryRateLimiter, Rate, RateLimiter
 from matchmaking.match import (
     IllegalTransition,
@@ -228,8 +228,7 @@ class Play:
         }
 
     async def queue_leave(self, player: str, params: dict[str, Any]) -> object:
-        if params:
-            raise RpcError("bad_params", "queue.leave takes no parameters")
+        expect_params(params)
         waiting = await self._cancel_ticket_of(player)
         if waiting is None:
             return {"left": False}
@@ -237,8 +236,7 @@ class Play:
 
     async def queue_status(self, player: str, params: dict[str, Any]) -> object:
         """The ticket the caller waits in, if any."""
-        if params:
-            raise RpcError("bad_params", "queue.status takes no parameters")
+        expect_params(params)
         waiting = await self.tickets.of_player(player)
         if waiting is None:
             return {"ticket": None}
@@ -279,15 +277,13 @@ class Play:
         return party.view()
 
     async def party_leave(self, player: str, params: dict[str, Any]) -> object:
-        if params:
-            raise RpcError("bad_params", "party.leave takes no parameters")
+        expect_params(params)
         await self._cancel_ticket_of(player)
         party = await self.parties.leave(player)
         return {"left": party is not None, "party": None if party is None else party.id}
 
     async def party_status(self, player: str, params: dict[str, Any]) -> object:
-        if params:
-            raise RpcError("bad_params", "party.status takes no parameters")
+        expect_params(params)
         party = await self.parties.of(player)
         return {"party": None} if party is None else party.view()
 
@@ -309,12 +305,9 @@ class Play:
         # Ten players accept at once, on any process: the read-modify-write holds the match's
         # row (PostgreSQL; SQLite serialises writers), so each accept waits its turn instead of
         # losing a compare-and-set and being refused. The version check stays, for the sweeper.
-        lock = " FOR UPDATE" if self.db.dialect == "postgresql" else ""
         async with self.db.transaction() as tx:
-            rows = await tx.fetch(
-                f"SELECT document, tickets FROM matches WHERE id = ?{lock}", match_id
-            )
-            loaded = _decoded(rows[0]) if rows else None
+            found = await self._loaded(f"WHERE id = ?{self._for_update}", match_id, conn=tx)
+            loaded = found[0] if found else None
             if loaded is None or player not in loaded[0].players:
                 raise RpcError("unknown_match", "no such match of yours")
             match, tickets = loaded
@@ -516,10 +509,20 @@ class Play:
         found = await self._loaded("WHERE id = ?", match_id)
         return found[0] if found else None
 
-    async def _loaded(self, where: str, *args: Any) -> list[tuple[Match, list[Ticket]]]:
+    async def _loaded(
+        self, where: str, *args: Any, conn: Conn | None = None
+    ) -> list[tuple[Match, list[Ticket]]]:
         """The matches ``where`` selects, with their tickets, in one query."""
-        rows = await self.db.fetch(f"SELECT document, tickets FROM matches {where}", *args)
+        rows = await (conn or self.db).fetch(
+            f"SELECT document, tickets FROM matches {where}", *args
+        )
         return [_decoded(row) for row in rows]
+
+    @property
+    def _for_update(self) -> str:
+        """The clause that locks selected rows for the transaction (SQLite: its writers are
+        serialised already)."""
+        return " FOR UPDATE" if self.db.dialect == "postgresql" else ""
 
     async def save(self, match: Match, expected_version: int, conn: Conn | None = None) -> bool:
         changed = await (conn or self.db).execute(
@@ -552,7 +555,6 @@ class Play:
         config = self.queues[queue]
         mode = mode_of(queue)
         fresh = config.model.new()
-        lock = " FOR UPDATE" if self.db.dialect == "postgresql" else ""
         now = self.clock()
         players = sorted(p for team in teams for p in team)  # one lock order for everyone
         try:
@@ -569,7 +571,8 @@ class Play:
                         now,
                     )
                     row = await tx.fetchone(
-                        "SELECT mu, sigma FROM ratings WHERE player = ? AND mode = ?" + lock,
+                        "SELECT mu, sigma FROM ratings WHERE player = ? AND mode = ?"
+                        + self._for_update,
                         player,
                         mode,
                     )

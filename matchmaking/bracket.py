@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 BYE = None  # a side with no participant
@@ -99,21 +99,10 @@ def single_elimination(participants: Sequence[str], third_place: bool = False) -
     rounds = math.ceil(math.log2(len(participants)))
     order = seed_order(2**rounds)
     matches: list[BracketMatch] = []
-    previous: list[str] = []
-    for i in range(0, len(order), 2):
-        match_id = f"U1-{i // 2 + 1}"
-        matches.append(
-            BracketMatch(match_id, 1, (Source.seed(order[i]), Source.seed(order[i + 1])))
-        )
-        previous.append(match_id)
+    firsts = [(Source.seed(order[i]), Source.seed(order[i + 1])) for i in range(0, len(order), 2)]
+    previous = _round(matches, "U", 1, firsts)
     for round_ in range(2, rounds + 1):
-        current = []
-        for i in range(0, len(previous), 2):
-            match_id = f"U{round_}-{i // 2 + 1}"
-            sides = (Source.winner(previous[i]), Source.winner(previous[i + 1]))
-            matches.append(BracketMatch(match_id, round_, sides))
-            current.append(match_id)
-        previous = current
+        previous = _round(matches, "U", round_, _paired(previous, Source.winner))
     final = previous[0]
     if third_place and rounds >= 2:
         semis = [m.id for m in matches if m.round == rounds - 1]
@@ -163,6 +152,22 @@ def _states(bracket: Bracket, results: Results) -> dict[str, _State]:
     return states
 
 
+def _round(
+    matches: list[BracketMatch], prefix: str, round_: int, pairs: list[tuple[Source, Source]]
+) -> list[str]:
+    """Append one round of matches (ids ``<prefix><round>-<n>``); their ids."""
+    ids = []
+    for n, pair in enumerate(pairs, 1):
+        ids.append(f"{prefix}{round_}-{n}")
+        matches.append(BracketMatch(ids[-1], round_, pair))
+    return ids
+
+
+def _paired(ids: list[str], side: Callable[[str], Source]) -> list[tuple[Source, Source]]:
+    """Neighbouring matches' winners (or losers) meeting: 1 with 2, 3 with 4..."""
+    return [(side(ids[i]), side(ids[i + 1])) for i in range(0, len(ids), 2)]
+
+
 def double_elimination(participants: Sequence[str]) -> Bracket:
     """Upper bracket as in single elimination; each upper loser drops into the lower bracket
     (in reverse order on alternate rounds, so early rematches are rare); the lower winner meets
@@ -174,37 +179,22 @@ def double_elimination(participants: Sequence[str]) -> Bracket:
     by_round = [[m.id for m in matches if m.round == r] for r in range(1, rounds + 1)]
     lower: list[str] = []  # the current lower round's match ids
     lr = 0
-    # Lower round 1: the first round's losers, paired.
-    firsts = by_round[0]
-    if len(firsts) >= 2:
+    if len(by_round[0]) >= 2:  # lower round 1: the first round's losers, paired
         lr = 1
-        for i in range(0, len(firsts), 2):
-            match_id = f"L1-{i // 2 + 1}"
-            sides = (Source.loser(firsts[i]), Source.loser(firsts[i + 1]))
-            matches.append(BracketMatch(match_id, 1, sides))
-            lower.append(match_id)
+        lower = _round(matches, "L", lr, _paired(by_round[0], Source.loser))
     for r in range(2, rounds + 1):
         drops = by_round[r - 1] if r % 2 else list(reversed(by_round[r - 1]))
         if lower:  # the lower survivors meet this upper round's losers
             lr += 1
-            current = []
-            for i, (survivor, dropped) in enumerate(zip(lower, drops, strict=True)):
-                match_id = f"L{lr}-{i + 1}"
-                sides = (Source.winner(survivor), Source.loser(dropped))
-                matches.append(BracketMatch(match_id, lr, sides))
-                current.append(match_id)
-            lower = current
-        else:  # two participants' worth: the upper final's loser is the lower finalist
-            lower = []
+            pairs = [
+                (Source.winner(survivor), Source.loser(dropped))
+                for survivor, dropped in zip(lower, drops, strict=True)
+            ]
+            lower = _round(matches, "L", lr, pairs)
         if len(lower) >= 2:  # then the survivors play each other
             lr += 1
-            current = []
-            for i in range(0, len(lower), 2):
-                match_id = f"L{lr}-{i // 2 + 1}"
-                sides = (Source.winner(lower[i]), Source.winner(lower[i + 1]))
-                matches.append(BracketMatch(match_id, lr, sides))
-                current.append(match_id)
-            lower = current
+            lower = _round(matches, "L", lr, _paired(lower, Source.winner))
+    # With two participants there is no lower round: the upper final's loser is the finalist.
     lower_final = Source.winner(lower[0]) if lower else Source.loser(upper.final)
     gf_round = max(rounds, lr) + 1
     matches.append(BracketMatch("GF", gf_round, (Source.winner(upper.final), lower_final)))
