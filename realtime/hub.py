@@ -48,6 +48,9 @@ class Subscriber:
     id: int = field(default_factory=lambda: next(_ids))
     slow: bool = False
     notify: Callable[[], None] = _nothing  # the shell's "frames are waiting" signal
+    # Channels being subscribed to: what arrives for them between joining and the answer
+    # waits here (at most SEND_QUEUE_BYTES_MAX in all), so ``subscribed`` comes first.
+    joining: dict[Channel, list[bytes]] | None = None
 
 
 @dataclass(slots=True)
@@ -64,6 +67,14 @@ class Hub:
         for subscriber in self.members.get(channel, {}).values():
             if subscriber.id == skip or subscriber.slow:
                 continue
+            joining = subscriber.joining
+            if joining is not None and channel in joining:
+                held = joining[channel]
+                held.append(frame)
+                if sum(map(len, held)) > SEND_QUEUE_BYTES_MAX:
+                    subscriber.slow = True
+                    slow.append(subscriber)
+                continue
             if subscriber.queue.push(frame):
                 subscriber.notify()
             else:
@@ -72,12 +83,32 @@ class Hub:
         return slow
 
     def add(self, subscriber: Subscriber, channel: Channel) -> list[Subscriber]:
-        """Subscribe locally and tell the others (``join``); returns slow peers."""
+        """Subscribe locally and tell the others (``join``); returns slow peers.
+
+        Frames for ``channel`` are held for ``subscriber`` until :meth:`joined`: deliveries
+        start before the stream's position and history are read, so that nothing published
+        in between is missed, and the held frames follow the answer to ``subscribe``."""
         self.members.setdefault(channel, {})[subscriber.id] = subscriber
+        if subscriber.joining is None:
+            subscriber.joining = {}
+        subscriber.joining[channel] = []
         return self._presence_event("join", channel, subscriber)
+
+    def joined(self, subscriber: Subscriber, channel: Channel, offset: int) -> list[bytes]:
+        """The frames held for ``subscriber`` on ``channel`` since :meth:`add`, to queue right
+        after the ``subscribed`` answer that reported the channel at ``offset``: publications
+        at or below ``offset`` are dropped (the answer's position, or its recovered
+        publications, already cover them), so the client sees each offset once, in order."""
+        joining = subscriber.joining
+        held = joining.pop(channel, []) if joining is not None else []
+        if joining is not None and not joining:
+            subscriber.joining = None
+        return [frame for frame in held if _publication_offset(frame) > offset]
 
     def leave(self, subscriber: Subscriber, channel: Channel) -> list[Subscriber]:
         members = self.members.get(channel)
+        if subscriber.joining is not None:
+            subscriber.joining.pop(channel, None)
         if not members or members.pop(subscriber.id, None) is None:
             return []
         if not members:
@@ -97,6 +128,16 @@ class Hub:
             role=str(subscriber.principal.role),
         )
         return self.deliver(channel, frame, skip=subscriber.id)
+
+
+def _publication_offset(frame: bytes) -> int:
+    """A ``pub`` frame's offset; other frames (``join``, ``leave``) have none and always
+    pass. Parsed only for the few frames held while a subscription is answered."""
+    decoded = orjson.loads(frame)
+    if decoded.get("type") != "pub":
+        return 1 << 62
+    offset: int = decoded["data"]["offset"]
+    return offset
 
 
 def subscribed_frame(ref: str, channel: Channel, recovery: Recovery, asked: bool) -> bytes:

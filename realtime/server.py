@@ -233,9 +233,8 @@ class _Connection:
                     )
                     await node.arrived(credential.principal)
             elif isinstance(effect, Join):
-                # Deliveries start before history is read: a publication in between may come
-                # twice (live and in the answer), never not at all; clients drop offsets they
-                # already have.
+                # Deliveries start before history is read, held by the hub until the answer
+                # is queued: nothing published in between is missed or comes twice.
                 node.cut(hub.add(self.subscriber, effect.channel))
                 await node.member_joined(self.subscriber, effect.channel)
                 asked = effect.since_offset is not None and effect.since_epoch is not None
@@ -246,6 +245,8 @@ class _Connection:
                     now,
                 )
                 self.push(subscribed_frame(effect.ref, effect.channel, recovery, asked))
+                for frame in hub.joined(self.subscriber, effect.channel, recovery.offset):
+                    self.push(frame)
             elif isinstance(effect, Leave):
                 node.cut(hub.leave(self.subscriber, effect.channel))
                 await node.member_left(self.subscriber, effect.channel)

@@ -3,7 +3,13 @@ from __future__ import annotations
 import jsonschema
 import orjson
 
-from realtime.channel import PRESENCE_EVENTS_MEMBERS_MAX, Principal, Role, parse_channel
+from realtime.channel import (
+    PRESENCE_EVENTS_MEMBERS_MAX,
+    Channel,
+    Principal,
+    Role,
+    parse_channel,
+)
 from realtime.envelope import protocol_schema
 from realtime.history import Recovery
 from realtime.hub import Hub, Subscriber, subscribed_frame
@@ -20,6 +26,13 @@ def pub(offset: int, body: object) -> bytes:
     return head + b"e1" + middle + str(offset).encode() + tail
 
 
+def subscribe(hub: Hub, subscriber: Subscriber, channel: Channel, offset: int = 0) -> None:
+    """Join ``channel`` and queue what arrived meanwhile, as the shell does after answering."""
+    hub.add(subscriber, channel)
+    for frame in hub.joined(subscriber, channel, offset):
+        assert subscriber.queue.push(frame)
+
+
 def drain(subscriber: Subscriber) -> list[dict[str, object]]:
     frames = []
     while (frame := subscriber.queue.pop()) is not None:
@@ -33,8 +46,8 @@ def test_a_frame_reaches_every_local_subscriber_as_the_same_bytes() -> None:
     hub = Hub()
     alice = Subscriber(Principal(Role.PLAYER, "alice"))
     bob = Subscriber(Principal(Role.SPECTATOR, ""))
-    hub.add(alice, LOBBY)
-    hub.add(bob, LOBBY)
+    subscribe(hub, alice, LOBBY)
+    subscribe(hub, bob, LOBBY)
     assert drain(alice) == []  # a spectator's join is not announced
     frame = pub(1, {"text": "gg"})
     assert hub.deliver(LOBBY, frame) == []
@@ -62,8 +75,8 @@ def test_slow_consumer_is_cut_off_and_others_keep_receiving() -> None:
     hub = Hub()
     slow = Subscriber(Principal(Role.PLAYER, "slow"), queue=SendQueue(bytes_max=300))
     fast = Subscriber(Principal(Role.PLAYER, "fast"))
-    hub.add(slow, LOBBY)
-    hub.add(fast, LOBBY)
+    subscribe(hub, slow, LOBBY)
+    subscribe(hub, fast, LOBBY)
     drain(slow)
     cut: list[Subscriber] = []
     for n in range(10):
@@ -77,8 +90,8 @@ def test_presence_join_leave() -> None:
     hub = Hub()
     alice = Subscriber(Principal(Role.PLAYER, "alice"))
     bob = Subscriber(Principal(Role.PLAYER, "bob"))
-    hub.add(alice, LOBBY)
-    hub.add(bob, LOBBY)
+    subscribe(hub, alice, LOBBY)
+    subscribe(hub, bob, LOBBY)
     assert set(hub.members[LOBBY]) == {alice.id, bob.id}
     hub.leave(bob, LOBBY)
     events = drain(alice)
@@ -93,14 +106,40 @@ def test_presence_join_leave() -> None:
 def test_joins_are_announced_for_players_in_small_rooms_only() -> None:
     hub = Hub()
     first = Subscriber(Principal(Role.PLAYER, "p0"))
-    hub.add(first, LOBBY)
+    subscribe(hub, first, LOBBY)
     for n in range(1, PRESENCE_EVENTS_MEMBERS_MAX + 5):
-        hub.add(Subscriber(Principal(Role.PLAYER, f"p{n}")), LOBBY)
+        subscribe(hub, Subscriber(Principal(Role.PLAYER, f"p{n}")), LOBBY)
     joins = [f for f in drain(first) if f["type"] == "join"]
     assert len(joins) == PRESENCE_EVENTS_MEMBERS_MAX - 1  # then the room is an audience
     tournament = parse_channel("tournament:cup")
     assert tournament is not None
     watcher = Subscriber(Principal(Role.PLAYER, "w"))
-    hub.add(watcher, tournament)
-    hub.add(Subscriber(Principal(Role.PLAYER, "x")), tournament)
+    subscribe(hub, watcher, tournament)
+    subscribe(hub, Subscriber(Principal(Role.PLAYER, "x")), tournament)
     assert drain(watcher) == []  # no join/leave on tournament channels
+
+
+def test_frames_arriving_while_a_subscription_is_answered_follow_the_answer_once() -> None:
+    hub = Hub()
+    alice = Subscriber(Principal(Role.PLAYER, "alice"))
+    subscribe(hub, alice, LOBBY)
+    bob = Subscriber(Principal(Role.PLAYER, "bob"))
+    hub.add(bob, LOBBY)  # bob's history is being read: 1..3 exist, 3 and 4 arrive live
+    for offset in (3, 4):
+        assert hub.deliver(LOBBY, pub(offset, offset)) == []
+    hub.leave(alice, LOBBY)  # a leave meanwhile is held as well
+    assert bob.queue.pop() is None  # nothing before the answer
+    held = hub.joined(bob, LOBBY, 3)  # the answer reported offset 3 (recovered up to it)
+    kinds = [(f["type"], f["data"].get("offset")) for f in map(orjson.loads, held)]
+    assert kinds == [("pub", 4), ("leave", None)]
+    assert bob.joining is None  # nothing held any more
+    assert hub.deliver(LOBBY, pub(5, 5)) == [] and bob.queue.pop() is not None
+
+
+def test_a_subscriber_holding_more_than_its_queue_while_joining_is_cut() -> None:
+    hub = Hub()
+    bob = Subscriber(Principal(Role.PLAYER, "bob"))
+    hub.add(bob, LOBBY)
+    big = "x" * 100_000
+    slow = [s for n in range(12) for s in hub.deliver(LOBBY, pub(n + 1, big))]
+    assert slow == [bob] and bob.slow
