@@ -77,7 +77,8 @@ class Bracket:
         raise BracketError(f"no match {match_id!r}")
 
 
-Results = Mapping[str, int]  # match id -> the winning side (0 or 1)
+Results = Mapping[str, int]  # match id -> the winning side (0 or 1), or BOTH_FORFEITED
+BOTH_FORFEITED = 2  # neither side showed: both are out, and a bye goes on in their place
 
 
 def seed_order(lines: int) -> list[int]:
@@ -146,7 +147,8 @@ def _states(bracket: Bracket, results: Results) -> dict[str, _State]:
             if a is BYE or b is BYE:  # decided without being played
                 outcome = (b, a) if a is BYE else (a, b)
             elif match.id in results:
-                outcome = (a, b) if results[match.id] == 0 else (b, a)
+                result = results[match.id]
+                outcome = (a, b) if result == 0 else (b, a) if result == 1 else (BYE, BYE)
                 played = True
         states[match.id] = _State((a, b), outcome, played)
     return states
@@ -239,6 +241,18 @@ def report(bracket: Bracket, results: Results, match_id: str, winner: str) -> di
     return {**results, match_id: 0 if winner == a else 1}
 
 
+def forfeit_both(bracket: Bracket, results: Results, match_id: str) -> dict[str, int]:
+    """The results with neither side of ``match_id`` (playable) having shown: both are out,
+    and whoever they would have met advances with a bye. Refused for the matches that decide
+    places (the final, the grand final and its reset, the third-place match): someone must
+    win those, so an admin decides."""
+    if match_id in (bracket.final, "GF", "3P"):
+        raise BracketError(f"match {match_id} decides places: an admin names its winner")
+    if match_id not in playable(bracket, results):
+        raise BracketError(f"match {match_id} is not ready to be reported")
+    return {**results, match_id: BOTH_FORFEITED}
+
+
 def correct(
     bracket: Bracket, results: Results, match_id: str, winner: str
 ) -> tuple[dict[str, int], list[str]]:
@@ -278,43 +292,47 @@ def placements(bracket: Bracket, results: Results) -> list[tuple[int, list[str]]
     """Final places of a complete bracket, best first, as (place, participants sharing it):
     the winner and the finalist, then the third-place match if played, then everyone out in
     the same round (the same lower round in double elimination) shares a place range (its
-    first place is given)."""
+    first place is given). A participant is out at its only loss (single elimination), at a
+    loss in the lower bracket (double elimination), or at a double forfeit, which in the upper
+    bracket places both with the lower round its loser would have dropped into."""
     states = _states(bracket, results)
     if any(state.outcome is None for state in states.values()):
         raise BracketError("the bracket is not complete")
-    winner, runner_up = states[bracket.final].outcome  # type: ignore[misc]
-    places: list[tuple[int, list[str]]] = [(1, [str(winner)]), (2, [str(runner_up)])]
-    placed = {winner, runner_up}
-    third = next((m for m in bracket.matches if m.id == "3P"), None)
-    if third is not None:
-        w, loser = states["3P"].outcome  # type: ignore[misc]
-        for who in (w, loser):
-            if who is not BYE:
-                places.append((_next(places), [str(who)]))
-                placed.add(who)
-    # Out in the same round, same place. With a lower bracket, players are out at their
-    # second loss: only lower-bracket losers are placed this way.
-    eliminating = [m for m in bracket.matches if m.id.startswith("L")] or [
-        m for m in bracket.matches if m.id.startswith("U")
-    ]
-    last_round = max(m.round for m in eliminating)
-    for round_ in range(last_round, 0, -1):
-        out = []
-        for match in eliminating:
-            if match.round != round_:
-                continue
-            _, loser = states[match.id].outcome  # type: ignore[misc]
-            if loser is not BYE and loser not in placed:
-                out.append(str(loser))
-        if out:
-            places.append((_next(places), sorted(out, key=bracket.participants.index)))
-            placed.update(out)
+    groups: list[list[str | None]] = [[who] for who in states[bracket.final].outcome or ()]
+    if "3P" in states:
+        groups += [[who] for who in states["3P"].outcome or ()]
+    lower = any(m.id.startswith("L") for m in bracket.matches)
+    drops_into = {  # an upper match -> the lower round its loser plays next
+        str(side.ref): m.round
+        for m in bracket.matches
+        if m.id.startswith("L")
+        for side in m.sides
+        if side.kind is From.LOSER
+    }
+    out_round: dict[str, int] = {}
+    for match in bracket.matches:
+        if match.id in ("GF", "GF2", "3P") or match.id == bracket.final:
+            continue
+        state = states[match.id]
+        if results.get(match.id) == BOTH_FORFEITED:
+            gone = [side for side in state.sides if side not in (BYE, PENDING)]
+        elif not lower or match.id.startswith("L"):
+            gone = [state.outcome[1]] if state.outcome and state.outcome[1] is not BYE else []
+        else:
+            continue  # an upper loser drops into the lower bracket
+        round_ = match.round if not lower or match.id.startswith("L") else drops_into[match.id]
+        for who in gone:
+            out_round[str(who)] = round_
+    for round_ in sorted(set(out_round.values()), reverse=True):
+        groups.append([p for p in bracket.participants if out_round.get(p) == round_])
+    places: list[tuple[int, list[str]]] = []
+    placed: set[str] = set()
+    for group in groups:
+        who = [p for p in group if p is not BYE and p not in placed]
+        if who:
+            places.append((len(placed) + 1, who))
+            placed.update(who)
     return places
-
-
-def _next(places: list[tuple[int, list[str]]]) -> int:
-    place, who = places[-1]
-    return place + len(who)
 
 
 def round_robin(participants: Sequence[str]) -> list[list[tuple[str, str]]]:

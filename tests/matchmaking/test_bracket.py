@@ -8,6 +8,7 @@ import random
 import pytest
 
 from matchmaking.bracket import (
+    BOTH_FORFEITED,
     BYE,
     Bracket,
     BracketError,
@@ -15,6 +16,7 @@ from matchmaking.bracket import (
     correct,
     decided,
     double_elimination,
+    forfeit_both,
     placements,
     playable,
     report,
@@ -266,3 +268,56 @@ def test_correcting_the_grand_final_drops_a_reset_no_longer_needed() -> None:
     fixed, reset = correct(bracket, results, "GF", "a")  # a won the grand final after all
     assert reset == ["GF2"] and "GF2" not in fixed
     assert complete(bracket, fixed) and placements(bracket, fixed)[0] == (1, ["a"])
+
+
+def play_with_double_forfeits(bracket: Bracket, rng: random.Random) -> dict[str, int]:
+    """Played to the end with random winners and, now and then, neither side showing (never
+    in a match that decides places: those are refused)."""
+    results: dict[str, int] = {}
+    while ready := playable(bracket, results):
+        match_id = rng.choice(ready)
+        if rng.random() < 0.2 and match_id not in (bracket.final, "GF", "3P"):
+            results = forfeit_both(bracket, results, match_id)
+            continue
+        a, b = sides(bracket, results, match_id)
+        results = report(bracket, results, match_id, str(rng.choice([a, b])))
+    return results
+
+
+@pytest.mark.parametrize("n", [3, 4, 7, 16, 37, 64])
+@pytest.mark.parametrize("double", [False, True])
+def test_double_forfeits_put_both_out_and_everyone_is_still_placed_once(
+    n: int, double: bool
+) -> None:
+    for seed in range(4):
+        bracket = double_elimination(names(n)) if double else single_elimination(names(n), True)
+        results = play_with_double_forfeits(bracket, random.Random(seed))
+        assert complete(bracket, results)
+        places = placements(bracket, results)
+        placed = [who for _, group in places for who in group]
+        assert sorted(placed) == sorted(names(n))  # everyone exactly once, no bye
+        assert [place for place, _ in places] == sorted({place for place, _ in places})
+        for match_id, result in results.items():
+            if result == BOTH_FORFEITED:  # neither of them won anything after it
+                a, b = sides(bracket, results, match_id)
+                assert decided(bracket, results, match_id) == (BYE, BYE)
+                assert {a, b} & set(places[0][1]) == set()
+
+
+def test_a_double_forfeit_is_refused_where_places_are_decided() -> None:
+    bracket = single_elimination(names(4), third_place=True)
+    results = report(bracket, {}, "U1-1", "s1")
+    walkover = forfeit_both(bracket, results, "U1-2")  # s2, s3 both out: s1 reaches the final
+    assert decided(bracket, walkover, "U2-1") == ("s1", BYE)
+    assert decided(bracket, walkover, "3P") == ("s4", BYE)
+    assert placements(bracket, walkover) == [(1, ["s1"]), (2, ["s4"]), (3, ["s2", "s3"])]
+    results = report(bracket, results, "U1-2", "s2")
+    for match_id in ("3P", "U2-1"):
+        with pytest.raises(BracketError, match="decides places"):
+            forfeit_both(bracket, results, match_id)
+    de = double_elimination(names(2))
+    results = report(de, {}, "U1-1", "s1")
+    with pytest.raises(BracketError, match="decides places"):
+        forfeit_both(de, results, "GF")
+    with pytest.raises(BracketError, match="not ready"):
+        forfeit_both(double_elimination(names(4)), {}, "L1-1")
