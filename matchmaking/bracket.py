@@ -321,17 +321,17 @@ def placements(bracket: Bracket, results: Results) -> list[tuple[int, list[str]]
         else:
             continue  # an upper loser drops into the lower bracket
         round_ = match.round if not lower or match.id.startswith("L") else drops_into[match.id]
-        for who in gone:
-            out_round[str(who)] = round_
+        for gone_one in gone:
+            out_round[str(gone_one)] = round_
     for round_ in sorted(set(out_round.values()), reverse=True):
         groups.append([p for p in bracket.participants if out_round.get(p) == round_])
     places: list[tuple[int, list[str]]] = []
     placed: set[str] = set()
     for group in groups:
-        who = [p for p in group if p is not BYE and p not in placed]
-        if who:
-            places.append((len(placed) + 1, who))
-            placed.update(who)
+        sharing = [p for p in group if p is not None and p not in placed]
+        if sharing:
+            places.append((len(placed) + 1, sharing))
+            placed.update(sharing)
     return places
 
 
