@@ -117,15 +117,15 @@ Side = str | None  # a participant, BYE, or PENDING
 
 
 @dataclass(frozen=True, slots=True)
-class _State:
+class MatchState:
     sides: tuple[Side, Side]
     outcome: tuple[str | None, str | None] | None  # (winner, loser) once decided
     played: bool = False  # the outcome is the reported result (not a bye or a skipped reset)
 
 
-def _states(bracket: Bracket, results: Results) -> dict[str, _State]:
+def states(bracket: Bracket, results: Results) -> dict[str, MatchState]:
     """Every match's sides and outcome, in one pass in playing order."""
-    states: dict[str, _State] = {}
+    states: dict[str, MatchState] = {}
 
     def resolve(source: Source) -> Side:
         if source.kind is From.SEED:
@@ -150,7 +150,7 @@ def _states(bracket: Bracket, results: Results) -> dict[str, _State]:
                 result = results[match.id]
                 outcome = (a, b) if result == 0 else (b, a) if result == 1 else (BYE, BYE)
                 played = True
-        states[match.id] = _State((a, b), outcome, played)
+        states[match.id] = MatchState((a, b), outcome, played)
     return states
 
 
@@ -210,7 +210,7 @@ def sides(bracket: Bracket, results: Results, match_id: str) -> tuple[Side, Side
     """Who plays ``match_id`` as far as the results say: a participant, ``BYE``, or, while an
     earlier match is undecided, ``PENDING``."""
     bracket.match(match_id)
-    return _states(bracket, results)[match_id].sides
+    return states(bracket, results)[match_id].sides
 
 
 def decided(
@@ -219,14 +219,14 @@ def decided(
     """(winner, loser) of a match once it is decided (either may be ``BYE``), else None. A
     match with a bye on one side is decided without a result."""
     bracket.match(match_id)
-    return _states(bracket, results)[match_id].outcome
+    return states(bracket, results)[match_id].outcome
 
 
 def playable(bracket: Bracket, results: Results) -> list[str]:
     """The matches to play now: both sides known participants, no result yet."""
     return [
         match_id
-        for match_id, state in _states(bracket, results).items()
+        for match_id, state in states(bracket, results).items()
         if state.outcome is None and all(side not in (BYE, PENDING) for side in state.sides)
     ]
 
@@ -261,7 +261,7 @@ def correct(
     the ones its result was reported for loses that result (to be played again), and so on
     downstream, and so does a result no longer needed (a reset the corrected grand final does
     not call for); matches whose sides did not change keep theirs."""
-    before = _states(bracket, results)
+    before = states(bracket, results)
     if match_id not in results:
         raise BracketError(f"match {match_id} has no result to correct")
     a, b = before[match_id].sides
@@ -270,7 +270,7 @@ def correct(
     corrected = {**results, match_id: 0 if winner == a else 1}
     reset: list[str] = []
     while True:  # drop results whose sides changed, until none does
-        after = _states(bracket, corrected)
+        after = states(bracket, corrected)
         stale = [
             m
             for m in corrected
@@ -285,7 +285,7 @@ def correct(
 
 def complete(bracket: Bracket, results: Results) -> bool:
     """Every match decided (the ones with byes included)."""
-    return all(state.outcome is not None for state in _states(bracket, results).values())
+    return all(state.outcome is not None for state in states(bracket, results).values())
 
 
 def placements(bracket: Bracket, results: Results) -> list[tuple[int, list[str]]]:
@@ -295,12 +295,12 @@ def placements(bracket: Bracket, results: Results) -> list[tuple[int, list[str]]
     first place is given). A participant is out at its only loss (single elimination), at a
     loss in the lower bracket (double elimination), or at a double forfeit, which in the upper
     bracket places both with the lower round its loser would have dropped into."""
-    states = _states(bracket, results)
-    if any(state.outcome is None for state in states.values()):
+    by_match = states(bracket, results)
+    if any(state.outcome is None for state in by_match.values()):
         raise BracketError("the bracket is not complete")
-    groups: list[list[str | None]] = [[who] for who in states[bracket.final].outcome or ()]
-    if "3P" in states:
-        groups += [[who] for who in states["3P"].outcome or ()]
+    groups: list[list[str | None]] = [[who] for who in by_match[bracket.final].outcome or ()]
+    if "3P" in by_match:
+        groups += [[who] for who in by_match["3P"].outcome or ()]
     lower = any(m.id.startswith("L") for m in bracket.matches)
     drops_into = {  # an upper match -> the lower round its loser plays next
         str(side.ref): m.round
@@ -313,7 +313,7 @@ def placements(bracket: Bracket, results: Results) -> list[tuple[int, list[str]]
     for match in bracket.matches:
         if match.id in ("GF", "GF2", "3P") or match.id == bracket.final:
             continue
-        state = states[match.id]
+        state = by_match[match.id]
         if results.get(match.id) == BOTH_FORFEITED:
             gone = [side for side in state.sides if side not in (BYE, PENDING)]
         elif not lower or match.id.startswith("L"):

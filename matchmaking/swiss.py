@@ -80,7 +80,7 @@ class Standing:
     byes: int
 
 
-Results = Mapping[str, int]  # pairing id -> the winning side (0 or 1)
+Results = Mapping[str, int]  # pairing id -> the winning side (0 or 1), or 2: both forfeited
 
 
 def standings(
@@ -101,8 +101,9 @@ def standings(
             a, b = pairing.sides
             met[a].append(b)
             met[b].append(a)
-            if pairing.id in results:
-                winner, loser = (a, b) if results[pairing.id] == 0 else (b, a)
+            result = results.get(pairing.id)
+            if result in (0, 1):  # else not played yet, or both forfeited: no points
+                winner, loser = (a, b) if result == 0 else (b, a)
                 points[winner] += 1
                 wins[winner] += 1
                 beaten[winner].append(loser)
