@@ -136,6 +136,17 @@ def matches(fmt: Format, participants: Sequence[str], progress: Progress) -> lis
     return views
 
 
+def finals(fmt: Format, participants: Sequence[str], progress: Progress) -> frozenset[str]:
+    """The matches that decide first place (none in leagues and Swiss)."""
+    if fmt.kind is Kind.DOUBLE_ELIMINATION:
+        return frozenset({"GF", "GF2"})
+    if fmt.kind is Kind.SINGLE_ELIMINATION:
+        return frozenset({_bracket(fmt, participants).final})
+    if fmt.kind is Kind.GROUPS_PLAYOFFS and progress.playoff_seeds is not None:
+        return frozenset({"P-" + _playoffs(fmt, progress.playoff_seeds).final})
+    return frozenset()
+
+
 def playable(fmt: Format, participants: Sequence[str], progress: Progress) -> list[MatchView]:
     """The matches to play now: both sides known, no result yet."""
     return [
