@@ -172,7 +172,7 @@ def test_forfeits_double_forfeits_and_the_final_waiting_for_an_admin() -> None:
     t, effects = tm.match_failed(t, "U1-1", 1, ["d"], 3)  # d did not show: a advances
     assert any(isinstance(e, Event) and e.data.get("how") == "forfeit" for e in effects)
     t, effects = tm.match_failed(t, "U1-2", 1, [], 3)  # the server failed: played again
-    assert [e for e in effects if isinstance(e, StartMatch)][0].attempt == 2
+    assert next(e for e in effects if isinstance(e, StartMatch)).attempt == 2
     assert tm.match_won(t, "U1-2", 1, "b", 4) == (t, [])  # the first attempt's late result
     t, _ = tm.match_failed(t, "U1-2", 2, ["b", "c"], 4)  # nobody showed: a walks over
     assert t.phase is Phase.COMPLETE  # the final was a walkover: a wins it
