@@ -51,6 +51,8 @@ from leetgaming.play_api import play_routes
 from leetgaming.problems import problem
 from leetgaming.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from leetgaming.settings import Settings
+from leetgaming.tournaments import Tournaments
+from leetgaming.tournaments_api import tournament_routes
 from matchmaking.queues import parse_queues
 from matchmaking.redis_tickets import RedisTicketStore
 from matchmaking.servers import MemoryServerRegistry, RedisServerRegistry, ServerRegistry
@@ -220,12 +222,16 @@ def create_app(
             matchmaker = Matchmaker(tickets, queues, hub.node_id, play.on_event)
             async with Ledger(store) as ledger:
                 app.state.ledger = ledger
+                tournaments = Tournaments(database, ledger, play, hub.publish, time.time)
+                await tournaments.start()
+                app.state.tournaments = tournaments
                 metrics.watch_ledger(ledger.stats)
                 hub.observe_fanout = metrics.observe_fanout
                 await hub.start()
                 await matchmaker.start()
+                await tournaments.sweep()  # what a crash left in the outboxes
                 sweeper = asyncio.create_task(
-                    _every(1.0, lambda: sweep_if_leased(tickets, hub.node_id, play))
+                    _every(1.0, lambda: sweep_if_leased(tickets, hub.node_id, play, tournaments))
                 )
                 try:
                     yield
@@ -295,6 +301,7 @@ def create_app(
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics_endpoint, methods=["GET"]),
             *play_routes(lambda: app.state.play, lambda: app.state.identity),
+            *tournament_routes(lambda: app.state.tournaments, lambda: app.state.identity),
             *auth_routes(
                 lambda: app.state.identity,
                 limiter,
@@ -327,15 +334,22 @@ SWEEP_LEASE_TTL_S: Final = 5.0
 
 
 async def sweep_if_leased(
-    tickets: TicketStore, owner: str, play: Play, ttl_s: float = SWEEP_LEASE_TTL_S
+    tickets: TicketStore,
+    owner: str,
+    play: Play,
+    tournaments: Tournaments | None = None,
+    ttl_s: float = SWEEP_LEASE_TTL_S,
 ) -> bool:
-    """Deadlines and server silence are checked by one process at a time (the holder of the
-    sweeper's lease; another takes over within ``SWEEP_LEASE_TTL_S`` when it dies): the
-    compare-and-set on matches makes a second sweeper harmless, only wasteful). Whether this
-    process swept."""
+    """Deadlines and server silence are checked, and tournament outboxes left by a crash
+    carried out, by one process at a time (the holder of the sweeper's lease; another takes
+    over within ``SWEEP_LEASE_TTL_S`` when it dies): compare-and-set on matches and idempotent
+    outbox effects make a second sweeper harmless, only wasteful). Whether this process
+    swept."""
     if await tickets.acquire(SWEEP_LEASE, owner, ttl_s) is None:
         return False
     await play.sweep()
+    if tournaments is not None:
+        await tournaments.sweep()
     return True
 
 

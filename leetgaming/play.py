@@ -49,6 +49,7 @@ from matchmaking.match import (
     settle,
     start_ready_check,
     to_document,
+    withdraw,
 )
 from matchmaking.matcher import Member, Ticket
 from matchmaking.queues import mode_of
@@ -139,7 +140,9 @@ class Play:
         self.clock = clock
         self.servers: ServerRegistry = servers or MemoryServerRegistry()
         self.result_key_of = result_key_of or _no_keys
-        self.on_settled: list[Callable[[Match], Awaitable[None]]] = []  # tournaments listen
+        # Tournaments listen: a match settled, or ended without a result (aborted, cancelled)
+        self.on_settled: list[Callable[[Match], Awaitable[None]]] = []
+        self.on_failed: list[Callable[[Match], Awaitable[None]]] = []
         party_size_max = max((q.rules.team_size for q in self.queues.values()), default=1)
         self.parties = Parties(db, publish, clock, party_size_max)
 
@@ -349,6 +352,48 @@ class Play:
             json.dumps(tickets),
         )
         await self._announce(match, [found])
+
+    async def start_match(
+        self, match_id: str, queue: str, teams: tuple[tuple[str, ...], ...]
+    ) -> bool:
+        """A match made elsewhere (a tournament's): its ready check starts as the matchmaker's
+        do, and it goes on as they do. Idempotent: a match id already known is left as it is
+        (False)."""
+        config = self.queues[queue]
+        match, found = start_ready_check(
+            Match(match_id, queue, teams), self.clock(), config.ready_check_s
+        )
+        inserted = await self.db.execute(
+            "INSERT INTO matches (id, queue, state, version, deadline_s, document, tickets) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+            match.id,
+            match.queue,
+            str(match.state),
+            match.version,
+            match.deadline_s,
+            json.dumps(to_document(match)),
+            "[]",
+        )
+        if inserted:
+            await self._announce(match, [found])
+        return bool(inserted)
+
+    async def withdraw_match(self, match_id: str) -> bool:
+        """Call off a match that is not over (its tournament no longer needs it); False when
+        it is over already or unknown."""
+        for _ in range(5):
+            loaded = await self.load(match_id)
+            if loaded is None:
+                return False
+            match, tickets = loaded
+            try:
+                moved, event = withdraw(match, self.clock())
+            except IllegalTransition:
+                return False
+            if await self.save(moved, match.version):
+                await self._after(moved, [event], tickets)
+                return True
+        raise RuntimeError(f"match {match_id} kept changing while being withdrawn")
 
     async def sweep(self) -> int:
         """Time-driven changes, run every second by some process (compare-and-set makes a
@@ -653,6 +698,9 @@ class Play:
                     now + config.decline_cooldown_s,
                 )
         await self._announce(match, events)
+        if match.state in (State.ABORTED, State.CANCELLED):
+            for listener in self.on_failed:
+                await listener(match)
         if match.state is State.ALLOCATING:
             await self._try_allocate(match, tickets)
         elif match.state is State.FINISHED:

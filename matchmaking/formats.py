@@ -327,6 +327,11 @@ def _playoff_results(progress: Progress) -> dict[str, int]:
     return {k[2:]: v for k, v in progress.results.items() if k.startswith("P-")}
 
 
+def league_schedule(participants: Sequence[str]) -> tuple[tuple[str, int, str, str], ...]:
+    """A round robin's matches as (id, round, home, away)."""
+    return _schedule(participants, "R")
+
+
 def _schedule(participants: Sequence[str], prefix: str) -> tuple[tuple[str, int, str, str], ...]:
     """A round robin's matches as (id, round, home, away)."""
     return _league(tuple(participants), prefix)[0]

@@ -4,6 +4,7 @@
     READY_CHECK --a decline, or the deadline--> CANCELLED   (the others go back to the queue)
     ALLOCATING --server_allocated--> LIVE --final_result--> FINISHED --settle--> SETTLED
     ALLOCATING | LIVE --abort--> ABORTED                     (no server; a server gone silent)
+    READY_CHECK | ALLOCATING | LIVE --withdraw--> ABORTED    (its tournament no longer needs it)
 
 A final result is accepted once (its digest kept): a repeat of it is acknowledged without
 effect, a different one is refused and counted in ``conflicts``.
@@ -39,6 +40,7 @@ class Transition(enum.StrEnum):
     FINAL_RESULT = "final_result"
     SETTLE = "settle"
     ABORT = "abort"
+    WITHDRAW = "withdraw"
 
 
 TRANSITIONS: Final[dict[tuple[State, Transition], State]] = {
@@ -50,6 +52,9 @@ TRANSITIONS: Final[dict[tuple[State, Transition], State]] = {
     (State.LIVE, Transition.FINAL_RESULT): State.FINISHED,
     (State.LIVE, Transition.ABORT): State.ABORTED,
     (State.FINISHED, Transition.SETTLE): State.SETTLED,
+    (State.READY_CHECK, Transition.WITHDRAW): State.ABORTED,
+    (State.ALLOCATING, Transition.WITHDRAW): State.ABORTED,
+    (State.LIVE, Transition.WITHDRAW): State.ABORTED,
 }
 TERMINAL: Final = frozenset({State.SETTLED, State.ABORTED, State.CANCELLED})
 
@@ -217,6 +222,13 @@ def abort(match: Match, now_s: float, afk: frozenset[str] = frozenset()) -> tupl
     moved = _move(match, Transition.ABORT, now_s, afk=afk)
     requeue = [p for p in match.players if p not in afk]
     return moved, _state_event(moved, afk=sorted(afk), requeued=requeue)
+
+
+def withdraw(match: Match, now_s: float) -> tuple[Match, Event]:
+    """The match is called off by whoever made it (a tournament whose bracket changed): nobody
+    is to blame, nobody is requeued."""
+    moved = _move(match, Transition.WITHDRAW, now_s)
+    return moved, _state_event(moved, withdrawn=True)
 
 
 def settle(match: Match, now_s: float) -> tuple[Match, Event]:

@@ -1,0 +1,725 @@
+"""Tournaments: the flow that crosses domains (the tournament core, the ledger, the match
+lifecycle, the hub), so it lives here.
+
+Every change is a command of :mod:`matchmaking.tournament` run in one database transaction
+that holds the tournament's row: the new document and the command's effects (an outbox, one
+row per effect) are written together, or nothing is. Then the outbox is carried out in order
+and each row deleted once done. A crash anywhere leaves rows that the next drain (on start,
+and every second by the sweeper's lease holder) carries out again; every effect is idempotent:
+
+- ledger transfers have ids derived from what they are (``tournament.entry`` of a team's
+  registration attempt and player, ``tournament.prize`` of a place and player, ...), so a
+  repeat answers ``exists`` and moves nothing twice;
+- matches have ids derived from the bracket match and its attempt (``t.<id>.<match>.<n>``), and
+  starting one twice starts it once; a result for an attempt no longer on counts for nothing;
+- publications carry the tournament's version: a client ignores one it has seen.
+
+Spectators: ``tournament:<id>`` carries ``tournament.delta`` publications, each the changes
+from the previous version of the tournament's snapshot to this one (``set``: [path, value];
+``unset``: paths; a path is a top-level key, or a key and an entry of ``entries`` or
+``matches``). A client subscribes, fetches the snapshot (``GET /v1/tournaments/{id}/bracket``,
+which carries ``version``), and applies every delta of a later version: it then holds what a
+fresh snapshot says. Payouts go to the winners' ``user:`` channels and the tournament channel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import json
+import logging
+import secrets
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import replace
+from typing import Any, Final
+
+from ledger import CreateTransferResult, Ledger, Transfer, TransferFlags, derive_id
+from leetgaming.db import Conn, Database
+from leetgaming.play import Play
+from matchmaking import formats, swiss
+from matchmaking import tournament as tm
+from matchmaking.match import Match
+from matchmaking.queues import mode_of
+from wallet import accounts
+from wallet.accounts import Code
+
+log = logging.getLogger("leetgaming.tournaments")
+# The tournaments whose outbox this task is carrying out: a command run from there (a hold's
+# answer, a match withdrawn) leaves its rows to that drain instead of waiting for it.
+_DRAINING: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar(
+    "draining", default=frozenset()
+)
+
+Publish = Callable[[str, object], Awaitable[int]]
+
+MIGRATIONS: Final = [
+    """
+    CREATE TABLE tournaments (
+        id TEXT PRIMARY KEY,
+        phase TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        created_s DOUBLE PRECISION NOT NULL,
+        document TEXT NOT NULL
+    );
+    CREATE INDEX tournaments_by_phase ON tournaments (phase, created_s);
+    CREATE TABLE tournament_outbox (
+        tournament TEXT NOT NULL,
+        seq BIGINT NOT NULL,
+        effect TEXT NOT NULL,
+        PRIMARY KEY (tournament, seq)
+    );
+    CREATE TABLE tournament_players (
+        tournament TEXT NOT NULL,
+        player TEXT NOT NULL,
+        team TEXT NOT NULL,
+        PRIMARY KEY (tournament, player)
+    );
+    CREATE INDEX tournament_players_by_player ON tournament_players (player, tournament);
+    CREATE TABLE audit_log (
+        at_s DOUBLE PRECISION NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT NOT NULL,
+        detail TEXT NOT NULL
+    )
+    """,
+]
+DRAIN_ROUNDS_MAX: Final = 20  # follow-up commands (a hold's answer) add rows; never loop forever
+LIST_ROWS_MAX: Final = 100
+OUTBOX_ROWS_PER_VERSION: Final = 100_000
+
+
+class TournamentNotFound(Exception):
+    pass
+
+
+def match_id_of(tournament: str, match: str, attempt: int) -> str:
+    """The matchmaking match of a bracket match's attempt."""
+    return f"t.{tournament}.{match}.{attempt}"
+
+
+def parse_match_id(match_id: str) -> tuple[str, str, int] | None:
+    parts = match_id.split(".")
+    if len(parts) != 4 or parts[0] != "t" or not parts[3].isdigit():
+        return None
+    return parts[1], parts[2], int(parts[3])
+
+
+class Tournaments:
+    def __init__(
+        self,
+        db: Database,
+        ledger: Ledger,
+        play: Play,
+        publish: Publish,
+        clock: Callable[[], float],
+    ) -> None:
+        self.db = db
+        self.ledger = ledger
+        self.play = play
+        self.publish = publish
+        self.clock = clock
+        self._draining: dict[str, asyncio.Lock] = {}
+        # Fault injection for the crash tests: called after each outbox row is carried out
+        self.after_effect: Callable[[str, dict[str, Any]], None] | None = None
+
+    async def start(self) -> None:
+        await self.db.migrate("tournaments", MIGRATIONS)
+        self.play.on_settled.append(self._settled)
+        self.play.on_failed.append(self._failed)
+
+    # Commands -------------------------------------------------------------------------------
+
+    async def create(self, admin: str, config: tm.Config) -> tm.Tournament:
+        tournament = tm.create(f"{secrets.token_hex(6)}", config, self.clock())
+        async with self.db.transaction() as tx:
+            await tx.execute(
+                "INSERT INTO tournaments (id, phase, version, created_s, document) "
+                "VALUES (?, ?, ?, ?, ?)",
+                tournament.id,
+                str(tournament.phase),
+                tournament.version,
+                self.clock(),
+                json.dumps(tm.to_document(tournament)),
+            )
+            await self._audit(tx, admin, "tournament.create", tournament.id, config.name)
+        return tournament
+
+    async def command(
+        self,
+        tournament_id: str,
+        step: Callable[[tm.Tournament], tuple[tm.Tournament, list[tm.Effect]]],
+        actor: tuple[str, str] | None = None,
+    ) -> tm.Tournament:
+        """Run ``step`` on the tournament holding its row; write the result and its outbox;
+        carry the outbox out. ``actor``: (admin, action) to write to the audit log."""
+        async with self.db.transaction() as tx:
+            before = await self._load(tournament_id, tx, lock=True)
+            after, effects = step(before)
+            if after == before and not effects:
+                return before
+            await tx.execute(
+                "UPDATE tournaments SET phase = ?, version = ?, document = ? WHERE id = ?",
+                str(after.phase),
+                after.version,
+                json.dumps(tm.to_document(after)),
+                after.id,
+            )
+            delta = diff(snapshot(before), snapshot(after))
+            rows = [{"type": "delta", "version": after.version, **delta}] if delta else []
+            rows += [encode_effect(e) for e in effects]
+            await self._append(tx, after.id, after.version, rows)
+            await self._sync_players(tx, before, after)
+            if actor is not None:
+                await self._audit(tx, actor[0], actor[1], after.id, "")
+        if tournament_id not in _DRAINING.get():  # else the drain under way carries them out
+            await self.drain(tournament_id)
+        return after
+
+    async def get(self, tournament_id: str) -> tm.Tournament:
+        return await self._load(tournament_id, self.db, lock=False)
+
+    async def recent(self, limit: int = LIST_ROWS_MAX) -> list[tm.Tournament]:
+        rows = await self.db.fetch(
+            "SELECT document FROM tournaments ORDER BY created_s DESC, id LIMIT ?",
+            max(1, min(limit, LIST_ROWS_MAX)),
+        )
+        return [tm.from_document(json.loads(row[0])) for row in rows]
+
+    async def of_player(self, player: str) -> list[tm.Tournament]:
+        rows = await self.db.fetch(
+            "SELECT t.document FROM tournaments t JOIN tournament_players p "
+            "ON p.tournament = t.id WHERE p.player = ? ORDER BY t.created_s DESC LIMIT ?",
+            player,
+            LIST_ROWS_MAX,
+        )
+        return [tm.from_document(json.loads(row[0])) for row in rows]
+
+    async def register(
+        self, tournament_id: str, player: str, team: str | None, roster: Sequence[str] | None
+    ) -> tm.Tournament:
+        """``player`` registers (a solo tournament) or registers ``team`` with ``roster``
+        (``player`` among them). Refused with ``insufficient_funds`` when a fee cannot be held."""
+        name = team if team is not None else player
+        players = list(roster) if roster is not None else [player]
+        if player not in players:
+            raise tm.TournamentRefused("bad_roster", "you are one of the team you register")
+        now = self.clock()
+        after = await self.command(tournament_id, lambda t: tm.register(t, name, players, now))
+        attempt = after.registrations[name]
+        current = await self.get(tournament_id)  # the hold's answer was carried out
+        entry = current.entry(name)
+        if entry is None or entry.attempt != attempt:
+            raise tm.TournamentRefused("insufficient_funds", "the entry fee could not be held")
+        return current
+
+    # The outbox -----------------------------------------------------------------------------
+
+    async def drain(self, tournament_id: str) -> int:
+        """Carry out the tournament's outbox in order; how many rows were carried out."""
+        lock = self._draining.setdefault(tournament_id, asyncio.Lock())
+        done = 0
+        async with lock:
+            marked = _DRAINING.set(_DRAINING.get() | {tournament_id})
+            try:
+                done = await self._drain_rounds(tournament_id)
+            finally:
+                _DRAINING.reset(marked)
+        return done
+
+    async def _drain_rounds(self, tournament_id: str) -> int:
+        done = 0
+        for _ in range(DRAIN_ROUNDS_MAX):
+            rows = await self.db.fetch(
+                "SELECT seq, effect FROM tournament_outbox WHERE tournament = ? ORDER BY seq",
+                tournament_id,
+            )
+            if not rows:
+                break
+            for seq, raw in rows:
+                effect = json.loads(raw)
+                await self._carry_out(tournament_id, effect)
+                if self.after_effect is not None:
+                    self.after_effect(tournament_id, effect)
+                await self.db.execute(
+                    "DELETE FROM tournament_outbox WHERE tournament = ? AND seq = ?",
+                    tournament_id,
+                    seq,
+                )
+                done += 1
+        return done
+
+    async def sweep(self) -> int:
+        """Drain every tournament with an outbox left (a crash, or a drain that failed)."""
+        rows = await self.db.fetch("SELECT DISTINCT tournament FROM tournament_outbox")
+        done = 0
+        for (tournament_id,) in rows:
+            try:
+                done += await self.drain(tournament_id)
+            except Exception:
+                log.exception("tournament outbox failed", extra={"tournament": tournament_id})
+        return done
+
+    async def _carry_out(self, tournament_id: str, effect: dict[str, Any]) -> None:
+        kind = effect["type"]
+        if kind == "delta":
+            body = {"kind": "tournament.delta", "tournament": tournament_id, **effect}
+            del body["type"]
+            await self.publish(f"tournament:{tournament_id}", body)
+        elif kind == "event":
+            body = {"kind": effect["kind"], **effect["data"]}
+            for player in effect["to"]:
+                await self.publish(f"user:{player}", body)
+        elif kind == "hold":
+            await self._hold(tournament_id, effect)
+        elif kind in ("void", "post"):
+            await self._resolve_holds(tournament_id, effect)
+        elif kind == "start_pool":
+            await self._start_pool(tournament_id)
+        elif kind == "payout":
+            await self._payout(tournament_id)
+        elif kind == "start_match":
+            t = await self.get(tournament_id)
+            teams = tuple(tuple(team) for team in effect["teams"])
+            await self.play.start_match(
+                match_id_of(tournament_id, effect["match"], effect["attempt"]),
+                t.config.queue,
+                teams,
+            )
+        elif kind == "cancel_match":
+            await self.play.withdraw_match(
+                match_id_of(tournament_id, effect["match"], effect["attempt"])
+            )
+        else:
+            raise ValueError(f"unknown outbox effect {kind!r}")
+
+    # Money ----------------------------------------------------------------------------------
+
+    async def _hold(self, tournament_id: str, effect: dict[str, Any]) -> None:
+        """The team's fees held as one linked batch; the answer goes back as a command."""
+        team, attempt, asset, amount = (effect[k] for k in ("team", "attempt", "asset", "amount"))
+        players = effect["players"]
+        credit = self._fee_account(tournament_id, asset)
+        await self.ledger.create_accounts([credit, *[accounts.user(p, asset) for p in players]])
+        transfers = [
+            Transfer(
+                _entry_id(tournament_id, team, attempt, player),
+                accounts.user(player, asset).id,
+                credit.id,
+                int(amount),
+                asset,
+                Code.ENTRY_FEE,
+                TransferFlags.PENDING | (TransferFlags.LINKED if n < len(players) - 1 else 0),
+            )
+            for n, player in enumerate(players)
+        ]
+        outcomes = await self.ledger.create_transfers(transfers)
+        if all(o.result.succeeded for o in outcomes):
+            step = tm.held
+        elif any(o.result is CreateTransferResult.INSUFFICIENT_FUNDS for o in outcomes):
+            step = tm.hold_failed
+        else:
+            raise RuntimeError(f"entry-fee holds refused: {[str(o.result) for o in outcomes]}")
+        await self.command(tournament_id, lambda t: step(t, team, attempt))
+
+    def _fee_account(self, tournament_id: str, asset: str) -> Any:
+        """Where entry fees go: the tournament's pool; FREE_ENTRY tickets are spent (revenue)."""
+        if asset == tm.FREE_ENTRY:
+            return accounts.revenue(asset)
+        return accounts.prize_pool(tournament_id, asset)
+
+    async def _resolve_holds(self, tournament_id: str, effect: dict[str, Any]) -> None:
+        post = effect["type"] == "post"
+        team, attempt = effect["team"], effect["attempt"]
+        transfers = [
+            Transfer(
+                derive_id(f"tournament.entry.{effect['type']}", tournament_id, team, attempt, p),
+                flags=TransferFlags.POST_PENDING if post else TransferFlags.VOID_PENDING,
+                pending_id=_entry_id(tournament_id, team, attempt, p),
+                code=Code.ENTRY_FEE,
+            )
+            for p in effect["players"]
+        ]
+        outcomes = await self.ledger.create_transfers(transfers)
+        for outcome in outcomes:
+            if not outcome.result.succeeded and outcome.result not in (
+                CreateTransferResult.PENDING_TRANSFER_NOT_FOUND,  # the hold was never placed
+                CreateTransferResult.PENDING_TRANSFER_EXPIRED,
+            ):
+                raise RuntimeError(f"entry-fee {effect['type']} refused: {outcome.result}")
+
+    async def _start_pool(self, tournament_id: str) -> None:
+        t = await self.get(tournament_id)
+        pool, asset = tm.pool_of(t), t.config.prize_asset
+        prize_pool = accounts.prize_pool(tournament_id, asset)
+        await self.ledger.create_accounts(
+            [prize_pool, accounts.revenue(asset), accounts.expense(asset)]
+        )
+        transfers = []
+        if pool.top_up:
+            transfers.append(
+                Transfer(
+                    derive_id("tournament.guarantee", tournament_id),
+                    accounts.expense(asset).id,
+                    prize_pool.id,
+                    pool.top_up,
+                    asset,
+                    Code.GUARANTEE,
+                )
+            )
+        if pool.rake:
+            transfers.append(
+                Transfer(
+                    derive_id("tournament.rake", tournament_id),
+                    prize_pool.id,
+                    accounts.revenue(asset).id,
+                    pool.rake,
+                    asset,
+                    Code.RAKE,
+                )
+            )
+        await self._all_succeed(transfers, "rake and guarantee")
+
+    async def _payout(self, tournament_id: str) -> None:
+        """The prizes, one linked batch: each winner once, the remainder to rounding; the
+        pool ends at zero."""
+        t = await self.get(tournament_id)
+        split, asset = tm.payout_split(t), t.config.prize_asset
+        prize_pool = accounts.prize_pool(tournament_id, asset)
+        await self.ledger.create_accounts(
+            [
+                prize_pool,
+                accounts.rounding(asset),
+                *[accounts.user(p.player, asset) for p in split.payouts],
+            ]
+        )
+        transfers = [
+            Transfer(
+                derive_id("tournament.prize", tournament_id, p.place, p.player),
+                prize_pool.id,
+                accounts.user(p.player, asset).id,
+                p.amount,
+                asset,
+                Code.PRIZE,
+            )
+            for p in split.payouts
+        ]
+        if split.remainder:
+            transfers.append(
+                Transfer(
+                    derive_id("tournament.remainder", tournament_id),
+                    prize_pool.id,
+                    accounts.rounding(asset).id,
+                    split.remainder,
+                    asset,
+                    Code.ROUNDING,
+                )
+            )
+        linked = [
+            replace(x, flags=TransferFlags.LINKED) if n < len(transfers) - 1 else x
+            for n, x in enumerate(transfers)
+        ]
+        await self._all_succeed(linked, "prizes")
+        [state] = await self.ledger.lookup_accounts([prize_pool.id])
+        if state.balance.posted != 0 or state.balance.pending != 0:
+            log.error("prize pool not empty after payout", extra={"tournament": tournament_id})
+        payouts = [
+            {"place": p.place, "team": p.participant, "player": p.player, "amount": str(p.amount)}
+            for p in split.payouts
+        ]
+        body = {"kind": "tournament.payouts", "tournament": tournament_id, "asset": asset}
+        for p in split.payouts:
+            await self.publish(
+                f"user:{p.player}",
+                {**body, "place": p.place, "amount": str(p.amount)},
+            )
+        await self.publish(f"tournament:{tournament_id}", {**body, "payouts": payouts})
+
+    async def _all_succeed(self, transfers: list[Transfer], what: str) -> None:
+        if not transfers:
+            return
+        outcomes = await self.ledger.create_transfers(transfers)
+        refused = [str(o.result) for o in outcomes if not o.result.succeeded]
+        if refused:
+            raise RuntimeError(f"{what} refused by the ledger: {refused}")
+
+    # Matches --------------------------------------------------------------------------------
+
+    async def _settled(self, match: Match) -> None:
+        parsed = parse_match_id(match.id)
+        if parsed is None or match.ranks is None:
+            return
+        tournament_id, bracket_match, attempt = parsed
+        ranks = list(match.ranks)
+        now = self.clock()
+        if ranks.count(min(ranks)) > 1:  # a draw decides nothing: played again
+            await self.command(
+                tournament_id, lambda t: tm.match_failed(t, bracket_match, attempt, [], now)
+            )
+            return
+        side = ranks.index(min(ranks))
+
+        def won(t: tm.Tournament) -> tuple[tm.Tournament, list[tm.Effect]]:
+            sides = _sides(t, bracket_match)
+            if sides is None:
+                return t, []
+            return tm.match_won(t, bracket_match, attempt, sides[side], now)
+
+        await self.command(tournament_id, won)
+
+    async def _failed(self, match: Match) -> None:
+        parsed = parse_match_id(match.id)
+        if parsed is None:
+            return
+        tournament_id, bracket_match, attempt = parsed
+        absent = match.declined | match.afk
+        now = self.clock()
+
+        def failed(t: tm.Tournament) -> tuple[tm.Tournament, list[tm.Effect]]:
+            sides = _sides(t, bracket_match)
+            if sides is None or t.phase is not tm.Phase.RUNNING:
+                return t, []
+            rosters = t.rosters
+            missing = [team for team in sides if set(rosters[team]) & absent]
+            return tm.match_failed(t, bracket_match, attempt, missing, now)
+
+        await self.command(tournament_id, failed)
+
+    # Storage --------------------------------------------------------------------------------
+
+    async def _load(self, tournament_id: str, conn: Conn, lock: bool) -> tm.Tournament:
+        lock_clause = " FOR UPDATE" if lock and self.db.dialect == "postgresql" else ""
+        row = await conn.fetchone(
+            "SELECT document FROM tournaments WHERE id = ?" + lock_clause, tournament_id
+        )
+        if row is None:
+            raise TournamentNotFound(tournament_id)
+        return tm.from_document(json.loads(row[0]))
+
+    async def _append(
+        self, tx: Conn, tournament_id: str, version: int, rows: list[dict[str, Any]]
+    ) -> None:
+        """A command's rows, numbered from its version: numbers are never reused, so a slow
+        drain elsewhere can only delete rows it read (and carried out)."""
+        assert len(rows) < OUTBOX_ROWS_PER_VERSION
+        for n, row in enumerate(rows):
+            await tx.execute(
+                "INSERT INTO tournament_outbox (tournament, seq, effect) VALUES (?, ?, ?)",
+                tournament_id,
+                version * OUTBOX_ROWS_PER_VERSION + n,
+                json.dumps(row),
+            )
+
+    async def _sync_players(self, tx: Conn, before: tm.Tournament, after: tm.Tournament) -> None:
+        old = {p: e.team for e in before.entries for p in e.roster}
+        new = {p: e.team for e in after.entries for p in e.roster}
+        for player in old.keys() - new.keys():
+            await tx.execute(
+                "DELETE FROM tournament_players WHERE tournament = ? AND player = ?",
+                after.id,
+                player,
+            )
+        for player in new.keys() - old.keys():
+            await tx.execute(
+                "INSERT INTO tournament_players (tournament, player, team) VALUES (?, ?, ?)",
+                after.id,
+                player,
+                new[player],
+            )
+
+    async def _audit(self, tx: Conn, actor: str, action: str, target: str, detail: str) -> None:
+        await tx.execute(
+            "INSERT INTO audit_log (at_s, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)",
+            self.clock(),
+            actor,
+            action,
+            target,
+            detail,
+        )
+
+    async def strengths(self, t: tm.Tournament) -> dict[str, float]:
+        """Each team's conservative rating (mu - 3 sigma) for the tournament's mode, summed
+        over its roster (players without a rating count as new)."""
+        mode = mode_of(t.config.queue)
+        config = self.play.queues.get(t.config.queue)
+        strength: dict[str, float] = {}
+        for entry in t.entries:
+            total = 0.0
+            for player in entry.roster:
+                row = await self.db.fetchone(
+                    "SELECT mu, sigma FROM ratings WHERE player = ? AND mode = ?", player, mode
+                )
+                if row is None:
+                    fresh = config.model.new() if config is not None else None
+                    total += 0.0 if fresh is None else fresh.mu - 3 * fresh.sigma
+                else:
+                    total += float(row[0]) - 3 * float(row[1])
+            strength[entry.team] = total
+        return strength
+
+
+def _entry_id(tournament_id: str, team: str, attempt: int, player: str) -> int:
+    return derive_id("tournament.entry", tournament_id, team, attempt, player)
+
+
+def _sides(t: tm.Tournament, match_id: str) -> tuple[str, str] | None:
+    for match in formats.playable(t.config.format, t.participants, t.progress):
+        if match.id == match_id:
+            return str(match.sides[0]), str(match.sides[1])
+    return None
+
+
+# Effects as outbox rows ---------------------------------------------------------------------
+
+
+def encode_effect(effect: tm.Effect) -> dict[str, Any]:
+    if isinstance(effect, tm.Hold):
+        return {
+            "type": "hold",
+            "team": effect.team,
+            "attempt": effect.attempt,
+            "players": list(effect.players),
+            "asset": effect.asset,
+            "amount": str(effect.amount),
+        }
+    if isinstance(effect, tm.Void | tm.Post):
+        return {
+            "type": "void" if isinstance(effect, tm.Void) else "post",
+            "team": effect.team,
+            "attempt": effect.attempt,
+            "players": list(effect.players),
+        }
+    if isinstance(effect, tm.StartPool):
+        return {"type": "start_pool"}  # recomputed from the state when carried out
+    if isinstance(effect, tm.Payout):
+        return {"type": "payout"}  # likewise: a function of the complete tournament
+    if isinstance(effect, tm.StartMatch):
+        return {
+            "type": "start_match",
+            "match": effect.match,
+            "attempt": effect.attempt,
+            "teams": [list(team) for team in effect.teams],
+            "best_of": effect.best_of,
+        }
+    if isinstance(effect, tm.CancelMatch):
+        return {"type": "cancel_match", "match": effect.match, "attempt": effect.attempt}
+    return {"type": "event", "kind": effect.kind, "data": effect.data, "to": list(effect.to)}
+
+
+# Snapshots and deltas -----------------------------------------------------------------------
+
+
+def snapshot(t: tm.Tournament) -> dict[str, Any]:
+    """What spectators see of a tournament, as JSON-ready data."""
+    config = t.config
+    fee = config.entry_fee
+    matches: dict[str, Any] = {}
+    places = None
+    if t.phase in (tm.Phase.RUNNING, tm.Phase.COMPLETE):
+        for m in formats.matches(config.format, t.participants, t.progress):
+            run = t.runs.get(m.id)
+            matches[m.id] = {
+                "round": m.round,
+                "stage": m.stage,
+                "sides": list(m.sides),
+                "result": m.result,
+                "decided": m.decided,
+                "state": None if run is None else str(run),
+                "attempt": t.attempts.get(m.id, 0),
+                "disputed": m.id in t.disputes,
+            }
+    if t.phase is tm.Phase.COMPLETE:
+        places = [
+            [place, who]
+            for place, who in formats.placements(config.format, t.participants, t.progress)
+        ]
+    pool = tm.pool_of(t) if t.phase in (tm.Phase.RUNNING, tm.Phase.COMPLETE) else None
+    return {
+        "id": t.id,
+        "name": config.name,
+        "phase": str(t.phase),
+        "version": t.version,
+        "queue": config.queue,
+        "team_size": config.team_size,
+        "format": str(config.format.kind),
+        "entry_fee": None if fee is None else {"asset": fee.asset, "amount": str(fee.amount)},
+        "prize_asset": config.prize_asset,
+        "payout_bps": list(config.payout_bps),
+        "participants_max": config.participants_max,
+        "entries": {
+            e.team: {
+                "roster": list(e.roster),
+                "hold": str(e.hold),
+                "checked_in": sorted(e.checked_in),
+            }
+            for e in t.entries
+        },
+        "seeds": list(t.participants),
+        "matches": matches,
+        "places": places,
+        "pool": None
+        if pool is None
+        else {"collected": str(pool.collected), "rake": str(pool.rake), "prizes": str(pool.prizes)},
+    }
+
+
+_NESTED: Final = ("entries", "matches")
+
+
+def diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]:
+    """The changes from one snapshot to the next ({} when none): ``set`` [path, value] and
+    ``unset`` paths; ``entries`` and ``matches`` change entry by entry."""
+    changes: list[list[Any]] = []
+    removed: list[list[str]] = []
+    for key in after:
+        if key in _NESTED:
+            old, new = before.get(key, {}), after[key]
+            changes += [[[key, k], v] for k, v in new.items() if old.get(k) != v]
+            removed += [[key, k] for k in old if k not in new]
+        elif before.get(key) != after[key] and key != "version":
+            changes.append([[key], after[key]])
+    if not changes and not removed:
+        return {}
+    return {"set": changes, "unset": removed}
+
+
+def apply_delta(snap: dict[str, Any], delta: Mapping[str, Any]) -> dict[str, Any]:
+    """A client's view after a delta: what a spectator does with each one."""
+    out = {k: (dict(v) if k in _NESTED else v) for k, v in snap.items()}
+    for path in delta.get("unset", []):
+        out[path[0]].pop(path[1], None)
+    for path, value in delta.get("set", []):
+        if len(path) == 2:
+            out[path[0]][path[1]] = value
+        else:
+            out[path[0]] = value
+    out["version"] = delta["version"]
+    return out
+
+
+def standings(t: tm.Tournament) -> list[dict[str, Any]]:
+    """The current table: final places once complete; during a Swiss or a league, points so
+    far; during an elimination, nothing yet."""
+    config = t.config
+    if t.phase is tm.Phase.COMPLETE:
+        places = formats.placements(config.format, t.participants, t.progress)
+        return [{"place": place, "teams": who} for place, who in places]
+    if t.phase is not tm.Phase.RUNNING:
+        return []
+    if config.format.kind is formats.Kind.SWISS:
+        table = swiss.standings(t.participants, t.progress.swiss, t.progress.results)
+        return [
+            {"place": n, "teams": [s.participant], "points": s.points, "buchholz": s.buchholz}
+            for n, s in enumerate(table, 1)
+        ]
+    if config.format.kind is formats.Kind.ROUND_ROBIN:
+        schedule = formats.league_schedule(t.participants)
+        league = formats.league_standings(
+            t.participants, schedule, t.progress.results, config.format.tiebreakers
+        )
+        rows, at = [], 1
+        for tied in league:
+            rows.append({"place": at, "teams": tied})
+            at += len(tied)
+        return rows
+    return []

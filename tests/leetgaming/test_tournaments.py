@@ -1,0 +1,189 @@
+"""Tournaments through the real flow: entry fees held, voided and posted in the ledger, matches
+played through the match lifecycle, prizes paid exactly once, spectators' snapshot plus deltas
+equal to a fresh snapshot; on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+
+from ledger import reconcile
+from matchmaking import tournament as tm
+from matchmaking.formats import Format, Kind
+
+from .tournament_flow import Flow, config, flow_on, run_to_end
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def flow(
+    request: pytest.FixtureRequest, tmp_path: Path, postgres_server_url: str
+) -> AsyncIterator[Flow]:
+    if request.param == "sqlite":
+        async with flow_on(f"sqlite:///{tmp_path}/app.sqlite3") as opened:
+            yield opened
+        return
+    name = f"lgtest_tm_{secrets.token_hex(4)}"
+    admin = await asyncpg.connect(postgres_server_url)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    url = urlunsplit(urlsplit(postgres_server_url)._replace(path="/" + name))
+    try:
+        async with flow_on(url) as opened:
+            yield opened
+    finally:
+        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+async def opened(flow: Flow, **changes: object) -> str:
+    t = await flow.tournaments.create("admin-1", config(**changes))
+    await flow.tournaments.command(t.id, lambda x: tm.open_registration(x, flow.clock()))
+    return t.id
+
+
+async def seeded_and_started(flow: Flow, tid: str) -> None:
+    now = flow.clock()
+    await flow.tournaments.command(tid, lambda t: tm.seed(t, None, {}, now))
+    await flow.tournaments.command(tid, lambda t: tm.start(t, now))
+
+
+async def test_a_paid_tournament_holds_posts_and_pays_each_winner_once(flow: Flow) -> None:
+    players = [f"p{i}" for i in range(6)]
+    for p in players:
+        await flow.fund(p, 5_000)
+    tid = await opened(flow)
+    for p in players:
+        await flow.tournaments.register(tid, p, None, None)
+        assert await flow.balance(p) == (5_000, 4_000)  # held: still posted, not available
+    assert await flow.pool(tid) == (0, 6_000)  # held for the pool
+    await seeded_and_started(flow, tid)
+    assert await flow.pool(tid) == (5_400, 0)  # posted, less the rake of 600
+    await run_to_end(flow, tid, lambda teams: 0)  # the first side always wins
+    t = await flow.tournaments.get(tid)
+    assert t.phase is tm.Phase.COMPLETE
+    places = {
+        w: place
+        for place, who in tm.formats.placements(t.config.format, t.participants, t.progress)
+        for w in who
+    }
+    prizes = {1: 3_240, 2: 1_620}
+    for p in players:
+        posted, available = await flow.balance(p)
+        expected = 4_000 + prizes.get(places[p], 0)
+        if places[p] == 3:  # third and fourth share 10 %: 540 / 2
+            expected += 270
+        assert (posted, available) == (expected, expected), p
+    assert await flow.pool(tid) == (0, 0)  # the pool ends at exactly zero
+    paid = [b for ch, b in flow.published if b.get("kind") == "tournament.payouts"]
+    assert {b["player"] for b in paid[-1]["payouts"]} == {p for p in players if places[p] <= 3}
+    assert any(
+        ch == f"user:{t.participants[0]}"
+        for ch, b in flow.published
+        if b.get("kind") == "tournament.payouts"
+    )
+    # Paying again (a crash before the outbox row was deleted) pays nobody twice
+    before = [await flow.balance(p) for p in players]
+    await flow.tournaments._payout(tid)
+    assert [await flow.balance(p) for p in players] == before
+    report = await reconcile(flow.store)
+    assert report.ok, report.problems
+
+
+async def test_registration_refusals_change_nothing(flow: Flow) -> None:
+    await flow.fund("rich", 5_000)
+    tid = await opened(flow, participants_max=3)
+    await flow.tournaments.register(tid, "rich", None, None)
+    with pytest.raises(tm.TournamentRefused) as twice:
+        await flow.tournaments.register(tid, "rich", None, None)
+    assert twice.value.code == "team_taken"
+    with pytest.raises(tm.TournamentRefused) as poor:
+        await flow.tournaments.register(tid, "poor", None, None)
+    assert poor.value.code == "insufficient_funds"
+    t = await flow.tournaments.get(tid)
+    assert [e.team for e in t.entries] == ["rich"] and await flow.balance("rich") == (5_000, 4_000)
+    assert await flow.balance("poor") == (0, 0)
+    await flow.fund("poor", 1_000)  # with money now: a new attempt, a new hold
+    await flow.tournaments.register(tid, "poor", None, None)
+    assert await flow.balance("poor") == (1_000, 0)
+    await flow.fund("late", 1_000)
+    await flow.tournaments.register(tid, "late", None, None)
+    await seeded_and_started(flow, tid)
+    await flow.fund("later", 1_000)
+    with pytest.raises(tm.IllegalTransition):
+        await flow.tournaments.register(tid, "later", None, None)
+    assert await flow.balance("later") == (1_000, 1_000)
+    assert (await reconcile(flow.store)).ok
+
+
+async def test_leaving_and_cancelling_void_every_hold(flow: Flow) -> None:
+    for p in ("a", "b", "c"):
+        await flow.fund(p, 1_000)
+    tid = await opened(flow)
+    for p in ("a", "b", "c"):
+        await flow.tournaments.register(tid, p, None, None)
+    await flow.tournaments.command(tid, lambda t: tm.withdraw(t, "a", flow.clock()))
+    assert await flow.balance("a") == (1_000, 1_000)
+    await flow.tournaments.command(tid, lambda t: tm.cancel(t, flow.clock(), "no venue"))
+    for p in ("a", "b", "c"):
+        assert await flow.balance(p) == (1_000, 1_000)
+    assert await flow.pool(tid) == (0, 0)
+    assert (await reconcile(flow.store)).ok
+
+
+async def test_teams_pay_per_player_and_split_their_prize(flow: Flow) -> None:
+    teams = {f"team{i}": [f"t{i}a", f"t{i}b"] for i in range(4)}
+    for roster in teams.values():
+        for p in roster:
+            await flow.fund(p, 1_000)
+    tid = await opened(
+        flow,
+        queue="cs2:2v2:eu",
+        team_size=2,
+        payout_bps=(10_000,),
+        participants_min=2,
+        format=Format(Kind.DOUBLE_ELIMINATION),
+    )
+    for team, roster in teams.items():
+        await flow.tournaments.register(tid, roster[1], team, roster)
+    await seeded_and_started(flow, tid)
+    await run_to_end(flow, tid, lambda sides: 0)
+    t = await flow.tournaments.get(tid)
+    champion = tm.formats.placements(t.config.format, t.participants, t.progress)[0][1][0]
+    # 8 players x 1000, rake 800: 7200 to the champion's two players
+    assert [await flow.balance(p) for p in teams[champion]] == [(3_600, 3_600)] * 2
+    assert await flow.pool(tid) == (0, 0)
+    assert (await reconcile(flow.store)).ok
+
+
+async def test_a_declined_match_check_in_forfeits_and_a_correction_replays(flow: Flow) -> None:
+    players = [f"p{i}" for i in range(4)]
+    for p in players:
+        await flow.fund(p, 1_000)
+    tid = await opened(flow, payout_bps=(7_000, 3_000), participants_min=2)
+    for p in players:
+        await flow.tournaments.register(tid, p, None, None)
+    await seeded_and_started(flow, tid)
+    start = await flow.fresh(tid)
+    [(first, _, teams), (second, _, teams2)] = await flow.open_matches(tid)
+    await flow.decline(first, teams[0][0])  # side 0 missed its match check-in: side 1 goes on
+    t = await flow.tournaments.get(tid)
+    assert t.progress.results["U1-1"] == 1
+    await flow.play_match(second, teams2, 0)
+    [(final, _, final_teams)] = await flow.open_matches(tid)
+    assert sorted(p for team in final_teams for p in team) == sorted([teams[1][0], teams2[0][0]])
+    # An admin corrects U1-2 while the final is on: the final is called off and played again
+    now = flow.clock()
+    await flow.tournaments.command(tid, lambda t: tm.correct(t, "U1-2", teams2[1][0], now))
+    [(replay, _, replay_teams)] = await flow.open_matches(tid)
+    assert replay != final and replay.endswith(".2")
+    assert teams2[1][0] in [p for team in replay_teams for p in team]
+    await flow.play_match(replay, replay_teams, 1)
+    t = await flow.tournaments.get(tid)
+    assert t.phase is tm.Phase.COMPLETE
+    assert flow.spectator_view(tid, start) == await flow.fresh(tid)
+    assert await flow.pool(tid) == (0, 0)
+    assert (await reconcile(flow.store)).ok

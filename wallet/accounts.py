@@ -1,0 +1,69 @@
+"""The chart of accounts: which ledger account holds what, with ids derived from what it is.
+
+Every account id is ``derive_id("account", owner, kind, asset)``, so any process finds (or
+creates, idempotently: ``exists``) the same account without a lookup table.
+
+- ``user`` (owner: the player id): a player's wallet in one asset; it never goes negative
+  (``DEBITS_MUST_NOT_EXCEED_CREDITS``).
+- ``prize_pool`` (owner ``tournament:<id>``): a tournament's entry fees, held then posted, and
+  its prizes; never negative, and zero once the prizes are paid.
+- platform accounts (owner ``platform``): ``revenue`` (rake; FREE_ENTRY tickets spent),
+  ``rounding`` (what integer division leaves over), ``expense`` (guaranteed prize pools the
+  platform tops up: it may go negative, it is the platform's money going out), and
+  ``settlement`` (money entering from outside: deposits; negative by what was brought in).
+
+Transfer codes (the ledger's ``code``): why value moved, for history and reports.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from ledger import Account, AccountFlags, derive_id
+
+PLATFORM: Final = "platform"
+
+
+class Code:
+    """Plain ints (the ledger takes an ``int`` code, not an enum member)."""
+
+    DEPOSIT: Final = 1
+    ENTRY_FEE: Final = 10
+    RAKE: Final = 11
+    GUARANTEE: Final = 12
+    PRIZE: Final = 13
+    ROUNDING: Final = 14
+
+
+def account_id(owner: str, kind: str, asset: str) -> int:
+    return derive_id("account", owner, kind, asset)
+
+
+def _account(owner: str, kind: str, asset: str, flags: AccountFlags) -> Account:
+    return Account(account_id(owner, kind, asset), asset, owner, kind, flags)
+
+
+def user(player: str, asset: str) -> Account:
+    return _account(player, "user", asset, AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS)
+
+
+def prize_pool(tournament: str, asset: str) -> Account:
+    return _account(
+        f"tournament:{tournament}", "prize_pool", asset, AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS
+    )
+
+
+def revenue(asset: str) -> Account:
+    return _account(PLATFORM, "revenue", asset, AccountFlags.NONE)
+
+
+def rounding(asset: str) -> Account:
+    return _account(PLATFORM, "rounding", asset, AccountFlags.NONE)
+
+
+def expense(asset: str) -> Account:
+    return _account(PLATFORM, "expense", asset, AccountFlags.NONE)
+
+
+def settlement(asset: str) -> Account:
+    return _account(PLATFORM, "settlement", asset, AccountFlags.NONE)
