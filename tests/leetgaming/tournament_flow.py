@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import itertools
+import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -92,8 +93,6 @@ class Flow:
             "allocating",
             "live",
         )
-        import json
-
         return [
             (str(r[0]), State(r[1]), json.loads(r[2])["teams"])
             for r in rows
@@ -124,9 +123,9 @@ class Flow:
         """What a spectator holds: ``start`` (a snapshot) plus every later delta published."""
         view = start
         for channel, body in self.published:
-            if channel == f"tournament:{tournament_id}" and body["kind"] == "tournament.delta":
-                if body["version"] > view["version"]:
-                    view = apply_delta(view, body)
+            delta = channel == f"tournament:{tournament_id}" and body["kind"] == "tournament.delta"
+            if delta and body["version"] > view["version"]:
+                view = apply_delta(view, body)
         return view
 
     async def fresh(self, tournament_id: str) -> dict[str, Any]:
