@@ -167,7 +167,10 @@ class Tournaments:
             )
             delta = diff(snapshot(before), snapshot(after))
             rows = [{"type": "delta", "version": after.version, **delta}] if delta else []
-            rows += [encode_effect(e) for e in effects]
+            # events for nobody's channel (the tournament's gets the delta) are not kept
+            rows += [
+                encode_effect(e) for e in effects if not (isinstance(e, tm.Event) and not e.to)
+            ]
             await self._append(tx, after.id, after.version, rows)
             await self._sync_players(tx, before, after)
             if actor is not None:

@@ -556,9 +556,16 @@ def _decided(
         raise TournamentRefused("bad_result", str(error)) from None
     runs = {k: v for k, v in t.runs.items() if k != match_id}
     changed = _changed(t, progress=progress, runs=runs)
+    rosters = t.rosters
+    sides = next(
+        m.sides
+        for m in formats.matches(config.format, t.participants, progress)
+        if m.id == match_id
+    )
     event = Event(
         "bracket.result",
         {"tournament": t.id, "match": match_id, "winner": winner, "how": how},
+        to=tuple(p for side in sides if side in rosters for p in rosters[str(side)]),
     )
     started, effects = _start_playable(changed)
     finished, end = _complete_if_done(started, now_s)
@@ -572,7 +579,7 @@ def _complete_if_done(t: Tournament, now_s: float) -> tuple[Tournament, list[Eff
     moved = _move(t, Transition.COMPLETE, now_s)
     places = formats.placements(fmt, t.participants, t.progress)
     split = payout_split(moved)
-    event = _phase_event(moved)
+    event = replace(_phase_event(moved), to=tuple(p for e in t.entries for p in e.roster))
     event.data["places"] = [[place, who] for place, who in places]
     return moved, [Payout(split), event]
 
