@@ -99,13 +99,23 @@ class Flow:
             if str(r[0]).startswith(f"t.{tournament_id}.")
         ]
 
-    async def play_match(self, match_id: str, teams: list[list[str]], winner: int) -> None:
-        """The match's players accept, the server plays it and reports ``winner`` (a side)."""
+    async def accept_all(self, match_id: str, teams: list[list[str]]) -> None:
         for team in teams:
             for player in team:
                 await self.play.call(
                     Principal(Role.PLAYER, player), "match.accept", {"match": match_id}
                 )
+
+    async def server_abort(self, match_id: str, afk: list[str] | None = None) -> None:
+        await self.play.call(
+            Principal(Role.GAME_SERVER, SERVER),
+            "match.abort",
+            {"match": match_id, "afk": afk or []},
+        )
+
+    async def play_match(self, match_id: str, teams: list[list[str]], winner: int) -> None:
+        """The match's players accept, the server plays it and reports ``winner`` (a side)."""
+        await self.accept_all(match_id, teams)
         ranks = [0 if side == winner else 1 for side in range(len(teams))]
         signature = hmac.new(
             SERVER_KEY.encode(), result_message(match_id, ranks), hashlib.sha256
