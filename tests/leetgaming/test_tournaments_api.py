@@ -1,0 +1,182 @@
+"""Tournaments over the real app: REST for admins and players, a spectator on the websocket
+following the bracket (snapshot, then deltas) to a fresh snapshot's state, and the prizes in
+the ledger; embedded (SQLite, in-process) and distributed (PostgreSQL, Redis)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+from websockets.asyncio.client import connect
+
+from ledger import Transfer, derive_id
+from leetgaming.play import result_message
+from leetgaming.tokens import issue_access_token
+from leetgaming.tournaments import apply_delta
+from realtime.channel import Principal, Role
+from wallet import accounts
+
+from ..ws import call, receive
+from .test_play import SECRET, serving_play
+
+QUEUES = """
+[queue."cs2:1v1:eu"]
+team_size = 1
+ready_check_s = 20
+"""
+CONFIG = {
+    "name": "Sunday cup",
+    "queue": "cs2:1v1:eu",
+    "team_size": 1,
+    "format": {"kind": "double_elimination"},
+    "entry_fee": {"asset": "USD", "amount": "1000"},
+    "prize_asset": "USD",
+    "payout_bps": [7000, 3000],
+    "participants_min": 2,
+    "participants_max": 8,
+    "rake_bps": 1000,
+}
+
+
+def token(subject: str, role: str = "player") -> dict[str, str]:
+    issued = issue_access_token(SECRET, subject, role, "s", int(time.time()))
+    return {"Authorization": f"Bearer {issued}"}
+
+
+async def test_a_tournament_from_creation_to_payout_over_rest_and_the_hub(
+    tmp_path: Path, backends: dict[str, str]
+) -> None:
+    async with serving_play(tmp_path, backends, QUEUES) as (ws_url, state):
+        base = ws_url.replace("ws://", "http://").removesuffix("/ws")
+        async with httpx.AsyncClient(base_url=base) as http:
+            admin = token("root", "admin")
+            bad = await http.post(
+                "/v1/admin/tournaments", json=CONFIG | {"payout_bps": [7000, 2999]}, headers=admin
+            )
+            assert bad.status_code == 422 and "not 100 %" in bad.json()["detail"]
+            assert (
+                await http.post("/v1/admin/tournaments", json=CONFIG, headers=token("p1"))
+            ).status_code == 403
+            created = await http.post("/v1/admin/tournaments", json=CONFIG, headers=admin)
+            assert created.status_code == 201, created.text
+            tid = created.json()["id"]
+            assert (
+                await http.post(f"/v1/admin/tournaments/{tid}/open-registration", headers=admin)
+            ).status_code == 200
+            players = [f"p{i}" for i in range(4)]
+            poor = await http.post(f"/v1/tournaments/{tid}/registration", headers=token("p0"))
+            assert poor.status_code == 409 and poor.json()["code"] == "insufficient_funds"
+            ledger = state.ledger
+            for n, p in enumerate(players):
+                await ledger.create_accounts([accounts.settlement("USD"), accounts.user(p, "USD")])
+                [ok] = await ledger.create_transfers(
+                    [
+                        Transfer(
+                            derive_id("test.deposit", p, n),
+                            accounts.settlement("USD").id,
+                            accounts.user(p, "USD").id,
+                            2_000,
+                            "USD",
+                            1,
+                        )
+                    ]
+                )
+                assert ok.result == "ok"
+            for p in players:
+                joined = await http.post(f"/v1/tournaments/{tid}/registration", headers=token(p))
+                assert joined.status_code == 201, joined.text
+            twice = await http.post(f"/v1/tournaments/{tid}/registration", headers=token("p1"))
+            assert (twice.status_code, twice.json()["code"]) == (409, "team_taken")
+            assert (await http.post(f"/v1/tournaments/{tid}/registration")).status_code == 401
+            listed = (await http.get("/v1/tournaments")).json()["tournaments"]
+            assert [(t["id"], t["entries"]) for t in listed] == [(tid, 4)]
+            assert (
+                await http.post(f"/v1/admin/tournaments/{tid}/seed", json={}, headers=admin)
+            ).status_code == 200
+
+            # A spectator: subscribe, then the snapshot, then every later delta
+            async with connect(ws_url) as spectator:
+                await call(spectator, type="auth", id="1")
+                subscribed = await call(spectator, type="subscribe", id="2", ch=f"tournament:{tid}")
+                assert subscribed["type"] == "subscribed"
+                view = (await http.get(f"/v1/tournaments/{tid}/bracket")).json()
+                started = await http.post(f"/v1/admin/tournaments/{tid}/start", headers=admin)
+                assert started.status_code == 200 and started.json()["phase"] == "running"
+                again = await http.post(f"/v1/tournaments/{tid}/registration", headers=token("p9"))
+                assert (again.status_code, again.json()["code"]) == (409, "wrong_phase")
+
+                play = state.play
+                server = "gs-eu-1"
+                key = "k" * 32
+                await play.call(
+                    Principal(Role.GAME_SERVER, server),
+                    "server.register",
+                    {"region": "eu", "capacity": 8, "address": "10.0.0.2:27015"},
+                )
+                play.result_key_of = _key_of(server, key)
+                payouts: list[dict[str, Any]] = []
+                while True:
+                    rows = await play.db.fetch(
+                        "SELECT id, document FROM matches WHERE state = ? ORDER BY id",
+                        "ready_check",
+                    )
+                    mine = [
+                        (r[0], orjson.loads(r[1])["teams"])
+                        for r in rows
+                        if str(r[0]).startswith(f"t.{tid}.")
+                    ]
+                    if not mine:
+                        break
+                    match_id, teams = mine[0]
+                    for team in teams:
+                        for p in team:
+                            await play.call(
+                                Principal(Role.PLAYER, p), "match.accept", {"match": match_id}
+                            )
+                    ranks = [0, 1]
+                    digest = hashlib.sha256(key.encode()).hexdigest()
+                    signature = hmac.new(
+                        digest.encode(), result_message(match_id, ranks), hashlib.sha256
+                    ).hexdigest()
+                    result = await play.call(
+                        Principal(Role.GAME_SERVER, server),
+                        "match.result",
+                        {"match": match_id, "ranks": ranks, "signature": signature},
+                    )
+                    assert result["state"] == "finished"
+                # Everything published reached the spectator: apply it
+                fresh = (await http.get(f"/v1/tournaments/{tid}/bracket")).json()
+                while view["version"] < fresh["version"] or not payouts:
+                    frame = await receive(spectator)
+                    body = frame["data"]["body"]
+                    if body["kind"] == "tournament.delta" and body["version"] > view["version"]:
+                        view = apply_delta(view, body)
+                    elif body["kind"] == "tournament.payouts":
+                        payouts.append(body)
+                assert view == fresh and fresh["phase"] == "complete"
+            # 4 x 1000 less 10 % rake: 3600; 70 % and 30 %
+            amounts = {p["player"]: int(p["amount"]) for p in payouts[0]["payouts"]}
+            assert sorted(amounts.values()) == [1_080, 2_520]
+            for p in players:
+                [wallet] = await ledger.lookup_accounts([accounts.user(p, "USD").id])
+                assert wallet.balance.posted == 1_000 + amounts.get(p, 0)
+            standings = (await http.get(f"/v1/tournaments/{tid}/standings")).json()["standings"]
+            champion = standings[0]["teams"][0]
+            assert amounts[champion] == 2_520
+            history = (await http.get(f"/v1/players/{champion}/tournaments")).json()["tournaments"]
+            assert [(h["id"], h["place"]) for h in history] == [(tid, 1)]
+            assert (await http.get("/v1/tournaments/nope/bracket")).status_code == 404
+
+
+def _key_of(server: str, key: str) -> Any:
+    """The app checks results with the SHA-256 of the server's key (as its identity stores)."""
+
+    async def key_of(who: str) -> str | None:
+        return hashlib.sha256(key.encode()).hexdigest() if who == server else None
+
+    return key_of
