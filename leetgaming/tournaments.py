@@ -15,16 +15,23 @@ and every second by the sweeper's lease holder) carries out again; every effect 
 - publications carry the tournament's version: a client ignores one it has seen.
 
 Spectators: ``tournament:<id>`` carries ``tournament.delta`` publications, each the changes
-from the previous version of the tournament's snapshot to this one (``set``: [path, value];
-``unset``: paths; a path is a top-level key, or a key and an entry of ``entries`` or
+from the tournament's snapshot at version ``base`` to the one at ``version`` (``set``: [path,
+value]; ``unset``: paths; a path is a top-level key, or a key and an entry of ``entries`` or
 ``matches``). A client subscribes, fetches the snapshot (``GET /v1/tournaments/{id}/bracket``,
-which carries ``version``), and applies every delta of a later version: it then holds what a
-fresh snapshot says. Payouts go to the winners' ``user:`` channels and the tournament channel.
+which carries ``version``), then applies each delta whose ``base`` is its version, ignores one
+whose ``version`` it has, and fetches the snapshot again when a ``base`` is ahead of it (a delta
+it missed): it then holds what a fresh snapshot says. A delta is published right after its
+command commits (spectators wait for nothing else). Payouts go to the winners' ``user:``
+channels and the tournament channel.
+
+Match outcomes come in bursts (a Swiss round ends with hundreds of results): they are queued
+per tournament and applied together, one command for whatever arrived meanwhile.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextvars
 import json
 import logging
@@ -51,6 +58,7 @@ _DRAINING: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar(
 )
 
 Publish = Callable[[str, object], Awaitable[int]]
+Step = Callable[[tm.Tournament], tuple[tm.Tournament, list[tm.Effect]]]
 
 MIGRATIONS: Final = [
     """
@@ -87,6 +95,7 @@ MIGRATIONS: Final = [
 DRAIN_ROUNDS_MAX: Final = 20  # follow-up commands (a hold's answer) add rows; never loop forever
 LIST_ROWS_MAX: Final = 100
 OUTBOX_ROWS_PER_VERSION: Final = 100_000
+SNAPSHOTS_CACHED_MAX: Final = 64
 
 
 class TournamentNotFound(Exception):
@@ -120,6 +129,11 @@ class Tournaments:
         self.publish = publish
         self.clock = clock
         self._draining: dict[str, asyncio.Lock] = {}
+        self._batching: dict[str, asyncio.Lock] = {}
+        self._queued: dict[str, list[Step]] = {}
+        self._snapshots: collections.OrderedDict[str, tuple[int, dict[str, Any]]] = (
+            collections.OrderedDict()
+        )
         # Fault injection for the crash tests: called after each outbox row is carried out
         self.after_effect: Callable[[str, dict[str, Any]], None] | None = None
 
@@ -148,11 +162,13 @@ class Tournaments:
     async def command(
         self,
         tournament_id: str,
-        step: Callable[[tm.Tournament], tuple[tm.Tournament, list[tm.Effect]]],
+        step: Step,
         actor: tuple[str, str] | None = None,
+        drain: bool = True,
     ) -> tm.Tournament:
         """Run ``step`` on the tournament holding its row; write the result and its outbox;
-        carry the outbox out. ``actor``: (admin, action) to write to the audit log."""
+        publish the spectators' delta; carry the outbox out (unless ``drain`` is False).
+        ``actor``: (admin, action) to write to the audit log."""
         async with self.db.transaction() as tx:
             before = await self._load(tournament_id, tx, lock=True)
             after, effects = step(before)
@@ -165,19 +181,57 @@ class Tournaments:
                 json.dumps(tm.to_document(after)),
                 after.id,
             )
-            delta = diff(snapshot(before), snapshot(after))
-            rows = [{"type": "delta", "version": after.version, **delta}] if delta else []
             # events for nobody's channel (the tournament's gets the delta) are not kept
-            rows += [
-                encode_effect(e) for e in effects if not (isinstance(e, tm.Event) and not e.to)
-            ]
+            rows = [encode_effect(e) for e in effects if not (isinstance(e, tm.Event) and not e.to)]
             await self._append(tx, after.id, after.version, rows)
             await self._sync_players(tx, before, after)
             if actor is not None:
                 await self._audit(tx, actor[0], actor[1], after.id, "")
+        # Published at once, not through the outbox: it is what spectators wait for. Lost in a
+        # crash right here, the next delta's ``base`` tells clients to fetch a snapshot.
+        delta = diff(self._snapshot(before), self._snapshot(after))
+        if delta:
+            await self.publish(
+                f"tournament:{after.id}",
+                {
+                    "kind": "tournament.delta",
+                    "tournament": after.id,
+                    "base": before.version,
+                    "version": after.version,
+                    **delta,
+                },
+            )
+        if drain:
+            await self._drain_unless_draining(tournament_id)
+        return after
+
+    async def report(self, tournament_id: str, step: Step) -> None:
+        """Match outcomes, which come in bursts (a Swiss round's results): queued, and applied
+        together in one command by whoever gets the tournament first, so a burst costs one
+        load, one write and one delta instead of one each. A step the core refuses (a late
+        result) is logged and skipped; the others stand."""
+        self._queued.setdefault(tournament_id, []).append(step)
+        async with self._batching.setdefault(tournament_id, asyncio.Lock()):
+            steps = self._queued.pop(tournament_id, [])
+            if steps:
+                await self.command(tournament_id, _folded(steps), drain=False)
+        await self._drain_unless_draining(tournament_id)
+
+    async def _drain_unless_draining(self, tournament_id: str) -> None:
         if tournament_id not in _DRAINING.get():  # else the drain under way carries them out
             await self.drain(tournament_id)
-        return after
+
+    def _snapshot(self, t: tm.Tournament) -> dict[str, Any]:
+        """The snapshot of ``t``, made once per version (the next command's diff needs it)."""
+        cached = self._snapshots.get(t.id)
+        if cached is not None and cached[0] == t.version:
+            return cached[1]
+        made = snapshot(t)
+        self._snapshots[t.id] = (t.version, made)
+        self._snapshots.move_to_end(t.id)
+        while len(self._snapshots) > SNAPSHOTS_CACHED_MAX:
+            self._snapshots.popitem(last=False)
+        return made
 
     async def get(self, tournament_id: str) -> tm.Tournament:
         return await self._load(tournament_id, self.db, lock=False)
@@ -265,11 +319,7 @@ class Tournaments:
 
     async def _carry_out(self, tournament_id: str, effect: dict[str, Any]) -> None:
         kind = effect["type"]
-        if kind == "delta":
-            body = {"kind": "tournament.delta", "tournament": tournament_id, **effect}
-            del body["type"]
-            await self.publish(f"tournament:{tournament_id}", body)
-        elif kind == "event":
+        if kind == "event":
             body = {"kind": effect["kind"], **effect["data"]}
             for player in effect["to"]:
                 await self.publish(f"user:{player}", body)
@@ -456,7 +506,7 @@ class Tournaments:
         ranks = list(match.ranks)
         now = self.clock()
         if ranks.count(min(ranks)) > 1:  # a draw decides nothing: played again
-            await self.command(
+            await self.report(
                 tournament_id, lambda t: tm.match_failed(t, bracket_match, attempt, [], now)
             )
             return
@@ -468,7 +518,7 @@ class Tournaments:
                 return t, []
             return tm.match_won(t, bracket_match, attempt, sides[side], now)
 
-        await self.command(tournament_id, won)
+        await self.report(tournament_id, won)
 
     async def _failed(self, match: Match) -> None:
         parsed = parse_match_id(match.id)
@@ -486,7 +536,7 @@ class Tournaments:
             missing = [team for team in sides if set(rosters[team]) & absent]
             return tm.match_failed(t, bracket_match, attempt, missing, now)
 
-        await self.command(tournament_id, failed)
+        await self.report(tournament_id, failed)
 
     # Storage --------------------------------------------------------------------------------
 
@@ -561,15 +611,33 @@ class Tournaments:
         return strength
 
 
+def _folded(steps: Sequence[Step]) -> Step:
+    def run(t: tm.Tournament) -> tuple[tm.Tournament, list[tm.Effect]]:
+        effects: list[tm.Effect] = []
+        for step in steps:
+            try:
+                t, more = step(t)
+            except (tm.TournamentRefused, tm.IllegalTransition) as refused:
+                log.warning(
+                    "match outcome refused", extra={"tournament": t.id, "why": str(refused)}
+                )
+                continue
+            effects += more
+        return t, effects
+
+    return run
+
+
 def _entry_id(tournament_id: str, team: str, attempt: int, player: str) -> int:
     return derive_id("tournament.entry", tournament_id, team, attempt, player)
 
 
 def _sides(t: tm.Tournament, match_id: str) -> tuple[str, str] | None:
-    for match in formats.playable(t.config.format, t.participants, t.progress):
-        if match.id == match_id:
-            return str(match.sides[0]), str(match.sides[1])
-    return None
+    try:
+        match = formats.playable_match(t.config.format, t.participants, t.progress, match_id)
+    except formats.FormatError:
+        return None
+    return str(match.sides[0]), str(match.sides[1])
 
 
 # Effects as outbox rows ---------------------------------------------------------------------

@@ -149,6 +149,15 @@ def finals(fmt: Format, participants: Sequence[str], progress: Progress) -> froz
 
 def playable(fmt: Format, participants: Sequence[str], progress: Progress) -> list[MatchView]:
     """The matches to play now: both sides known, no result yet."""
+    if fmt.kind is Kind.SWISS:  # only the last round can be open: skip the others
+        rounds = progress.swiss[-1:]
+        results = progress.results
+        return [
+            MatchView(p.id, p.round, "swiss", p.sides, None, False)
+            for r in rounds
+            for p in r.pairings
+            if p.id not in results
+        ]
     return [
         m
         for m in matches(fmt, participants, progress)
@@ -161,7 +170,7 @@ def report(
 ) -> Progress:
     """The progress after ``winner`` won ``match_id`` (None: both sides forfeited), which must
     be playable; a complete Swiss round pairs the next, complete groups seed the playoffs."""
-    match = _playable(fmt, participants, progress, match_id)
+    match = playable_match(fmt, participants, progress, match_id)
     if winner is None:
         found = _elimination(fmt, participants, progress, match_id)
         if found is not None:  # refused where places are decided
@@ -396,10 +405,18 @@ def _bracket_views(bracket: Bracket, results: Mapping[str, int], prefix: str) ->
     return views
 
 
-def _playable(
+def playable_match(
     fmt: Format, participants: Sequence[str], progress: Progress, match_id: str
 ) -> MatchView:
     """``match_id`` if it is playable, found without listing every match of a league."""
+    if fmt.kind is Kind.SWISS:
+        try:
+            pairing = swiss.find(progress.swiss, match_id)
+        except swiss.SwissError:
+            pairing = None
+        if pairing is not None and pairing.id not in progress.results:
+            return MatchView(pairing.id, pairing.round, "swiss", pairing.sides, None, False)
+        raise FormatError(f"match {match_id} is not ready to be reported")
     league = _league_match(fmt, participants, match_id)
     if league is not None:
         _, round_, a, b = league

@@ -257,7 +257,7 @@ def report(
     rounds: Sequence[SwissRound], results: Results, pairing_id: str, winner: str
 ) -> dict[str, int]:
     """The results with ``winner`` winning ``pairing_id`` (a pairing without a result)."""
-    pairing = _find(rounds, pairing_id)
+    pairing = find(rounds, pairing_id)
     if pairing_id in results:
         raise SwissError(f"{pairing_id} has a result already")
     if winner not in pairing.sides:
@@ -270,7 +270,7 @@ def correct(
 ) -> dict[str, int]:
     """An admin's correction of a reported result: only the standings change (later rounds
     stay as they were paired)."""
-    pairing = _find(rounds, pairing_id)
+    pairing = find(rounds, pairing_id)
     if pairing_id not in results:
         raise SwissError(f"{pairing_id} has no result to correct")
     if winner not in pairing.sides:
@@ -278,7 +278,7 @@ def correct(
     return {**results, pairing_id: pairing.sides.index(winner)}
 
 
-def _find(rounds: Sequence[SwissRound], pairing_id: str) -> Pairing:
+def find(rounds: Sequence[SwissRound], pairing_id: str) -> Pairing:
     """The pairing ``S<round>-<n>``, found by its numbers."""
     round_text, _, n_text = pairing_id.removeprefix("S").partition("-")
     if round_text.isdigit() and n_text.isdigit():

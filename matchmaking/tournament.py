@@ -551,17 +551,13 @@ def _decided(
     """A match's outcome into the format; the next matches start, or the tournament ends."""
     config = t.config
     try:
+        sides = formats.playable_match(config.format, t.participants, t.progress, match_id).sides
         progress = formats.report(config.format, t.participants, t.progress, match_id, winner)
     except FormatError as error:
         raise TournamentRefused("bad_result", str(error)) from None
     runs = {k: v for k, v in t.runs.items() if k != match_id}
     changed = _changed(t, progress=progress, runs=runs)
     rosters = t.rosters
-    sides = next(
-        m.sides
-        for m in formats.matches(config.format, t.participants, progress)
-        if m.id == match_id
-    )
     event = Event(
         "bracket.result",
         {"tournament": t.id, "match": match_id, "winner": winner, "how": how},
@@ -641,9 +637,7 @@ def match_failed(
         raise IllegalTransition(t.phase, "match_failed")
     if not _on(t, match_id, attempt):
         return t, []
-    view = next(
-        m for m in formats.playable(t.config.format, t.participants, t.progress) if m.id == match_id
-    )
+    view = formats.playable_match(t.config.format, t.participants, t.progress, match_id)
     sides = [str(s) for s in view.sides]
     gone = [s for s in sides if s in missing]
     if not gone:  # nobody to blame: the same match, its next attempt

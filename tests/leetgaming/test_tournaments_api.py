@@ -155,6 +155,7 @@ async def test_a_tournament_from_creation_to_payout_over_rest_and_the_hub(
                     frame = await receive(spectator)
                     body = frame["data"]["body"]
                     if body["kind"] == "tournament.delta" and body["version"] > view["version"]:
+                        assert body["base"] == view["version"]  # none missed
                         view = apply_delta(view, body)
                     elif body["kind"] == "tournament.payouts":
                         payouts.append(body)

@@ -135,6 +135,7 @@ class Flow:
         for channel, body in self.published:
             delta = channel == f"tournament:{tournament_id}" and body["kind"] == "tournament.delta"
             if delta and body["version"] > view["version"]:
+                assert body["base"] == view["version"], "a delta went missing"
                 view = apply_delta(view, body)
         return view
 
