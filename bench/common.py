@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import os
 import resource
 import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import orjson
+from websockets.asyncio.client import ClientConnection, connect
+
+from leetgaming.play import result_message
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -102,14 +110,15 @@ async def start_serve(
     redis_prefix: str,
     secret: str,
 ) -> Process:
-    """``leetgaming serve`` on ``port`` with these backends, once it listens."""
+    """``leetgaming serve`` on ``port`` with these backends, once it listens (``redis_url``
+    empty: the in-process broker)."""
     settings = {
         "LEETGAMING_PORT": str(port),
         "LEETGAMING_DATABASE_URL": database_url,
-        "LEETGAMING_REDIS_URL": redis_url,
-        "LEETGAMING_REDIS_PREFIX": redis_prefix,
         "LEETGAMING_SECRET_KEY": secret,
     }
+    if redis_url:
+        settings |= {"LEETGAMING_REDIS_URL": redis_url, "LEETGAMING_REDIS_PREFIX": redis_prefix}
     return await start_process(
         name,
         [sys.executable, "-m", "leetgaming", "serve"],
@@ -142,3 +151,48 @@ async def delete_prefix(redis_url: str, prefix: str) -> None:
             await client.delete(*batch)
     finally:
         await client.aclose()
+
+
+# Talking to the hub as a bot ------------------------------------------------------------------
+
+FRAME_TIMEOUT_S = 30.0
+PONG = b'{"v":1,"type":"pong"}'
+
+
+async def send_call(ws: ClientConnection, ref: str, method: str, **params: Any) -> None:
+    """Send an ``rpc`` without waiting for its answer."""
+    frame = {"v": 1, "type": "rpc", "id": ref, "data": {"method": method, "params": params}}
+    await ws.send(orjson.dumps(frame))
+
+
+async def rpc(ws: ClientConnection, ref: str, method: str, **params: Any) -> dict[str, Any]:
+    """Send an ``rpc`` and return its answer (publications meanwhile are skipped)."""
+    await send_call(ws, ref, method, **params)
+    while True:
+        frame = orjson.loads(await asyncio.wait_for(ws.recv(), FRAME_TIMEOUT_S))
+        if frame.get("id") == ref or frame.get("data", {}).get("ref") == ref:
+            return frame  # type: ignore[no-any-return]
+
+
+async def open_channel(port: int, token: str | None, channel: str) -> ClientConnection:
+    ws = await connect(f"ws://127.0.0.1:{port}/ws", open_timeout=FRAME_TIMEOUT_S)
+    auth: dict[str, Any] = {"v": 1, "type": "auth", "id": "a"}
+    if token is not None:  # none: an anonymous spectator
+        auth["data"] = {"token": token}
+    for frame in (
+        auth,
+        {"v": 1, "type": "subscribe", "id": "s", "ch": channel},
+    ):
+        await ws.send(orjson.dumps(frame))
+        answer = orjson.loads(await asyncio.wait_for(ws.recv(), FRAME_TIMEOUT_S))
+        while answer["type"] == "ping":  # the heartbeat may come first
+            await ws.send(PONG)
+            answer = orjson.loads(await asyncio.wait_for(ws.recv(), FRAME_TIMEOUT_S))
+        if answer["type"] not in ("auth_ok", "subscribed"):
+            raise RuntimeError(f"{frame['type']} refused: {answer}")
+    return ws
+
+
+def sign_result(key: str, match_id: str, ranks: list[int]) -> str:
+    secret = hashlib.sha256(key.encode()).hexdigest()
+    return hmac.new(secret.encode(), result_message(match_id, ranks), hashlib.sha256).hexdigest()

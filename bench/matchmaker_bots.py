@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import hmac
 import secrets
 import shutil
 import tempfile
@@ -26,24 +24,31 @@ from collections import Counter
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 import httpx
 import orjson
-from common import Process, delete_prefix, free_port, print_logs, start_serve
-from websockets.asyncio.client import ClientConnection, connect
+from common import (
+    FRAME_TIMEOUT_S,
+    PONG,
+    Process,
+    delete_prefix,
+    free_port,
+    open_channel,
+    print_logs,
+    rpc,
+    send_call,
+    sign_result,
+    start_serve,
+)
 
 from leetgaming.db import PostgresDatabase
-from leetgaming.play import result_message
 from leetgaming.tokens import issue_access_token
 from matchmaking.matcher import Ticket
 from matchmaking.queues import mode_of
 
 ROOT = Path(__file__).resolve().parent.parent
-FRAME_TIMEOUT_S = 30.0
 REGION = "eu"
-PONG = b'{"v":1,"type":"pong"}'
 
 
 @dataclass
@@ -62,37 +67,6 @@ class Cluster:
     database_url: str
 
 
-async def _call(ws: ClientConnection, ref: str, method: str, **params: Any) -> None:
-    """Send an ``rpc`` without waiting for its answer."""
-    frame = {"v": 1, "type": "rpc", "id": ref, "data": {"method": method, "params": params}}
-    await ws.send(orjson.dumps(frame))
-
-
-async def _rpc(ws: ClientConnection, ref: str, method: str, **params: Any) -> dict[str, Any]:
-    """Send an ``rpc`` and return its answer (publications meanwhile are skipped)."""
-    await _call(ws, ref, method, **params)
-    while True:
-        frame = orjson.loads(await asyncio.wait_for(ws.recv(), FRAME_TIMEOUT_S))
-        if frame.get("id") == ref or frame.get("data", {}).get("ref") == ref:
-            return frame  # type: ignore[no-any-return]
-
-
-async def _open(port: int, token: str, channel: str) -> ClientConnection:
-    ws = await connect(f"ws://127.0.0.1:{port}/ws", open_timeout=FRAME_TIMEOUT_S)
-    for frame in (
-        {"v": 1, "type": "auth", "id": "a", "data": {"token": token}},
-        {"v": 1, "type": "subscribe", "id": "s", "ch": channel},
-    ):
-        await ws.send(orjson.dumps(frame))
-        answer = orjson.loads(await asyncio.wait_for(ws.recv(), FRAME_TIMEOUT_S))
-        while answer["type"] == "ping":  # the heartbeat may come first
-            await ws.send(PONG)
-            answer = orjson.loads(await asyncio.wait_for(ws.recv(), FRAME_TIMEOUT_S))
-        if answer["type"] not in ("auth_ok", "subscribed"):
-            raise RuntimeError(f"{frame['type']} refused: {answer}")
-    return ws
-
-
 async def _player(
     cluster: Cluster, n: int, queue: str, ticket: Ticket, start: float, end: float, out: BotResult
 ) -> None:
@@ -104,9 +78,9 @@ async def _player(
     found_after: float | None = None  # its wait, once a match was found for it
     try:
         async with contextlib.AsyncExitStack() as stack:
-            ws = await _open(cluster.ports[n % len(cluster.ports)], token, f"user:{name}")
+            ws = await open_channel(cluster.ports[n % len(cluster.ports)], token, f"user:{name}")
             stack.push_async_callback(ws.close)
-            answer = await _rpc(ws, "j", "queue.join", queue=queue)
+            answer = await rpc(ws, "j", "queue.join", queue=queue)
             if answer["type"] != "rpc_result":
                 out.failures.append(f"queue.join: {answer['data']}")
                 return
@@ -122,7 +96,7 @@ async def _player(
                 out.events[str(kind)] += 1
                 if kind == "match.found":
                     found_after = loop.time() - joined_at
-                    await _call(ws, "a", "match.accept", match=body["match"])
+                    await send_call(ws, "a", "match.accept", match=body["match"])
                 elif kind in ("match.cancelled", "match.aborted"):
                     # requeued at the front (its wait goes on from its first join)
                     found_after = None
@@ -141,11 +115,6 @@ async def _player(
         out.still_waiting += 1
 
 
-def _sign(key: str, match_id: str, ranks: list[int]) -> str:
-    secret = hashlib.sha256(key.encode()).hexdigest()
-    return hmac.new(secret.encode(), result_message(match_id, ranks), hashlib.sha256).hexdigest()
-
-
 async def _game_server(cluster: Cluster, ready: asyncio.Event, stats: dict[str, int]) -> None:
     """Registers one server and finishes every match it is given (the first team wins)."""
     base = f"http://127.0.0.1:{cluster.ports[0]}"
@@ -161,9 +130,9 @@ async def _game_server(cluster: Cluster, ready: asyncio.Event, stats: dict[str, 
         exchanged = await http.post("/v1/auth/game-server", json={"key": key})
         exchanged.raise_for_status()
         token, server_id = exchanged.json()["access_token"], exchanged.json()["subject"]
-    ws = await _open(cluster.ports[1 % len(cluster.ports)], token, f"gameserver:{server_id}")
+    ws = await open_channel(cluster.ports[1 % len(cluster.ports)], token, f"gameserver:{server_id}")
     try:
-        registered = await _rpc(
+        registered = await rpc(
             ws, "r", "server.register", region=REGION, capacity=64, address="127.0.0.1:27015"
         )
         if registered["type"] != "rpc_result":
@@ -177,8 +146,8 @@ async def _game_server(cluster: Cluster, ready: asyncio.Event, stats: dict[str, 
                 continue
             match_id = frame["data"]["body"]["match"]
             ranks = [0, 1]
-            signature = _sign(key, match_id, ranks)
-            await _call(
+            signature = sign_result(key, match_id, ranks)
+            await send_call(
                 ws,
                 f"r-{match_id}",
                 "match.result",
