@@ -307,15 +307,52 @@ class Tournaments:
         return done
 
     async def sweep(self) -> int:
-        """Drain every tournament with an outbox left (a crash, or a drain that failed)."""
+        """Take the scheduled steps that are due (check-in opening and closing, the start),
+        and drain every tournament with an outbox left (a crash, or a drain that failed)."""
+        done = await self._scheduled()
         rows = await self.db.fetch("SELECT DISTINCT tournament FROM tournament_outbox")
-        done = 0
         for (tournament_id,) in rows:
             try:
                 done += await self.drain(tournament_id)
             except Exception:
                 log.exception("tournament outbox failed", extra={"tournament": tournament_id})
         return done
+
+    async def _scheduled(self) -> int:
+        rows = await self.db.fetch(
+            "SELECT document FROM tournaments WHERE phase IN (?, ?, ?)",
+            str(tm.Phase.REGISTRATION),
+            str(tm.Phase.CHECK_IN),
+            str(tm.Phase.SEEDED),
+        )
+        now = self.clock()
+        taken = 0
+        for (document,) in rows:
+            t = tm.from_document(json.loads(document))
+            transition = tm.due(t, now)
+            if transition is None:
+                continue
+            strength = await self.strengths(t) if transition is tm.Transition.SEED else {}
+
+            def step(
+                current: tm.Tournament,
+                transition: tm.Transition = transition,
+                strength: dict[str, float] = strength,
+            ) -> tuple[tm.Tournament, list[tm.Effect]]:
+                if tm.due(current, now) is not transition:  # another process took it
+                    return current, []
+                if transition is tm.Transition.OPEN_CHECK_IN:
+                    return tm.open_check_in(current, now)
+                if transition is tm.Transition.SEED:
+                    return tm.seed(current, None, strength, now)
+                return tm.start(current, now)
+
+            try:
+                await self.command(t.id, step, ("scheduler", f"tournament.{transition}"))
+                taken += 1
+            except (tm.TournamentRefused, tm.IllegalTransition):
+                log.exception("scheduled step refused", extra={"tournament": t.id})
+        return taken
 
     async def _carry_out(self, tournament_id: str, effect: dict[str, Any]) -> None:
         kind = effect["type"]

@@ -484,6 +484,27 @@ def cancel(t: Tournament, now_s: float, reason: str) -> tuple[Tournament, list[E
     return moved, [*effects, replace(event, to=roster)]
 
 
+def due(t: Tournament, now_s: float) -> Transition | None:
+    """The scheduled step that is due at ``now_s``, if any: with ``starts_at_s`` set,
+    registration closes into the check-in window ``check_in_s`` before the start (or straight
+    into seeding without one), the check-in closes (seeding) when its window ends, and a
+    seeded tournament starts at ``starts_at_s``. Without a schedule an admin does each step."""
+    config = t.config
+    opened_at = t.history[-1][1] if t.history else now_s
+    if t.phase is Phase.CHECK_IN:
+        return Transition.SEED if now_s >= opened_at + config.check_in_s else None
+    starts = config.starts_at_s
+    if starts is None:
+        return None
+    if t.phase is Phase.REGISTRATION:
+        if config.check_in_s > 0:
+            return Transition.OPEN_CHECK_IN if now_s >= starts - config.check_in_s else None
+        return Transition.SEED if now_s >= starts else None
+    if t.phase is Phase.SEEDED and now_s >= starts:
+        return Transition.START
+    return None
+
+
 # Running ------------------------------------------------------------------------------------
 
 

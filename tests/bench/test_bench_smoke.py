@@ -100,3 +100,23 @@ def test_matchmaker_benchmark_quick(postgres_server_url: str, redis_url: str) ->
     assert figures["e2e_bots"] > 0
     assert figures["e2e_failed_1v1"] == figures["e2e_failed_5v5"] == 0
     assert figures["e2e_wait_p95_s_5v5"] > 0 and figures["e2e_results_reported"] > 0
+
+
+def test_tournament_benchmark_quick(postgres_server_url: str, redis_url: str) -> None:
+    done = subprocess.run(
+        [
+            *(sys.executable, str(ROOT / "bench" / "tournament.py"), "--quick"),
+            *("--de-size", "8", "--swiss-size", "16", "--match-s", "0.05"),
+            *("--postgres-url", postgres_server_url, "--redis-url", redis_url),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    for key in ("de256_total_s", "swiss1024_total_s", "bracket_event_p99_ms", "payout_s"):
+        assert figures[key] > 0, key
+    assert figures["de256_size"] == 8 and figures["swiss1024_size"] == 16
+    assert "errors 0" in done.stdout and done.stdout.count("errors 0") == 4

@@ -187,3 +187,53 @@ async def test_a_declined_match_check_in_forfeits_and_a_correction_replays(flow:
     assert flow.spectator_view(tid, start) == await flow.fresh(tid)
     assert await flow.pool(tid) == (0, 0)
     assert (await reconcile(flow.store)).ok
+
+
+async def test_a_free_entry_tournament_spends_tickets_and_pays_the_guarantee(flow: Flow) -> None:
+    players = [f"f{i}" for i in range(4)]
+    for p in players:
+        await flow.fund(p, 1, "FREE_ENTRY")
+    tid = await opened(
+        flow,
+        entry_fee=tm.EntryFee("FREE_ENTRY", 1),
+        guaranteed=10_000,
+        payout_bps=(10_000,),
+        participants_min=2,
+    )
+    for p in players:
+        await flow.tournaments.register(tid, p, None, None)
+    assert [await flow.balance(p, "FREE_ENTRY") for p in players] == [(1, 0)] * 4
+    await seeded_and_started(flow, tid)
+    assert [await flow.balance(p, "FREE_ENTRY") for p in players] == [(0, 0)] * 4  # spent
+    assert await flow.pool(tid) == (10_000, 0)  # the platform's guarantee, no rake on tickets
+    await run_to_end(flow, tid, lambda teams: 1)
+    t = await flow.tournaments.get(tid)
+    champion = tm.formats.placements(t.config.format, t.participants, t.progress)[0][1][0]
+    assert await flow.balance(champion) == (10_000, 10_000)
+    assert await flow.pool(tid) == (0, 0)
+    assert (await reconcile(flow.store)).ok
+
+
+async def test_the_scheduler_runs_check_in_and_the_start(flow: Flow) -> None:
+    start_s = flow.clock() + 3_600
+    tid = await opened(
+        flow, starts_at_s=start_s, check_in_s=600, participants_min=2, payout_bps=(10_000,)
+    )
+    for p in ("a", "b", "c"):
+        await flow.fund(p, 1_000)
+        await flow.tournaments.register(tid, p, None, None)
+    await flow.tournaments.sweep()
+    assert (await flow.tournaments.get(tid)).phase is tm.Phase.REGISTRATION
+    flow.clock.now_s = start_s - 600
+    await flow.tournaments.sweep()
+    assert (await flow.tournaments.get(tid)).phase is tm.Phase.CHECK_IN
+    for p in ("a", "b"):
+        await flow.tournaments.command(tid, lambda t, p=p: tm.check_in(t, p, flow.clock()))
+    flow.clock.now_s = start_s
+    await flow.tournaments.sweep()  # the window closed: c (not checked in) is dropped
+    t = await flow.tournaments.get(tid)
+    assert t.phase is tm.Phase.SEEDED and sorted(t.participants) == ["a", "b"]
+    assert await flow.balance("c") == (1_000, 1_000)
+    await flow.tournaments.sweep()
+    assert (await flow.tournaments.get(tid)).phase is tm.Phase.RUNNING
+    assert [len(m[2]) for m in await flow.open_matches(tid)] == [2]

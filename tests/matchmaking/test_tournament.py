@@ -377,3 +377,20 @@ def simulate(seed: int) -> Tournament:
 def test_hundreds_of_tournaments_of_every_format_resolve_every_hold_and_pay_once() -> None:
     phases = [simulate(seed).phase for seed in range(300)]
     assert phases.count(Phase.COMPLETE) > 200  # most play to the end
+
+
+def test_the_schedule_says_which_step_is_due() -> None:
+    t, _ = tm.open_registration(tm.create("t1", config(starts_at_s=1_000, check_in_s=300), 0), 0)
+    assert tm.due(t, 699) is None
+    assert tm.due(t, 700) is tm.Transition.OPEN_CHECK_IN
+    t, _ = tm.open_check_in(registered(t, ["a", "b"]), 710)
+    assert tm.due(t, 1_009) is None  # the window runs 300 s from when it opened
+    assert tm.due(t, 1_010) is tm.Transition.SEED
+    t, _ = tm.check_in(t, "a", 800)
+    t, _ = tm.check_in(t, "b", 800)
+    t, _ = tm.seed(t, None, {}, 1_010)
+    assert tm.due(t, 1_010) is tm.Transition.START
+    plain, _ = tm.open_registration(tm.create("t2", config(), 0), 0)
+    assert tm.due(plain, 10**9) is None  # no schedule: an admin moves it
+    direct, _ = tm.open_registration(tm.create("t3", config(starts_at_s=50), 0), 0)
+    assert tm.due(direct, 50) is tm.Transition.SEED  # no check-in window: seeded at the start
