@@ -237,6 +237,7 @@ def create_app(
                     yield
                 finally:
                     sweeper.cancel()
+                    await tournaments.stop()
                     await matchmaker.stop()
                     await hub.stop()
                     if redis_client is not None:

@@ -96,6 +96,7 @@ DRAIN_ROUNDS_MAX: Final = 20  # follow-up commands (a hold's answer) add rows; n
 LIST_ROWS_MAX: Final = 100
 OUTBOX_ROWS_PER_VERSION: Final = 100_000
 SNAPSHOTS_CACHED_MAX: Final = 64
+STOP_DRAIN_S: Final = 5.0
 
 
 class TournamentNotFound(Exception):
@@ -130,6 +131,8 @@ class Tournaments:
         self.clock = clock
         self._draining: dict[str, asyncio.Lock] = {}
         self._batching: dict[str, asyncio.Lock] = {}
+        self._drain_scheduled: set[str] = set()
+        self._background: set[asyncio.Task[None]] = set()
         self._queued: dict[str, list[Step]] = {}
         self._snapshots: collections.OrderedDict[str, tuple[int, dict[str, Any]]] = (
             collections.OrderedDict()
@@ -215,7 +218,36 @@ class Tournaments:
             steps = self._queued.pop(tournament_id, [])
             if steps:
                 await self.command(tournament_id, _folded(steps), drain=False)
-        await self._drain_unless_draining(tournament_id)
+        self._drain_soon(tournament_id)
+
+    def _drain_soon(self, tournament_id: str) -> None:
+        """Carry the outbox out in the background: the caller (a game server's result, whose
+        connection reads nothing else meanwhile) need not wait for the next matches to be
+        started. The outbox is written already, so nothing is lost if this process dies."""
+        if tournament_id in _DRAINING.get() or tournament_id in self._drain_scheduled:
+            return  # a drain under way, or about to start, will read the new rows
+        self._drain_scheduled.add(tournament_id)
+
+        async def drain() -> None:
+            self._drain_scheduled.discard(tournament_id)  # rows from now on: a new drain
+            try:
+                await self.drain(tournament_id)
+            except Exception:
+                log.exception("tournament outbox failed", extra={"tournament": tournament_id})
+
+        task = asyncio.create_task(drain())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def quiet(self) -> None:
+        """Until no drain runs in the background (tests, and a clean stop)."""
+        while self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+
+    async def stop(self) -> None:
+        """Wait for the drains under way (what they leave, the next start carries out)."""
+        if self._background:
+            await asyncio.wait(set(self._background), timeout=STOP_DRAIN_S)
 
     async def _drain_unless_draining(self, tournament_id: str) -> None:
         if tournament_id not in _DRAINING.get():  # else the drain under way carries them out

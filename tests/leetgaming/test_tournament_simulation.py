@@ -133,6 +133,7 @@ async def simulate(flow: Flow, seed: int) -> tm.Phase:
             elif roll < 0.12:  # nobody accepts in time: both forfeit
                 flow.clock.now_s += 60
                 await flow.play.sweep()
+                await tournaments.quiet()
             elif roll < 0.14:  # everyone there, the server gives up: played again
                 await flow.accept_all(played, teams)
                 await flow.server_abort(played)

@@ -149,6 +149,7 @@ async def test_a_tournament_from_creation_to_payout_over_rest_and_the_hub(
                         {"match": match_id, "ranks": ranks, "signature": signature},
                     )
                     assert result["state"] == "finished"
+                    await state.tournaments.quiet()  # the next matches start in the background
                 # Everything published reached the spectator: apply it
                 fresh = (await http.get(f"/v1/tournaments/{tid}/bracket")).json()
                 while view["version"] < fresh["version"] or not payouts:

@@ -125,9 +125,11 @@ class Flow:
             "match.result",
             {"match": match_id, "ranks": ranks, "signature": signature},
         )
+        await self.tournaments.quiet()
 
     async def decline(self, match_id: str, player: str) -> None:
         await self.play.call(Principal(Role.PLAYER, player), "match.decline", {"match": match_id})
+        await self.tournaments.quiet()  # the outcome's effects are carried out in the background
 
     def spectator_view(self, tournament_id: str, start: dict[str, Any]) -> dict[str, Any]:
         """What a spectator holds: ``start`` (a snapshot) plus every later delta published."""
