@@ -323,13 +323,19 @@ def league_standings(
 
 
 def _bracket(fmt: Format, participants: Sequence[str]) -> Bracket:
-    if fmt.kind is Kind.DOUBLE_ELIMINATION:
-        return elim.double_elimination(participants)
-    return elim.single_elimination(participants, fmt.third_place)
+    return _built(fmt.kind is Kind.DOUBLE_ELIMINATION, fmt.third_place, tuple(participants))
 
 
 def _playoffs(fmt: Format, seeds: Sequence[str]) -> Bracket:
-    return elim.single_elimination(seeds, fmt.third_place)
+    return _built(False, fmt.third_place, tuple(seeds))
+
+
+@functools.lru_cache(maxsize=256)
+def _built(double: bool, third_place: bool, participants: tuple[str, ...]) -> Bracket:
+    """A bracket, built once per field (it is immutable, and every result reads it)."""
+    if double:
+        return elim.double_elimination(participants)
+    return elim.single_elimination(participants, third_place)
 
 
 def _playoff_results(progress: Progress) -> dict[str, int]:

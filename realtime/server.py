@@ -86,6 +86,7 @@ class ServerLimits:
     tick_interval_s: float = 1.0  # how often token expiry and auth timeouts are checked
     send_stall_s: float = 10.0  # one send blocked this long (the client reads nothing): dropped
     close_grace_s: float = 5.0  # a closing connection still there after this: dropped
+    calls_in_flight_max: int = 16  # rpc calls of one connection running at once
     session: SessionLimits = field(default_factory=SessionLimits)
 
 
@@ -111,6 +112,10 @@ class _Connection:
         self.closing_since: float | None = None
         self.sending_since: float | None = None  # set while a send waits for the socket
         self.writer: asyncio.Task[None] | None = None
+        # rpc calls run beside the read loop, at most calls_in_flight_max at once: a game
+        # server's results do not wait for each other, and a client cannot start unbounded work
+        self.call_slots = asyncio.Semaphore(node.limits.calls_in_flight_max)
+        self.calls: set[asyncio.Task[None]] = set()
 
     def close_soon(self, code: CloseCode, reason: str) -> None:
         if self.close_code is None:
@@ -265,9 +270,18 @@ class _Connection:
                     )
                 )
             elif isinstance(effect, Call):
-                self.push(await node.call(self.subscriber.principal, effect))
+                await self.call_slots.acquire()  # the read loop waits when all are taken
+                task = asyncio.create_task(self._call(effect))
+                self.calls.add(task)
+                task.add_done_callback(self.calls.discard)
             elif isinstance(effect, Close):
                 self.close_soon(effect.code, effect.reason)
+
+    async def _call(self, effect: Call) -> None:
+        try:
+            self.push(await self.node.call(self.subscriber.principal, effect))
+        finally:
+            self.call_slots.release()
 
     async def read_loop(self) -> None:
         limits = self.node.limits
@@ -536,6 +550,8 @@ class HubNode:
         except WebSocketDisconnect:
             pass
         finally:
+            if connection.calls:  # what the client asked for is done, even if it left
+                await asyncio.gather(*connection.calls, return_exceptions=True)
             for effect in connection.session.closed():
                 if isinstance(effect, Leave):
                     self.cut(self.hub.leave(connection.subscriber, effect.channel))
