@@ -217,7 +217,7 @@ class Tournaments:
         async with self._batching.setdefault(tournament_id, asyncio.Lock()):
             steps = self._queued.pop(tournament_id, [])
             if steps:
-                await self.command(tournament_id, _folded(steps), drain=False)
+                await self.command(tournament_id, _folded(steps, self.clock()), drain=False)
         self._drain_soon(tournament_id)
 
     def _drain_soon(self, tournament_id: str) -> None:
@@ -576,7 +576,8 @@ class Tournaments:
         now = self.clock()
         if ranks.count(min(ranks)) > 1:  # a draw decides nothing: played again
             await self.report(
-                tournament_id, lambda t: tm.match_failed(t, bracket_match, attempt, [], now)
+                tournament_id,
+                lambda t: tm.match_failed(t, bracket_match, attempt, [], now, start_next=False),
             )
             return
         side = ranks.index(min(ranks))
@@ -585,7 +586,7 @@ class Tournaments:
             sides = _sides(t, bracket_match)
             if sides is None:
                 return t, []
-            return tm.match_won(t, bracket_match, attempt, sides[side], now)
+            return tm.match_won(t, bracket_match, attempt, sides[side], now, start_next=False)
 
         await self.report(tournament_id, won)
 
@@ -603,7 +604,7 @@ class Tournaments:
                 return t, []
             rosters = t.rosters
             missing = [team for team in sides if set(rosters[team]) & absent]
-            return tm.match_failed(t, bracket_match, attempt, missing, now)
+            return tm.match_failed(t, bracket_match, attempt, missing, now, start_next=False)
 
         await self.report(tournament_id, failed)
 
@@ -680,7 +681,9 @@ class Tournaments:
         return strength
 
 
-def _folded(steps: Sequence[Step]) -> Step:
+def _folded(steps: Sequence[Step], now_s: float) -> Step:
+    """The steps one after the other, then the next matches started once for all of them."""
+
     def run(t: tm.Tournament) -> tuple[tm.Tournament, list[tm.Effect]]:
         effects: list[tm.Effect] = []
         for step in steps:
@@ -692,7 +695,8 @@ def _folded(steps: Sequence[Step]) -> Step:
                 )
                 continue
             effects += more
-        return t, effects
+        t, more = tm.start_next_matches(t, now_s)
+        return t, effects + more
 
     return run
 

@@ -125,33 +125,56 @@ class MatchState:
 
 def states(bracket: Bracket, results: Results) -> dict[str, MatchState]:
     """Every match's sides and outcome, in one pass in playing order."""
-    states: dict[str, MatchState] = {}
+    found: dict[str, MatchState] = {}
+    for match in bracket.matches:
+        found[match.id] = _state(bracket, results, match, found.__getitem__)
+    return found
+
+
+def state_of(
+    bracket: Bracket, results: Results, match_id: str, index: Mapping[str, BracketMatch]
+) -> MatchState:
+    """One match's sides and outcome, resolving only the matches it depends on (``index``:
+    the bracket's matches by id), so a result in an early round costs a few lookups, not a
+    pass over the bracket."""
+    memo: dict[str, MatchState] = {}
+
+    def get(mid: str) -> MatchState:
+        if mid not in memo:
+            memo[mid] = _state(bracket, results, index[mid], get)
+        return memo[mid]
+
+    return get(match_id)
+
+
+def _state(
+    bracket: Bracket, results: Results, match: BracketMatch, state: Callable[[str], MatchState]
+) -> MatchState:
+    """A match's state from the states of its sources (``state``)."""
 
     def resolve(source: Source) -> Side:
         if source.kind is From.SEED:
             index = int(source.ref)
             return bracket.participants[index] if index < len(bracket.participants) else BYE
-        outcome = states[str(source.ref)].outcome
+        outcome = state(str(source.ref)).outcome
         if outcome is None:
             return PENDING
         return outcome[0] if source.kind is From.WINNER else outcome[1]
 
-    for match in bracket.matches:
-        a, b = resolve(match.sides[0]), resolve(match.sides[1])
-        outcome: tuple[str | None, str | None] | None = None
-        played = False
-        first = states[match.reset_of] if match.reset_of is not None else None
-        if first is not None and first.outcome is not None and first.outcome[0] == first.sides[0]:
-            outcome = first.outcome  # the upper finalist won: no reset
-        elif PENDING not in (a, b):
-            if a is BYE or b is BYE:  # decided without being played
-                outcome = (b, a) if a is BYE else (a, b)
-            elif match.id in results:
-                result = results[match.id]
-                outcome = (a, b) if result == 0 else (b, a) if result == 1 else (BYE, BYE)
-                played = True
-        states[match.id] = MatchState((a, b), outcome, played)
-    return states
+    a, b = resolve(match.sides[0]), resolve(match.sides[1])
+    outcome: tuple[str | None, str | None] | None = None
+    played = False
+    first = state(match.reset_of) if match.reset_of is not None else None
+    if first is not None and first.outcome is not None and first.outcome[0] == first.sides[0]:
+        outcome = first.outcome  # the upper finalist won: no reset
+    elif PENDING not in (a, b):
+        if a is BYE or b is BYE:  # decided without being played
+            outcome = (b, a) if a is BYE else (a, b)
+        elif match.id in results:
+            result = results[match.id]
+            outcome = (a, b) if result == 0 else (b, a) if result == 1 else (BYE, BYE)
+            played = True
+    return MatchState((a, b), outcome, played)
 
 
 def _round(

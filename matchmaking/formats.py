@@ -390,14 +390,7 @@ def _bracket_views(bracket: Bracket, results: Mapping[str, int], prefix: str) ->
     views = []
     for match in bracket.matches:
         state = states[match.id]
-        if prefix:
-            stage = "playoffs"
-        elif match.id.startswith("L"):
-            stage = "lower"
-        elif match.id in ("GF", "GF2", "3P"):
-            stage = "final"
-        else:
-            stage = "upper"
+        stage = _stage(match.id, prefix)
         views.append(
             MatchView(
                 prefix + match.id,
@@ -432,10 +425,41 @@ def playable_match(
             )
             return MatchView(match_id, round_, stage, (a, b), None, False)
     else:
-        for match in playable(fmt, participants, progress):
-            if match.id == match_id:
-                return match
+        found = _elimination(fmt, participants, progress, match_id)
+        index = None if found is None else _index(found[0])
+        if found is not None and index is not None and found[2] in index:
+            bracket, own, local = found
+            state = elim.state_of(bracket, own, local, index)
+            if state.outcome is None and all(side not in (BYE, PENDING) for side in state.sides):
+                prefix = match_id[: len(match_id) - len(local)]
+                stage = _stage(index[local].id, prefix)
+                return MatchView(match_id, index[local].round, stage, state.sides, None, False)
     raise FormatError(f"match {match_id} is not ready to be reported")
+
+
+def _index(bracket: Bracket) -> dict[str, elim.BracketMatch]:
+    """The bracket's matches by id, made once per bracket (brackets are cached, immutable)."""
+    key = id(bracket)
+    cached = _INDEXES.get(key)
+    if cached is None or cached[0] is not bracket:
+        cached = (bracket, {m.id: m for m in bracket.matches})
+        _INDEXES[key] = cached
+        if len(_INDEXES) > 512:
+            _INDEXES.pop(next(iter(_INDEXES)))
+    return cached[1]
+
+
+_INDEXES: dict[int, tuple[Bracket, dict[str, elim.BracketMatch]]] = {}
+
+
+def _stage(match_id: str, prefix: str) -> str:
+    if prefix:
+        return "playoffs"
+    if match_id.startswith("L"):
+        return "lower"
+    if match_id in ("GF", "GF2", "3P"):
+        return "final"
+    return "upper"
 
 
 def _league_match(

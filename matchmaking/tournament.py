@@ -567,9 +567,15 @@ def _match_started(t: Tournament, match: formats.MatchView, attempt: int) -> lis
 
 
 def _decided(
-    t: Tournament, match_id: str, winner: str | None, now_s: float, how: str
+    t: Tournament,
+    match_id: str,
+    winner: str | None,
+    now_s: float,
+    how: str,
+    start_next: bool = True,
 ) -> tuple[Tournament, list[Effect]]:
-    """A match's outcome into the format; the next matches start, or the tournament ends."""
+    """A match's outcome into the format; the next matches start, or the tournament ends
+    (``start_next`` False: left to :func:`start_next_matches`, once for many outcomes)."""
     config = t.config
     try:
         sides = formats.playable_match(config.format, t.participants, t.progress, match_id).sides
@@ -584,9 +590,19 @@ def _decided(
         {"tournament": t.id, "match": match_id, "winner": winner, "how": how},
         to=tuple(p for side in sides if side in rosters for p in rosters[str(side)]),
     )
-    started, effects = _start_playable(changed)
+    if not start_next:
+        return changed, [event]
+    finished, effects = start_next_matches(changed, now_s)
+    return finished, [event, *effects]
+
+
+def start_next_matches(t: Tournament, now_s: float) -> tuple[Tournament, list[Effect]]:
+    """Start what became playable, or complete the tournament when nothing is left."""
+    if t.phase is not Phase.RUNNING:
+        return t, []
+    started, effects = _start_playable(t)
     finished, end = _complete_if_done(started, now_s)
-    return finished, [event, *effects, *end]
+    return finished, [*effects, *end]
 
 
 def _complete_if_done(t: Tournament, now_s: float) -> tuple[Tournament, list[Effect]]:
@@ -633,14 +649,19 @@ def _resplit(
 
 
 def match_won(
-    t: Tournament, match_id: str, attempt: int, winner: str, now_s: float
+    t: Tournament,
+    match_id: str,
+    attempt: int,
+    winner: str,
+    now_s: float,
+    start_next: bool = True,
 ) -> tuple[Tournament, list[Effect]]:
     """The matchmaking match of ``match_id`` (this attempt) finished and ``winner`` won."""
     if t.phase is not Phase.RUNNING:
         raise IllegalTransition(t.phase, "match_won")
     if not _on(t, match_id, attempt):
         return t, []  # an old attempt (reset or replayed): its result counts for nothing
-    return _decided(t, match_id, winner, now_s, "played")
+    return _decided(t, match_id, winner, now_s, "played", start_next)
 
 
 def _on(t: Tournament, match_id: str, attempt: int) -> bool:
@@ -649,7 +670,12 @@ def _on(t: Tournament, match_id: str, attempt: int) -> bool:
 
 
 def match_failed(
-    t: Tournament, match_id: str, attempt: int, missing: Sequence[str], now_s: float
+    t: Tournament,
+    match_id: str,
+    attempt: int,
+    missing: Sequence[str],
+    now_s: float,
+    start_next: bool = True,
 ) -> tuple[Tournament, list[Effect]]:
     """The match did not happen: ``missing`` names the teams that did not show (declined, timed
     out, AFK). One: it forfeits. Both: a double forfeit, or, where places are decided, the
@@ -667,9 +693,9 @@ def match_failed(
         return replay, started
     if len(gone) == 1:
         winner = sides[1 - sides.index(gone[0])]
-        return _decided(t, match_id, winner, now_s, "forfeit")
+        return _decided(t, match_id, winner, now_s, "forfeit", start_next)
     try:
-        return _decided(t, match_id, None, now_s, "double_forfeit")
+        return _decided(t, match_id, None, now_s, "double_forfeit", start_next)
     except TournamentRefused:
         runs = {**t.runs, match_id: Run.NEEDS_ADMIN}
         event = Event(
