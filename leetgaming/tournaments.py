@@ -325,17 +325,25 @@ class Tournaments:
             )
             if not rows:
                 break
-            for seq, raw in rows:
-                effect = json.loads(raw)
-                await self._carry_out(tournament_id, effect)
-                if self.after_effect is not None:
-                    self.after_effect(tournament_id, effect)
-                await self.db.execute(
-                    "DELETE FROM tournament_outbox WHERE tournament = ? AND seq = ?",
-                    tournament_id,
-                    seq,
-                )
-                done += 1
+            carried = None
+            try:
+                for seq, raw in rows:
+                    effect = json.loads(raw)
+                    await self._carry_out(tournament_id, effect)
+                    if self.after_effect is not None:
+                        self.after_effect(tournament_id, effect)
+                    carried = seq
+                    done += 1
+            finally:
+                # One delete (one commit) for the rows carried out: a crash before it carries
+                # them out again, which their idempotence allows. Rows added meanwhile have
+                # higher numbers (a later version) and stay.
+                if carried is not None:
+                    await self.db.execute(
+                        "DELETE FROM tournament_outbox WHERE tournament = ? AND seq <= ?",
+                        tournament_id,
+                        carried,
+                    )
         return done
 
     async def sweep(self) -> int:
