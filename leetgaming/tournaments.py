@@ -33,12 +33,13 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextvars
-import json
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Final
+
+import orjson
 
 from ledger import CreateTransferResult, Ledger, Transfer, TransferFlags, derive_id
 from leetgaming.db import Conn, Database
@@ -137,6 +138,7 @@ class Tournaments:
         self._snapshots: collections.OrderedDict[str, tuple[int, dict[str, Any]]] = (
             collections.OrderedDict()
         )
+        self._tournaments: collections.OrderedDict[str, tm.Tournament] = collections.OrderedDict()
         # Fault injection for the crash tests: called after each outbox row is carried out
         self.after_effect: Callable[[str, dict[str, Any]], None] | None = None
 
@@ -157,7 +159,7 @@ class Tournaments:
                 str(tournament.phase),
                 tournament.version,
                 self.clock(),
-                json.dumps(tm.to_document(tournament)),
+                _dumps(tm.to_document(tournament)),
             )
             await self._audit(tx, admin, "tournament.create", tournament.id, config.name)
         return tournament
@@ -181,15 +183,20 @@ class Tournaments:
                 "UPDATE tournaments SET phase = ?, version = ?, document = ? WHERE id = ?",
                 str(after.phase),
                 after.version,
-                json.dumps(tm.to_document(after)),
+                _dumps(tm.to_document(after)),
                 after.id,
             )
             # events for nobody's channel (the tournament's gets the delta) are not kept
-            rows = [encode_effect(e) for e in effects if not (isinstance(e, tm.Event) and not e.to)]
+            rows = [
+                encode_effect(e, after.config.queue)
+                for e in effects
+                if not (isinstance(e, tm.Event) and not e.to)
+            ]
             await self._append(tx, after.id, after.version, rows)
             await self._sync_players(tx, before, after)
             if actor is not None:
                 await self._audit(tx, actor[0], actor[1], after.id, "")
+        self._remember(after)
         # Published at once, not through the outbox: it is what spectators wait for. Lost in a
         # crash right here, the next delta's ``base`` tells clients to fetch a snapshot.
         delta = diff(self._snapshot(before), self._snapshot(after))
@@ -273,7 +280,7 @@ class Tournaments:
             "SELECT document FROM tournaments ORDER BY created_s DESC, id LIMIT ?",
             max(1, min(limit, LIST_ROWS_MAX)),
         )
-        return [tm.from_document(json.loads(row[0])) for row in rows]
+        return [tm.from_document(orjson.loads(row[0])) for row in rows]
 
     async def of_player(self, player: str) -> list[tm.Tournament]:
         rows = await self.db.fetch(
@@ -282,7 +289,7 @@ class Tournaments:
             player,
             LIST_ROWS_MAX,
         )
-        return [tm.from_document(json.loads(row[0])) for row in rows]
+        return [tm.from_document(orjson.loads(row[0])) for row in rows]
 
     async def register(
         self, tournament_id: str, player: str, team: str | None, roster: Sequence[str] | None
@@ -328,7 +335,7 @@ class Tournaments:
             carried = None
             try:
                 for seq, raw in rows:
-                    effect = json.loads(raw)
+                    effect = orjson.loads(raw)
                     await self._carry_out(tournament_id, effect)
                     if self.after_effect is not None:
                         self.after_effect(tournament_id, effect)
@@ -368,7 +375,7 @@ class Tournaments:
         now = self.clock()
         taken = 0
         for (document,) in rows:
-            t = tm.from_document(json.loads(document))
+            t = tm.from_document(orjson.loads(document))
             transition = tm.due(t, now)
             if transition is None:
                 continue
@@ -409,11 +416,10 @@ class Tournaments:
         elif kind == "payout":
             await self._payout(tournament_id)
         elif kind == "start_match":
-            t = await self.get(tournament_id)
             teams = tuple(tuple(team) for team in effect["teams"])
             await self.play.start_match(
                 match_id_of(tournament_id, effect["match"], effect["attempt"]),
-                t.config.queue,
+                effect["queue"],
                 teams,
             )
         elif kind == "cancel_match":
@@ -619,13 +625,31 @@ class Tournaments:
     # Storage --------------------------------------------------------------------------------
 
     async def _load(self, tournament_id: str, conn: Conn, lock: bool) -> tm.Tournament:
+        """The tournament as stored: its version read first (locking the row when ``lock``),
+        and its document decoded only when this process does not hold that version already
+        (a 1,024-player Swiss is half a megabyte of JSON)."""
         lock_clause = " FOR UPDATE" if lock and self.db.dialect == "postgresql" else ""
         row = await conn.fetchone(
-            "SELECT document FROM tournaments WHERE id = ?" + lock_clause, tournament_id
+            "SELECT version FROM tournaments WHERE id = ?" + lock_clause, tournament_id
         )
         if row is None:
             raise TournamentNotFound(tournament_id)
-        return tm.from_document(json.loads(row[0]))
+        cached = self._tournaments.get(tournament_id)
+        if cached is not None and cached.version == int(row[0]):
+            return cached
+        document = await conn.fetchone(
+            "SELECT document FROM tournaments WHERE id = ?", tournament_id
+        )
+        assert document is not None
+        return self._remember(tm.from_document(orjson.loads(document[0])))
+
+    def _remember(self, t: tm.Tournament) -> tm.Tournament:
+        """Keep the latest version this process wrote or read (tournaments are immutable)."""
+        self._tournaments[t.id] = t
+        self._tournaments.move_to_end(t.id)
+        while len(self._tournaments) > SNAPSHOTS_CACHED_MAX:
+            self._tournaments.popitem(last=False)
+        return t
 
     async def _append(
         self, tx: Conn, tournament_id: str, version: int, rows: list[dict[str, Any]]
@@ -638,7 +662,7 @@ class Tournaments:
                 "INSERT INTO tournament_outbox (tournament, seq, effect) VALUES (?, ?, ?)",
                 tournament_id,
                 version * OUTBOX_ROWS_PER_VERSION + n,
-                json.dumps(row),
+                _dumps(row),
             )
 
     async def _sync_players(self, tx: Conn, before: tm.Tournament, after: tm.Tournament) -> None:
@@ -724,7 +748,12 @@ def _sides(t: tm.Tournament, match_id: str) -> tuple[str, str] | None:
 # Effects as outbox rows ---------------------------------------------------------------------
 
 
-def encode_effect(effect: tm.Effect) -> dict[str, Any]:
+def _dumps(value: object) -> str:
+    return orjson.dumps(value).decode()
+
+
+def encode_effect(effect: tm.Effect, queue: str) -> dict[str, Any]:
+    """An effect as an outbox row (``queue``: the tournament's, where its matches are played)."""
     if isinstance(effect, tm.Hold):
         return {
             "type": "hold",
@@ -748,6 +777,7 @@ def encode_effect(effect: tm.Effect) -> dict[str, Any]:
     if isinstance(effect, tm.StartMatch):
         return {
             "type": "start_match",
+            "queue": queue,
             "match": effect.match,
             "attempt": effect.attempt,
             "teams": [list(team) for team in effect.teams],

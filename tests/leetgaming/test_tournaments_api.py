@@ -109,6 +109,18 @@ async def test_a_tournament_from_creation_to_payout_over_rest_and_the_hub(
                 assert started.status_code == 200 and started.json()["phase"] == "running"
                 again = await http.post(f"/v1/tournaments/{tid}/registration", headers=token("p9"))
                 assert (again.status_code, again.json()["code"]) == (409, "wrong_phase")
+                early = await http.post(
+                    f"/v1/admin/tournaments/{tid}/matches/GF/correct",
+                    json={"winner": "p1"},
+                    headers=admin,
+                )  # a result for a match not played yet
+                assert (early.status_code, early.json()["code"]) == (409, "bad_correction")
+                no_dispute = await http.post(
+                    f"/v1/admin/tournaments/{tid}/matches/U1-1/resolve",
+                    json={"winner": None},
+                    headers=admin,
+                )
+                assert (no_dispute.status_code, no_dispute.json()["code"]) == (409, "no_dispute")
 
                 play = state.play
                 server = "gs-eu-1"
