@@ -48,6 +48,10 @@ class Conn(Protocol):
         """Run a statement; the number of rows it changed."""
         ...
 
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Run one statement for each row of arguments (one round trip where possible)."""
+        ...
+
     async def fetch(self, sql: str, *args: Any) -> list[Row]: ...
 
     async def fetchone(self, sql: str, *args: Any) -> Row | None: ...
@@ -91,6 +95,10 @@ class _SqliteConn:
     async def execute(self, sql: str, *args: Any) -> int:
         rowcount: int = await self._runner(lambda c: c.execute(sql, args).rowcount)
         return rowcount
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            await self._runner(lambda c: c.executemany(sql, rows))
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
         rows: list[Row] = await self._runner(lambda c: [tuple(r) for r in c.execute(sql, args)])
@@ -208,6 +216,10 @@ class _PgConn:
 
     async def execute(self, sql: str, *args: Any) -> int:
         return _rowcount(await self._conn.execute(_pg(sql), *args))
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            await self._conn.executemany(_pg(sql), rows)
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
         return [tuple(r) for r in await self._conn.fetch(_pg(sql), *args)]

@@ -42,6 +42,7 @@ from typing import Any, Final
 import orjson
 
 from ledger import CreateTransferResult, Ledger, Transfer, TransferFlags, derive_id
+from leetgaming import tournament_store
 from leetgaming.db import Conn, Database
 from leetgaming.play import Play
 from matchmaking import formats, swiss
@@ -62,7 +63,7 @@ Publish = Callable[[str, object], Awaitable[int]]
 Step = Callable[[tm.Tournament], tuple[tm.Tournament, list[tm.Effect]]]
 
 MIGRATIONS: Final = [
-    """
+    f"""
     CREATE TABLE tournaments (
         id TEXT PRIMARY KEY,
         phase TEXT NOT NULL,
@@ -84,6 +85,7 @@ MIGRATIONS: Final = [
         PRIMARY KEY (tournament, player)
     );
     CREATE INDEX tournament_players_by_player ON tournament_players (player, tournament);
+    {tournament_store.MIGRATION.strip()};
     CREATE TABLE audit_log (
         at_s DOUBLE PRECISION NOT NULL,
         actor TEXT NOT NULL,
@@ -159,7 +161,7 @@ class Tournaments:
                 str(tournament.phase),
                 tournament.version,
                 self.clock(),
-                _dumps(tm.to_document(tournament)),
+                _dumps(tm.to_document(tournament, whole=False)),
             )
             await self._audit(tx, admin, "tournament.create", tournament.id, config.name)
         return tournament
@@ -177,15 +179,10 @@ class Tournaments:
         async with self.db.transaction() as tx:
             before = await self._load(tournament_id, tx, lock=True)
             after, effects = step(before)
-            if after == before and not effects:
+            if after is before and not effects:  # the core returns its input when unchanged
                 return before
-            await tx.execute(
-                "UPDATE tournaments SET phase = ?, version = ?, document = ? WHERE id = ?",
-                str(after.phase),
-                after.version,
-                _dumps(tm.to_document(after)),
-                after.id,
-            )
+            changed = tournament_store.changes(before, after)
+            await tournament_store.write(tx, before, after, changed)
             # events for nobody's channel (the tournament's gets the delta) are not kept
             rows = [
                 encode_effect(e, after.config.queue)
@@ -199,7 +196,8 @@ class Tournaments:
         self._remember(after)
         # Published at once, not through the outbox: it is what spectators wait for. Lost in a
         # crash right here, the next delta's ``base`` tells clients to fetch a snapshot.
-        delta = diff(self._snapshot(before), self._snapshot(after))
+        earlier = self._snapshot(before)
+        delta = diff(earlier, self._snapshot(after, (before, earlier), changed.matches))
         if delta:
             await self.publish(
                 f"tournament:{after.id}",
@@ -260,12 +258,17 @@ class Tournaments:
         if tournament_id not in _DRAINING.get():  # else the drain under way carries them out
             await self.drain(tournament_id)
 
-    def _snapshot(self, t: tm.Tournament) -> dict[str, Any]:
+    def _snapshot(
+        self,
+        t: tm.Tournament,
+        earlier: tuple[tm.Tournament, dict[str, Any]] | None = None,
+        changed: frozenset[str] | None = None,
+    ) -> dict[str, Any]:
         """The snapshot of ``t``, made once per version (the next command's diff needs it)."""
         cached = self._snapshots.get(t.id)
         if cached is not None and cached[0] == t.version:
             return cached[1]
-        made = snapshot(t)
+        made = snapshot(t, earlier, changed)
         self._snapshots[t.id] = (t.version, made)
         self._snapshots.move_to_end(t.id)
         while len(self._snapshots) > SNAPSHOTS_CACHED_MAX:
@@ -277,19 +280,19 @@ class Tournaments:
 
     async def recent(self, limit: int = LIST_ROWS_MAX) -> list[tm.Tournament]:
         rows = await self.db.fetch(
-            "SELECT document FROM tournaments ORDER BY created_s DESC, id LIMIT ?",
+            "SELECT id FROM tournaments ORDER BY created_s DESC, id LIMIT ?",
             max(1, min(limit, LIST_ROWS_MAX)),
         )
-        return [tm.from_document(orjson.loads(row[0])) for row in rows]
+        return [await self.get(row[0]) for row in rows]
 
     async def of_player(self, player: str) -> list[tm.Tournament]:
         rows = await self.db.fetch(
-            "SELECT t.document FROM tournaments t JOIN tournament_players p "
+            "SELECT t.id FROM tournaments t JOIN tournament_players p "
             "ON p.tournament = t.id WHERE p.player = ? ORDER BY t.created_s DESC LIMIT ?",
             player,
             LIST_ROWS_MAX,
         )
-        return [tm.from_document(orjson.loads(row[0])) for row in rows]
+        return [await self.get(row[0]) for row in rows]
 
     async def register(
         self, tournament_id: str, player: str, team: str | None, roster: Sequence[str] | None
@@ -375,10 +378,11 @@ class Tournaments:
         now = self.clock()
         taken = 0
         for (document,) in rows:
-            t = tm.from_document(orjson.loads(document))
-            transition = tm.due(t, now)
+            header = tm.from_document(orjson.loads(document))  # enough to know what is due
+            transition = tm.due(header, now)
             if transition is None:
                 continue
+            t = await self.get(header.id)
             strength = await self.strengths(t) if transition is tm.Transition.SEED else {}
 
             def step(
@@ -637,11 +641,9 @@ class Tournaments:
         cached = self._tournaments.get(tournament_id)
         if cached is not None and cached.version == int(row[0]):
             return cached
-        document = await conn.fetchone(
-            "SELECT document FROM tournaments WHERE id = ?", tournament_id
-        )
-        assert document is not None
-        return self._remember(tm.from_document(orjson.loads(document[0])))
+        read = await tournament_store.read(conn, tournament_id)
+        assert read is not None
+        return self._remember(read)
 
     def _remember(self, t: tm.Tournament) -> tm.Tournament:
         """Keep the latest version this process wrote or read (tournaments are immutable)."""
@@ -657,15 +659,17 @@ class Tournaments:
         """A command's rows, numbered from its version: numbers are never reused, so a slow
         drain elsewhere can only delete rows it read (and carried out)."""
         assert len(rows) < OUTBOX_ROWS_PER_VERSION
-        for n, row in enumerate(rows):
-            await tx.execute(
-                "INSERT INTO tournament_outbox (tournament, seq, effect) VALUES (?, ?, ?)",
-                tournament_id,
-                version * OUTBOX_ROWS_PER_VERSION + n,
-                _dumps(row),
-            )
+        await tx.executemany(
+            "INSERT INTO tournament_outbox (tournament, seq, effect) VALUES (?, ?, ?)",
+            [
+                (tournament_id, version * OUTBOX_ROWS_PER_VERSION + n, _dumps(row))
+                for n, row in enumerate(rows)
+            ],
+        )
 
     async def _sync_players(self, tx: Conn, before: tm.Tournament, after: tm.Tournament) -> None:
+        if before.entries is after.entries:
+            return
         old = {p: e.team for e in before.entries for p in e.roster}
         new = {p: e.team for e in after.entries for p in e.roster}
         for player in old.keys() - new.keys():
@@ -791,31 +795,54 @@ def encode_effect(effect: tm.Effect, queue: str) -> dict[str, Any]:
 # Snapshots and deltas -----------------------------------------------------------------------
 
 
-def snapshot(t: tm.Tournament) -> dict[str, Any]:
-    """What spectators see of a tournament, as JSON-ready data."""
+def snapshot(
+    t: tm.Tournament,
+    earlier: tuple[tm.Tournament, dict[str, Any]] | None = None,
+    changed: frozenset[str] | None = None,
+) -> dict[str, Any]:
+    """What spectators see of a tournament, as JSON-ready data. With ``earlier`` (an earlier
+    version and its snapshot) and ``changed`` (the matches whose result, attempt or run
+    changed since), a Swiss's match entries are copied and only those remade, and unchanged
+    entries reused: a 1,024-player Swiss has 5,120 matches, a result changes a few."""
     config = t.config
     fee = config.entry_fee
     matches: dict[str, Any] = {}
     places = None
     if t.phase in (tm.Phase.RUNNING, tm.Phase.COMPLETE):
-        for m in formats.matches(config.format, t.participants, t.progress):
-            run = t.runs.get(m.id)
-            matches[m.id] = {
-                "round": m.round,
-                "stage": m.stage,
-                "sides": list(m.sides),
-                "result": m.result,
-                "decided": m.decided,
-                "state": None if run is None else str(run),
-                "attempt": t.attempts.get(m.id, 0),
-                "disputed": m.id in t.disputes,
-            }
+        swiss_rounds = config.format.kind is formats.Kind.SWISS and earlier is not None
+        if swiss_rounds and changed is not None and earlier is not None and earlier[1]["matches"]:
+            before, previous = earlier
+            matches = dict(previous["matches"])
+            touched = set(changed) | (set(t.disputes) ^ set(before.disputes))
+            for r in t.progress.swiss[len(before.progress.swiss) :]:
+                touched |= {p.id for p in r.pairings}
+            for match_id in touched:
+                pairing = swiss.find(t.progress.swiss, match_id)
+                result = t.progress.results.get(match_id)
+                view = formats.MatchView(
+                    pairing.id, pairing.round, "swiss", pairing.sides, result, result is not None
+                )
+                matches[match_id] = _match_entry(t, view)
+        else:
+            for m in formats.matches(config.format, t.participants, t.progress):
+                matches[m.id] = _match_entry(t, m)
     if t.phase is tm.Phase.COMPLETE:
         places = [
             [place, who]
             for place, who in formats.placements(config.format, t.participants, t.progress)
         ]
     pool = tm.pool_of(t) if t.phase in (tm.Phase.RUNNING, tm.Phase.COMPLETE) else None
+    if earlier is not None and earlier[0].entries is t.entries:
+        entries = earlier[1]["entries"]
+    else:
+        entries = {
+            e.team: {
+                "roster": list(e.roster),
+                "hold": str(e.hold),
+                "checked_in": sorted(e.checked_in),
+            }
+            for e in t.entries
+        }
     return {
         "id": t.id,
         "name": config.name,
@@ -828,14 +855,7 @@ def snapshot(t: tm.Tournament) -> dict[str, Any]:
         "prize_asset": config.prize_asset,
         "payout_bps": list(config.payout_bps),
         "participants_max": config.participants_max,
-        "entries": {
-            e.team: {
-                "roster": list(e.roster),
-                "hold": str(e.hold),
-                "checked_in": sorted(e.checked_in),
-            }
-            for e in t.entries
-        },
+        "entries": entries,
         "seeds": list(t.participants),
         "matches": matches,
         "places": places,
@@ -845,18 +865,37 @@ def snapshot(t: tm.Tournament) -> dict[str, Any]:
     }
 
 
+def _match_entry(t: tm.Tournament, m: formats.MatchView) -> dict[str, Any]:
+    run = t.runs.get(m.id)
+    return {
+        "round": m.round,
+        "stage": m.stage,
+        "sides": list(m.sides),
+        "result": m.result,
+        "decided": m.decided,
+        "state": None if run is None else str(run),
+        "attempt": t.attempts.get(m.id, 0),
+        "disputed": m.id in t.disputes,
+    }
+
+
 _NESTED: Final = ("entries", "matches")
 
 
 def diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]:
     """The changes from one snapshot to the next ({} when none): ``set`` [path, value] and
-    ``unset`` paths; ``entries`` and ``matches`` change entry by entry."""
+    ``unset`` paths; ``entries`` and ``matches`` change entry by entry (an entry that is the
+    same object in both is not compared)."""
     changes: list[list[Any]] = []
     removed: list[list[str]] = []
     for key in after:
         if key in _NESTED:
             old, new = before.get(key, {}), after[key]
-            changes += [[[key, k], v] for k, v in new.items() if old.get(k) != v]
+            if old is new:
+                continue
+            changes += [
+                [[key, k], v] for k, v in new.items() if old.get(k) is not v and old.get(k) != v
+            ]
             removed += [[key, k] for k in old if k not in new]
         elif before.get(key) != after[key] and key != "version":
             changes.append([[key], after[key]])

@@ -798,8 +798,28 @@ def _view(t: Tournament, match_id: str) -> formats.MatchView | None:
 # Documents (the shell stores a tournament as one JSON document) ------------------------------
 
 
-def to_document(t: Tournament) -> dict[str, Any]:
+LARGE_PARTS: Final = ("entries", "results", "swiss", "runs", "attempts")
+
+
+def to_document(t: Tournament, whole: bool = True) -> dict[str, Any]:
+    """The tournament as JSON-ready data; ``whole`` False leaves out :data:`LARGE_PARTS`
+    (they grow with the field and the matches played; a store keeps them row by row, with
+    :func:`encode_entry` and :func:`encode_round`, and gives them back to
+    :func:`from_document` in the shapes of a whole document)."""
     c, f = t.config, t.config.format
+    if not whole:
+        doc = to_document(
+            replace(
+                t,
+                entries=(),
+                progress=replace(t.progress, results={}, swiss=()),
+                runs={},
+                attempts={},
+            )
+        )
+        for part in LARGE_PARTS:
+            del doc[part]
+        return doc
     return {
         "id": t.id,
         "config": {
@@ -833,17 +853,11 @@ def to_document(t: Tournament) -> dict[str, Any]:
         },
         "phase": str(t.phase),
         "version": t.version,
-        "entries": [
-            [e.team, list(e.roster), e.attempt, str(e.hold), sorted(e.checked_in)]
-            for e in t.entries
-        ],
+        "entries": [encode_entry(e) for e in t.entries],
         "registrations": dict(t.registrations),
         "participants": list(t.participants),
         "results": dict(t.progress.results),
-        "swiss": [
-            [r.number, r.bye, [[p.id, p.round, list(p.sides)] for p in r.pairings]]
-            for r in t.progress.swiss
-        ],
+        "swiss": [encode_round(r) for r in t.progress.swiss],
         "playoff_seeds": None
         if t.progress.playoff_seeds is None
         else list(t.progress.playoff_seeds),
@@ -854,7 +868,17 @@ def to_document(t: Tournament) -> dict[str, Any]:
     }
 
 
+def encode_entry(e: Entry) -> list[Any]:
+    return [e.team, list(e.roster), e.attempt, str(e.hold), sorted(e.checked_in)]
+
+
+def encode_round(r: swiss.SwissRound) -> list[Any]:
+    return [r.number, r.bye, [[p.id, p.round, list(p.sides)] for p in r.pairings]]
+
+
 def from_document(doc: Mapping[str, Any]) -> Tournament:
+    """A tournament from :func:`to_document`'s data (missing large parts: empty)."""
+    doc = {"entries": [], "results": {}, "swiss": [], "runs": {}, "attempts": {}, **doc}
     c, f = doc["config"], doc["config"]["format"]
     fee = c["entry_fee"]
     config = Config(

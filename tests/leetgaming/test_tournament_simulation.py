@@ -11,6 +11,7 @@ import random
 from pathlib import Path
 
 from ledger import reconcile
+from leetgaming import tournament_store
 from leetgaming.tournaments import match_id_of
 from matchmaking import formats
 from matchmaking import tournament as tm
@@ -77,6 +78,7 @@ async def simulate(flow: Flow, seed: int) -> tm.Phase:
         nonlocal steps
         steps += 1
         t = await tournaments.command(tid, step)  # type: ignore[arg-type]
+        assert await tournament_store.read(flow.db, tid) == t  # the rows say what memory says
         assert (
             await flow.db.fetch("SELECT seq FROM tournament_outbox WHERE tournament = ?", tid) == []
         )

@@ -13,6 +13,7 @@ import asyncpg
 import pytest
 
 from ledger import reconcile
+from leetgaming import tournament_store
 from matchmaking import tournament as tm
 from matchmaking.formats import Format, Kind
 
@@ -237,3 +238,18 @@ async def test_the_scheduler_runs_check_in_and_the_start(flow: Flow) -> None:
     await flow.tournaments.sweep()
     assert (await flow.tournaments.get(tid)).phase is tm.Phase.RUNNING
     assert [len(m[2]) for m in await flow.open_matches(tid)] == [2]
+
+
+async def test_a_swiss_keeps_spectators_and_the_stored_rows_in_step(flow: Flow) -> None:
+    players = [f"w{i}" for i in range(9)]
+    for p in players:
+        await flow.fund(p, 1_000)
+    tid = await opened(flow, format=Format(Kind.SWISS))
+    for p in players:
+        await flow.tournaments.register(tid, p, None, None)
+    await seeded_and_started(flow, tid)
+    await run_to_end(flow, tid, lambda teams: len(teams[0][0]) % 2)  # spectators checked
+    t = await flow.tournaments.get(tid)
+    assert t.phase is tm.Phase.COMPLETE and len(t.progress.swiss) == 4
+    assert await tournament_store.read(flow.db, tid) == t  # the rows say what memory says
+    assert await flow.pool(tid) == (0, 0)
