@@ -597,62 +597,67 @@ class Play:
         of one player finishing at once never both start from the same rating), rated, and
         written with their history; the history's key (match, player) makes a second
         application of the same match fail as a whole."""
-        config = self.queues[queue]
-        mode = mode_of(queue)
-        fresh = config.model.new()
-        now = self.clock()
-        players = sorted(p for team in teams for p in team)  # one lock order for everyone
         try:
             async with self.db.transaction() as tx:
-                current: dict[str, Rating] = {}
-                for player in players:
-                    await tx.execute(
-                        "INSERT INTO ratings (player, mode, mu, sigma, games, updated_s) "
-                        "VALUES (?, ?, ?, ?, 0, ?) ON CONFLICT (player, mode) DO NOTHING",
-                        player,
-                        mode,
-                        fresh.mu,
-                        fresh.sigma,
-                        now,
-                    )
-                    row = await tx.fetchone(
-                        "SELECT mu, sigma FROM ratings WHERE player = ? AND mode = ?"
-                        + self._for_update,
-                        player,
-                        mode,
-                    )
-                    assert row is not None
-                    current[player] = Rating(float(row[0]), float(row[1]))
-                before = [[current[p] for p in team] for team in teams]
-                after = config.model.rate(before, ranks)
-                for team, olds, news in zip(teams, before, after, strict=True):
-                    for player, old, new in zip(team, olds, news, strict=True):
-                        await tx.execute(
-                            "INSERT INTO rating_history (match, player, mode, mu_before, "
-                            "sigma_before, mu, sigma, at_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                            match_id,
-                            player,
-                            mode,
-                            old.mu,
-                            old.sigma,
-                            new.mu,
-                            new.sigma,
-                            now,
-                        )
-                        await tx.execute(
-                            "UPDATE ratings SET mu = ?, sigma = ?, games = games + 1, "
-                            "updated_s = ? WHERE player = ? AND mode = ?",
-                            new.mu,
-                            new.sigma,
-                            now,
-                            player,
-                            mode,
-                        )
+                await self._rate(tx, match_id, queue, teams, ranks)
         except Exception as exc:
             if is_unique_violation(exc):
                 return False  # rated before: the repeat changes nothing
             raise
         return True
+
+    async def _rate(
+        self, tx: Conn, match_id: str, queue: str, teams: list[list[str]], ranks: list[int]
+    ) -> None:
+        """The rating of one match, in the caller's transaction (see :meth:`apply_ratings`)."""
+        config = self.queues[queue]
+        mode = mode_of(queue)
+        fresh = config.model.new()
+        now = self.clock()
+        players = sorted(p for team in teams for p in team)  # one lock order for everyone
+        current: dict[str, Rating] = {}
+        for player in players:
+            await tx.execute(
+                "INSERT INTO ratings (player, mode, mu, sigma, games, updated_s) "
+                "VALUES (?, ?, ?, ?, 0, ?) ON CONFLICT (player, mode) DO NOTHING",
+                player,
+                mode,
+                fresh.mu,
+                fresh.sigma,
+                now,
+            )
+            row = await tx.fetchone(
+                "SELECT mu, sigma FROM ratings WHERE player = ? AND mode = ?" + self._for_update,
+                player,
+                mode,
+            )
+            assert row is not None
+            current[player] = Rating(float(row[0]), float(row[1]))
+        before = [[current[p] for p in team] for team in teams]
+        after = config.model.rate(before, ranks)
+        for team, olds, news in zip(teams, before, after, strict=True):
+            for player, old, new in zip(team, olds, news, strict=True):
+                await tx.execute(
+                    "INSERT INTO rating_history (match, player, mode, mu_before, "
+                    "sigma_before, mu, sigma, at_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    match_id,
+                    player,
+                    mode,
+                    old.mu,
+                    old.sigma,
+                    new.mu,
+                    new.sigma,
+                    now,
+                )
+                await tx.execute(
+                    "UPDATE ratings SET mu = ?, sigma = ?, games = games + 1, "
+                    "updated_s = ? WHERE player = ? AND mode = ?",
+                    new.mu,
+                    new.sigma,
+                    now,
+                    player,
+                    mode,
+                )
 
     async def leaderboard(self, mode: str, limit: int) -> list[dict[str, object]]:
         """The mode's players by conservative rating (mu - 3 sigma), best first."""
@@ -707,13 +712,18 @@ class Play:
             await self._settle(match)
 
     async def _settle(self, match: Match) -> None:
-        """Rate the finished match once, then mark it settled and tell whoever listens."""
+        """Rate the finished match and mark it settled, in one transaction: the settling
+        compare-and-set on the match's version is what makes the rating happen once (a second
+        process settling it finds the version moved, and rates nothing); then tell whoever
+        listens."""
         assert match.ranks is not None
-        await self.apply_ratings(
-            match.id, match.queue, [list(t) for t in match.teams], list(match.ranks)
-        )
         settled, event = settle(match, self.clock())
-        if await self.save(settled, match.version):
+        async with self.db.transaction() as tx:
+            won = await self.save(settled, match.version, tx)
+            if won:
+                teams = [list(t) for t in match.teams]
+                await self._rate(tx, match.id, match.queue, teams, list(match.ranks))
+        if won:
             if match.server is not None:
                 await self.servers.release(match.server)
             await self._announce(settled, [event])

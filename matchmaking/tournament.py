@@ -584,11 +584,10 @@ def _decided(
         raise TournamentRefused("bad_result", str(error)) from None
     runs = {k: v for k, v in t.runs.items() if k != match_id}
     changed = _changed(t, progress=progress, runs=runs)
-    rosters = t.rosters
     event = Event(
         "bracket.result",
         {"tournament": t.id, "match": match_id, "winner": winner, "how": how},
-        to=tuple(p for side in sides if side in rosters for p in rosters[str(side)]),
+        to=tuple(p for e in t.entries if e.team in sides for p in e.roster),
     )
     if not start_next:
         return changed, [event]
