@@ -17,7 +17,7 @@ writes exactly that, in the caller's transaction. :func:`read` assembles a whole
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 import orjson
@@ -39,8 +39,10 @@ MIGRATION: Final = """
         result INTEGER,
         attempt INTEGER NOT NULL,
         run TEXT,
+        version BIGINT NOT NULL,
         PRIMARY KEY (tournament, match)
     );
+    CREATE INDEX tournament_matches_by_version ON tournament_matches (tournament, version);
     CREATE TABLE tournament_rounds (
         tournament TEXT NOT NULL,
         number INTEGER NOT NULL,
@@ -89,6 +91,9 @@ async def write(
         tid,
     )
     if what.entries:
+        await tx.execute(
+            "UPDATE tournaments SET entries_version = ? WHERE id = ?", after.version, tid
+        )
         old = {e.team: e for e in before.entries} if before is not None else {}
         new = {e.team: e for e in after.entries}
         await tx.executemany(
@@ -105,19 +110,24 @@ async def write(
                 if old.get(team) != e
             ],
         )
+    # A match that lost everything (a correction dropped its result) keeps an empty row with
+    # its version, so another process catching up from an older version sees it go.
     results, attempts, runs = after.progress.results, after.attempts, after.runs
-    gone = [m for m in what.matches if m not in results and m not in attempts and m not in runs]
     await tx.executemany(
-        "DELETE FROM tournament_matches WHERE tournament = ? AND match = ?",
-        [(tid, m) for m in gone],
-    )
-    await tx.executemany(
-        "INSERT INTO tournament_matches (tournament, match, result, attempt, run) "
-        "VALUES (?, ?, ?, ?, ?) ON CONFLICT (tournament, match) DO UPDATE SET "
-        "result = excluded.result, attempt = excluded.attempt, run = excluded.run",
+        "INSERT INTO tournament_matches (tournament, match, result, attempt, run, version) "
+        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (tournament, match) DO UPDATE SET "
+        "result = excluded.result, attempt = excluded.attempt, run = excluded.run, "
+        "version = excluded.version",
         [
-            (tid, m, results.get(m), attempts.get(m, 0), None if m not in runs else str(runs[m]))
-            for m in sorted(what.matches - set(gone))
+            (
+                tid,
+                m,
+                results.get(m),
+                attempts.get(m, 0),
+                None if m not in runs else str(runs[m]),
+                after.version,
+            )
+            for m in sorted(what.matches)
         ],
     )
     await tx.executemany(
@@ -141,6 +151,7 @@ async def read(conn: Conn, tournament_id: str) -> tm.Tournament | None:
         "SELECT match, result, attempt, run FROM tournament_matches WHERE tournament = ?",
         tournament_id,
     )
+    rows = [row for row in rows if row[1] is not None or row[2] or row[3] is not None]
     doc["results"] = {m: r for m, r, _, _ in rows if r is not None}
     doc["attempts"] = {m: a for m, _, a, _ in rows if a}
     doc["runs"] = {m: run for m, _, _, run in rows if run is not None}
@@ -153,3 +164,51 @@ async def read(conn: Conn, tournament_id: str) -> tm.Tournament | None:
 
 def _dumps(value: object) -> str:
     return orjson.dumps(value).decode()
+
+
+async def refresh(conn: Conn, cached: tm.Tournament) -> tm.Tournament | None:
+    """The tournament at its stored version, from ``cached`` (an older version this process
+    holds) and only what changed since: the header, the match rows written after it, the new
+    Swiss rounds, and the entries only if they changed. Another process's result costs a few
+    rows, not the whole tournament."""
+    header = await conn.fetchone(
+        "SELECT document, entries_version FROM tournaments WHERE id = ?", cached.id
+    )
+    if header is None:
+        return None
+    doc = orjson.loads(header[0])
+    fresh = tm.from_document(doc)  # the header; its large parts empty
+    entries = cached.entries
+    if int(header[1]) > cached.version:
+        rows = await conn.fetch(
+            "SELECT entry FROM tournament_entries WHERE tournament = ? ORDER BY position, team",
+            cached.id,
+        )
+        entries = tm.from_document({**doc, "entries": [orjson.loads(r[0]) for r in rows]}).entries
+    results, attempts = dict(cached.progress.results), dict(cached.attempts)
+    runs = dict(cached.runs)
+    for match, result, attempt, run in await conn.fetch(
+        "SELECT match, result, attempt, run FROM tournament_matches "
+        "WHERE tournament = ? AND version > ?",
+        cached.id,
+        cached.version,
+    ):
+        for into, value in ((results, result), (attempts, attempt or None), (runs, run)):
+            if value is None:
+                into.pop(match, None)
+            else:
+                into[match] = value
+    rounds = await conn.fetch(
+        "SELECT round FROM tournament_rounds WHERE tournament = ? AND number > ? ORDER BY number",
+        cached.id,
+        len(cached.progress.swiss),
+    )
+    new_rounds = tm.from_document({**doc, "swiss": [orjson.loads(r[0]) for r in rounds]})
+    swiss = cached.progress.swiss + new_rounds.progress.swiss
+    return replace(
+        fresh,
+        entries=entries,
+        progress=replace(fresh.progress, results=results, swiss=swiss),
+        attempts=attempts,
+        runs={m: tm.Run(r) for m, r in runs.items()},
+    )

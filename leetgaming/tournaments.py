@@ -68,6 +68,7 @@ MIGRATIONS: Final = [
         id TEXT PRIMARY KEY,
         phase TEXT NOT NULL,
         version INTEGER NOT NULL,
+        entries_version INTEGER NOT NULL DEFAULT 0,
         created_s DOUBLE PRECISION NOT NULL,
         document TEXT NOT NULL
     );
@@ -641,6 +642,10 @@ class Tournaments:
         cached = self._tournaments.get(tournament_id)
         if cached is not None and cached.version == int(row[0]):
             return cached
+        if cached is not None and cached.version < int(row[0]):  # another process moved it
+            caught_up = await tournament_store.refresh(conn, cached)
+            assert caught_up is not None
+            return self._remember(caught_up)
         read = await tournament_store.read(conn, tournament_id)
         assert read is not None
         return self._remember(read)

@@ -253,3 +253,52 @@ async def test_a_swiss_keeps_spectators_and_the_stored_rows_in_step(flow: Flow) 
     assert t.phase is tm.Phase.COMPLETE and len(t.progress.swiss) == 4
     assert await tournament_store.read(flow.db, tid) == t  # the rows say what memory says
     assert await flow.pool(tid) == (0, 0)
+
+
+async def test_two_processes_catch_up_from_each_others_versions(flow: Flow) -> None:
+    """A second Tournaments (as another process: its own cache) on the same database: each
+    command moves the version under the other, which catches up from the rows written since."""
+    from leetgaming.tournaments import Tournaments
+
+    async def publish(channel: str, body: object) -> int:
+        return 0
+
+    other = Tournaments(flow.db, flow.ledger, flow.play, publish, flow.clock)
+    mine = flow.tournaments
+    players = [f"q{i}" for i in range(8)]
+    for p in players:
+        await flow.fund(p, 1_000)
+    tid = await opened(flow, format=Format(Kind.DOUBLE_ELIMINATION))
+
+    async def same() -> None:
+        stored = await tournament_store.read(flow.db, tid)
+        assert await mine.get(tid) == stored and await other.get(tid) == stored
+
+    for n, p in enumerate(players):
+        await (mine if n % 2 else other).register(tid, p, None, None)
+        await same()
+    await other.command(tid, lambda t: tm.withdraw(t, "q3", flow.clock()))
+    await same()
+    await mine.register(tid, "q3", None, None)  # back, a new attempt at the end
+    await same()
+    await other.command(tid, lambda t: tm.seed(t, None, {}, flow.clock()))
+    await mine.command(tid, lambda t: tm.start(t, flow.clock()))
+    await same()
+    for _ in range(6):
+        match_id, _, teams = (await flow.open_matches(tid))[0]
+        await flow.play_match(match_id, teams, 0)
+        await same()
+    t = await other.get(tid)
+    decided = next(m for m, r in t.progress.results.items() if r in (0, 1))
+    view = next(
+        m
+        for m in tm.formats.matches(t.config.format, t.participants, t.progress)
+        if m.id == decided
+    )
+    loser = str(view.sides[1 - t.progress.results[decided]])
+    await other.command(tid, lambda x: tm.correct(x, decided, loser, flow.clock()))
+    await same()  # results dropped downstream: empty rows that the other side sees go
+    await other.quiet()
+    await run_to_end(flow, tid, lambda teams: 1, check=False)
+    await same()
+    assert (await other.get(tid)).phase is tm.Phase.COMPLETE
