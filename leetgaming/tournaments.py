@@ -101,6 +101,18 @@ LIST_ROWS_MAX: Final = 100
 OUTBOX_ROWS_PER_VERSION: Final = 100_000
 SNAPSHOTS_CACHED_MAX: Final = 64
 STOP_DRAIN_S: Final = 5.0
+# The order an outbox round is carried out in (ties by row number): the ledger, the
+# matches, then players' events.
+_CARRY_ORDER: Final = {
+    "hold": 0,
+    "void": 0,
+    "post": 0,
+    "start_pool": 0,
+    "payout": 0,
+    "start_match": 1,
+    "cancel_match": 1,
+    "event": 2,
+}
 
 
 class TournamentNotFound(Exception):
@@ -328,6 +340,9 @@ class Tournaments:
         return done
 
     async def _drain_rounds(self, tournament_id: str) -> int:
+        """Rounds of: the rows there now, money first (in their order: a post before the
+        pool's rake, the pool before the prizes), then matches, then players' events, which
+        are many (two per result) and wait for nothing; then one delete for what was done."""
         done = 0
         for _ in range(DRAIN_ROUNDS_MAX):
             rows = await self.db.fetch(
@@ -336,25 +351,25 @@ class Tournaments:
             )
             if not rows:
                 break
-            carried = None
+            decoded = [(seq, orjson.loads(raw)) for seq, raw in rows]
+            decoded.sort(key=lambda row: (_CARRY_ORDER.get(row[1]["type"], 1), row[0]))
+            carried: list[int] = []
             try:
-                for seq, raw in rows:
-                    effect = orjson.loads(raw)
+                for seq, effect in decoded:
                     await self._carry_out(tournament_id, effect)
                     if self.after_effect is not None:
                         self.after_effect(tournament_id, effect)
-                    carried = seq
+                    carried.append(seq)
                     done += 1
             finally:
-                # One delete (one commit) for the rows carried out: a crash before it carries
-                # them out again, which their idempotence allows. Rows added meanwhile have
-                # higher numbers (a later version) and stay.
-                if carried is not None:
-                    await self.db.execute(
-                        "DELETE FROM tournament_outbox WHERE tournament = ? AND seq <= ?",
-                        tournament_id,
-                        carried,
-                    )
+                # One transaction (one commit) deletes the rows carried out: a crash before it
+                # carries them out again, which their idempotence allows.
+                if carried:
+                    async with self.db.transaction() as tx:
+                        await tx.executemany(
+                            "DELETE FROM tournament_outbox WHERE tournament = ? AND seq = ?",
+                            [(tournament_id, seq) for seq in carried],
+                        )
         return done
 
     async def sweep(self) -> int:
