@@ -31,6 +31,7 @@ from leetgaming.db import Conn, Database, is_unique_violation
 from leetgaming.parties import MIGRATION as PARTIES_MIGRATION
 from leetgaming.parties import Parties, expect_params
 from leetgaming.ratelimit import MemoryRateLimiter, Rate, RateLimiter
+from matchmaking.match import Event as MatchEvent
 from matchmaking.match import (
     IllegalTransition,
     Match,
@@ -336,21 +337,8 @@ class Play:
         claimed = event.match
         config = self.queues[claimed.queue]
         teams = tuple(tuple(m.player for t in team for m in t.members) for team in claimed.teams)
-        match, found = start_ready_check(
-            Match(claimed.id, claimed.queue, teams), self.clock(), config.ready_check_s
-        )
         tickets = [encode_ticket(t) for team in claimed.teams for t in team]
-        await self.db.execute(
-            "INSERT INTO matches (id, queue, state, version, deadline_s, document, tickets) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
-            match.id,
-            match.queue,
-            str(match.state),
-            match.version,
-            match.deadline_s,
-            json.dumps(to_document(match)),
-            json.dumps(tickets),
-        )
+        match, found, _ = await self._ready_check(claimed.id, config, teams, tickets)
         await self._announce(match, [found])
 
     async def start_match(
@@ -359,9 +347,21 @@ class Play:
         """A match made elsewhere (a tournament's): its ready check starts as the matchmaker's
         do, and it goes on as they do. Idempotent: a match id already known is left as it is
         (False)."""
-        config = self.queues[queue]
+        match, found, inserted = await self._ready_check(match_id, self.queues[queue], teams, [])
+        if inserted:
+            await self._announce(match, [found])
+        return inserted
+
+    async def _ready_check(
+        self,
+        match_id: str,
+        config: QueueConfig,
+        teams: tuple[tuple[str, ...], ...],
+        tickets: list[Any],
+    ) -> tuple[Match, MatchEvent, bool]:
+        """A new match stored in its ready check (unless its id is known: False)."""
         match, found = start_ready_check(
-            Match(match_id, queue, teams), self.clock(), config.ready_check_s
+            Match(match_id, config.name, teams), self.clock(), config.ready_check_s
         )
         inserted = await self.db.execute(
             "INSERT INTO matches (id, queue, state, version, deadline_s, document, tickets) "
@@ -372,11 +372,9 @@ class Play:
             match.version,
             match.deadline_s,
             json.dumps(to_document(match)),
-            "[]",
+            json.dumps(tickets),
         )
-        if inserted:
-            await self._announce(match, [found])
-        return bool(inserted)
+        return match, found, bool(inserted)
 
     async def withdraw_match(self, match_id: str) -> bool:
         """Call off a match that is not over (its tournament no longer needs it); False when
