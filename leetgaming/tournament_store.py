@@ -84,16 +84,16 @@ async def write(
     """``after``'s header and changed rows (the header row exists: the caller wrote it)."""
     tid = after.id
     await tx.execute(
-        "UPDATE tournaments SET phase = ?, version = ?, document = ? WHERE id = ?",
+        "UPDATE tournaments SET phase = ?, version = ?, document = ?, "
+        "entries_version = CASE WHEN ? THEN ? ELSE entries_version END WHERE id = ?",
         str(after.phase),
         after.version,
         _dumps(tm.to_document(after, whole=False)),
+        what.entries,
+        after.version,
         tid,
     )
     if what.entries:
-        await tx.execute(
-            "UPDATE tournaments SET entries_version = ? WHERE id = ?", after.version, tid
-        )
         old = {e.team: e for e in before.entries} if before is not None else {}
         new = {e.team: e for e in after.entries}
         await tx.executemany(

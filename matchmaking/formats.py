@@ -323,7 +323,7 @@ def league_standings(
 
 
 def _bracket(fmt: Format, participants: Sequence[str]) -> Bracket:
-    return _built(fmt.kind is Kind.DOUBLE_ELIMINATION, fmt.third_place, tuple(participants))
+    return _built(*_bracket_key(fmt, participants, Progress(), playoffs=False))
 
 
 def _playoffs(fmt: Format, seeds: Sequence[str]) -> Bracket:
@@ -426,7 +426,11 @@ def playable_match(
             return MatchView(match_id, round_, stage, (a, b), None, False)
     else:
         found = _elimination(fmt, participants, progress, match_id)
-        index = None if found is None else _index(found[0])
+        index = (
+            None
+            if found is None
+            else _index(*_bracket_key(fmt, participants, progress, found[2] != match_id))
+        )
         if found is not None and index is not None and found[2] in index:
             bracket, own, local = found
             state = elim.state_of(bracket, own, local, index)
@@ -437,19 +441,22 @@ def playable_match(
     raise FormatError(f"match {match_id} is not ready to be reported")
 
 
-def _index(bracket: Bracket) -> dict[str, elim.BracketMatch]:
-    """The bracket's matches by id, made once per bracket (brackets are cached, immutable)."""
-    key = id(bracket)
-    cached = _INDEXES.get(key)
-    if cached is None or cached[0] is not bracket:
-        cached = (bracket, {m.id: m for m in bracket.matches})
-        _INDEXES[key] = cached
-        if len(_INDEXES) > 512:
-            _INDEXES.pop(next(iter(_INDEXES)))
-    return cached[1]
+@functools.lru_cache(maxsize=256)
+def _index(
+    double: bool, third_place: bool, participants: tuple[str, ...]
+) -> dict[str, elim.BracketMatch]:
+    """The matches by id of the bracket :func:`_built` makes from the same arguments."""
+    return {m.id: m for m in _built(double, third_place, participants).matches}
 
 
-_INDEXES: dict[int, tuple[Bracket, dict[str, elim.BracketMatch]]] = {}
+def _bracket_key(
+    fmt: Format, participants: Sequence[str], progress: Progress, playoffs: bool
+) -> tuple[bool, bool, tuple[str, ...]]:
+    """:func:`_built`'s arguments for the tournament's bracket, or its playoff's."""
+    if playoffs:
+        assert progress.playoff_seeds is not None
+        return False, fmt.third_place, tuple(progress.playoff_seeds)
+    return fmt.kind is Kind.DOUBLE_ELIMINATION, fmt.third_place, tuple(participants)
 
 
 def _stage(match_id: str, prefix: str) -> str:
