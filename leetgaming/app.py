@@ -216,13 +216,16 @@ def create_app(
                 servers,
                 identity.result_key,
                 limiter=limiter,
+                publish_many=hub.publish_many,
             )
             await play.start()
             app.state.play = hub.application = play
             matchmaker = Matchmaker(tickets, queues, hub.node_id, play.on_event)
             async with Ledger(store) as ledger:
                 app.state.ledger = ledger
-                tournaments = Tournaments(database, ledger, play, hub.publish, time.time)
+                tournaments = Tournaments(
+                    database, ledger, play, hub.publish, time.time, hub.publish_many
+                )
                 await tournaments.start()
                 app.state.tournaments = tournaments
                 metrics.watch_ledger(ledger.stats)
@@ -237,6 +240,7 @@ def create_app(
                     yield
                 finally:
                     sweeper.cancel()
+                    await play.stop()
                     await tournaments.stop()
                     await matchmaker.stop()
                     await hub.stop()

@@ -19,14 +19,17 @@ The flow that crosses domains (matchmaking and the hub), so it lives here:
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
 import logging
 import secrets
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Final
 
+from leetgaming.batching import Batcher, Done
 from leetgaming.db import Conn, Database, is_unique_violation
 from leetgaming.parties import MIGRATION as PARTIES_MIGRATION
 from leetgaming.parties import Parties, expect_params
@@ -64,6 +67,7 @@ from realtime.server import RpcError
 log = logging.getLogger("leetgaming.play")
 
 Publish = Callable[[str, object], Awaitable[int]]
+PublishMany = Callable[[Sequence[tuple[str, object]]], Awaitable[object]]
 
 MIGRATIONS: Final = [
     """
@@ -113,6 +117,22 @@ ALLOCATION_TIMEOUT_S: Final = 60.0  # no server for this long after the ready ch
 SERVER_SILENCE_S: Final = 60.0  # a live match's server silent this long: aborted
 SERVER_CAPACITY_MAX: Final = 64
 QUEUE_JOINS: Final = Rate(count=10, per_s=60)  # per player: joining and leaving is not free
+RESULTS_PER_COMMIT_MAX: Final = 128  # final results settled in one transaction
+
+# A match rated: (match, queue, teams of players, ranks)
+Rated = tuple[str, str, list[list[str]], list[int]]
+AfterCommit = Callable[[], Awaitable[None]]
+# Told of matches settled, in the settling transaction; returns what to do after the commit
+SettledListener = Callable[[Conn, Sequence[Match]], Awaitable[AfterCommit | None]]
+
+
+@dataclass(frozen=True)
+class _Finished:
+    """A final result checked against the match as loaded, waiting for its batch."""
+
+    loaded: Match
+    finished: Match
+    events: list[MatchEvent]
 
 
 class Play:
@@ -130,7 +150,9 @@ class Play:
         allocation_timeout_s: float = ALLOCATION_TIMEOUT_S,
         server_silence_s: float = SERVER_SILENCE_S,
         limiter: RateLimiter | None = None,
+        publish_many: PublishMany | None = None,
     ) -> None:
+        self.publish_many = publish_many
         self.limiter: RateLimiter = limiter or MemoryRateLimiter()
         self.allocation_timeout_s = allocation_timeout_s
         self.server_silence_s = server_silence_s
@@ -141,11 +163,17 @@ class Play:
         self.clock = clock
         self.servers: ServerRegistry = servers or MemoryServerRegistry()
         self.result_key_of = result_key_of or _no_keys
-        # Tournaments listen: a match settled, or ended without a result (aborted, cancelled)
-        self.on_settled: list[Callable[[Match], Awaitable[None]]] = []
+        # Tournaments listen: matches settled (told in the settling transaction; what they
+        # return runs once it has committed), or one ended without a result (aborted,
+        # cancelled)
+        self.on_settled: list[SettledListener] = []
         self.on_failed: list[Callable[[Match], Awaitable[None]]] = []
         party_size_max = max((q.rules.team_size for q in self.queues.values()), default=1)
         self.parties = Parties(db, publish, clock, party_size_max)
+        self._results: Batcher[_Finished, bool] = Batcher(
+            self._settle_results, RESULTS_PER_COMMIT_MAX
+        )
+        self._announcing: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         await self.db.migrate("play", MIGRATIONS)
@@ -480,7 +508,7 @@ class Play:
             or not isinstance(signature, str)
         ):
             raise RpcError("bad_params", "match.result takes {match, ranks: [int], signature}")
-        match, tickets = await self._server_match(server, params)
+        match, _ = await self._server_match(server, params)
         message = result_message(match.id, ranks)
         key = await self.result_key_of(server)
         expected = (
@@ -502,11 +530,89 @@ class Play:
                 raise RpcError("too_late", f"the match is {match.state}") from None
             if finished == match:
                 return {"match": match.id, "state": str(match.state), "repeat": True}
-            if await self.save(finished, match.version):
-                await self._after(finished, events, tickets)
+            if await self._results.submit(_Finished(match, finished, events)):
                 return {"match": match.id, "state": "finished", "repeat": False}
-            match, tickets = await self._server_match(server, params)
+            match, _ = await self._server_match(server, params)
         raise RpcError("busy", "try again", retryable=True)
+
+    async def _settle_results(self, batch: Sequence[_Finished]) -> Done[bool]:
+        """Results, a batch at a time (see :mod:`leetgaming.batching`), in one transaction:
+        each match compare-and-set from the version its result was checked against to settled
+        (finished and rated), the players rated, and what listens (a tournament's bracket)
+        told in the same transaction, so a result acknowledged is a bracket advanced even if
+        the process dies right after. A match whose version moved meanwhile (a heartbeat)
+        gets False: its caller reloads it and tries again."""
+        now = self.clock()
+        ids = sorted({f.loaded.id for f in batch})
+        marks = ", ".join("?" * len(ids))
+        async with self.db.transaction() as tx:
+            rows = await tx.fetch(
+                f"SELECT id, version FROM matches WHERE id IN ({marks}) ORDER BY id"
+                + self._for_update,
+                *ids,
+            )
+            versions = {row[0]: int(row[1]) for row in rows}
+            won: list[tuple[Match, list[MatchEvent]]] = []
+            taken: set[str] = set()
+            for f in batch:
+                if versions.get(f.loaded.id) != f.loaded.version or f.loaded.id in taken:
+                    continue
+                taken.add(f.loaded.id)
+                settled, event = settle(f.finished, now)
+                won.append((settled, [*f.events, event]))
+            if won:
+                await tx.executemany(
+                    "UPDATE matches SET state = ?, version = ?, deadline_s = ?, document = ? "
+                    "WHERE id = ?",
+                    [
+                        (str(m.state), m.version, m.deadline_s, json.dumps(to_document(m)), m.id)
+                        for m, _ in won
+                    ],
+                )
+                await self._rate_many(
+                    tx,
+                    [
+                        (m.id, m.queue, [list(t) for t in m.teams], list(m.ranks or ()))
+                        for m, _ in won
+                    ],
+                )
+            settled_matches = [m for m, _ in won]
+            then = [await listener(tx, settled_matches) for listener in self.on_settled]
+
+        async def announce() -> None:
+            for after_commit in then:  # a bracket's delta: what spectators wait for
+                if after_commit is not None:
+                    await after_commit()
+            # the matches' own events, and their servers freed, beside the next batch
+            self._in_order(
+                [item for match, events in won for item in _announcements(match, events)],
+                [match.server for match, _ in won if match.server is not None],
+            )
+
+        return [f.loaded.id in taken for f in batch], (announce if won else None)
+
+    def _in_order(self, items: list[tuple[str, object]], servers: list[str]) -> None:
+        """Publish ``items`` and free ``servers`` in the background, after what was queued
+        before (so a channel's events keep their order)."""
+        previous = self._announcing
+
+        async def run() -> None:
+            if previous is not None:
+                await asyncio.gather(previous, return_exceptions=True)
+            try:
+                await self._publish_all(items)
+                for server in servers:
+                    await self.servers.release(server)
+            except Exception:
+                log.exception("announcing settled matches failed")
+
+        self._announcing = asyncio.create_task(run())
+
+    async def stop(self) -> None:
+        """Let the results under way finish and their events go out."""
+        await self._results.stop()
+        if self._announcing is not None:
+            await asyncio.gather(self._announcing, return_exceptions=True)
 
     async def match_abort(self, server: str, params: dict[str, Any]) -> object:
         afk = params.get("afk", [])
@@ -608,54 +714,62 @@ class Play:
         self, tx: Conn, match_id: str, queue: str, teams: list[list[str]], ranks: list[int]
     ) -> None:
         """The rating of one match, in the caller's transaction (see :meth:`apply_ratings`)."""
-        config = self.queues[queue]
-        mode = mode_of(queue)
-        fresh = config.model.new()
+        await self._rate_many(tx, [(match_id, queue, teams, ranks)])
+
+    async def _rate_many(self, tx: Conn, matches: Sequence[Rated]) -> None:
+        """The ratings of matches (match, queue, teams, ranks), one after the other as if
+        rated alone, in the caller's transaction, in a handful of statements whatever their
+        number: the players' rows created if new, then read and locked (in one order, by
+        mode then player, for every writer), rated, and written with their history."""
         now = self.clock()
-        players = sorted(p for team in teams for p in team)  # one lock order for everyone
-        current: dict[str, Rating] = {}
-        for player in players:
-            await tx.execute(
+        by_mode: dict[str, set[str]] = {}
+        fresh: dict[str, Rating] = {}
+        for _, queue, teams, _ in matches:
+            mode = mode_of(queue)
+            by_mode.setdefault(mode, set()).update(p for team in teams for p in team)
+            fresh.setdefault(mode, self.queues[queue].model.new())
+        current: dict[tuple[str, str], Rating] = {}
+        for mode in sorted(by_mode):
+            players = sorted(by_mode[mode])
+            await tx.executemany(
                 "INSERT INTO ratings (player, mode, mu, sigma, games, updated_s) "
                 "VALUES (?, ?, ?, ?, 0, ?) ON CONFLICT (player, mode) DO NOTHING",
-                player,
-                mode,
-                fresh.mu,
-                fresh.sigma,
-                now,
+                [(p, mode, fresh[mode].mu, fresh[mode].sigma, now) for p in players],
             )
-            row = await tx.fetchone(
-                "SELECT mu, sigma FROM ratings WHERE player = ? AND mode = ?" + self._for_update,
-                player,
+            marks = ", ".join("?" * len(players))
+            rows = await tx.fetch(
+                f"SELECT player, mu, sigma FROM ratings WHERE mode = ? AND player IN ({marks}) "
+                "ORDER BY player" + self._for_update,
                 mode,
+                *players,
             )
-            assert row is not None
-            current[player] = Rating(float(row[0]), float(row[1]))
-        before = [[current[p] for p in team] for team in teams]
-        after = config.model.rate(before, ranks)
-        for team, olds, news in zip(teams, before, after, strict=True):
-            for player, old, new in zip(team, olds, news, strict=True):
-                await tx.execute(
-                    "INSERT INTO rating_history (match, player, mode, mu_before, "
-                    "sigma_before, mu, sigma, at_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    match_id,
-                    player,
-                    mode,
-                    old.mu,
-                    old.sigma,
-                    new.mu,
-                    new.sigma,
-                    now,
-                )
-                await tx.execute(
-                    "UPDATE ratings SET mu = ?, sigma = ?, games = games + 1, "
-                    "updated_s = ? WHERE player = ? AND mode = ?",
-                    new.mu,
-                    new.sigma,
-                    now,
-                    player,
-                    mode,
-                )
+            current.update({(p, mode): Rating(float(mu), float(sg)) for p, mu, sg in rows})
+        history: list[tuple[Any, ...]] = []
+        games: dict[tuple[str, str], int] = {}
+        for match_id, queue, teams, ranks in matches:
+            mode = mode_of(queue)
+            before = [[current[(p, mode)] for p in team] for team in teams]
+            after = self.queues[queue].model.rate(before, ranks)
+            for team, olds, news in zip(teams, before, after, strict=True):
+                for player, old, new in zip(team, olds, news, strict=True):
+                    history.append(
+                        (match_id, player, mode, old.mu, old.sigma, new.mu, new.sigma, now)
+                    )
+                    current[(player, mode)] = new
+                    games[(player, mode)] = games.get((player, mode), 0) + 1
+        await tx.executemany(
+            "INSERT INTO rating_history (match, player, mode, mu_before, "
+            "sigma_before, mu, sigma, at_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            history,
+        )
+        await tx.executemany(
+            "UPDATE ratings SET mu = ?, sigma = ?, games = games + ?, "
+            "updated_s = ? WHERE player = ? AND mode = ?",
+            [
+                (current[key].mu, current[key].sigma, n, now, key[0], key[1])
+                for key, n in sorted(games.items())
+            ],
+        )
 
     async def leaderboard(self, mode: str, limit: int) -> list[dict[str, object]]:
         """The mode's players by conservative rating (mu - 3 sigma), best first."""
@@ -706,34 +820,33 @@ class Play:
                 await listener(match)
         if match.state is State.ALLOCATING:
             await self._try_allocate(match, tickets)
-        elif match.state is State.FINISHED:
-            await self._settle(match)
-
-    async def _settle(self, match: Match) -> None:
-        """Rate the finished match and mark it settled, in one transaction: the settling
-        compare-and-set on the match's version is what makes the rating happen once (a second
-        process settling it finds the version moved, and rates nothing); then tell whoever
-        listens."""
-        assert match.ranks is not None
-        settled, event = settle(match, self.clock())
-        async with self.db.transaction() as tx:
-            won = await self.save(settled, match.version, tx)
-            if won:
-                teams = [list(t) for t in match.teams]
-                await self._rate(tx, match.id, match.queue, teams, list(match.ranks))
-        if won:
-            if match.server is not None:
-                await self.servers.release(match.server)
-            await self._announce(settled, [event])
-            for listener in self.on_settled:
-                await listener(settled)
 
     async def _announce(self, match: Match, events: list[Any]) -> None:
-        for event in events:
-            body = {"kind": event.kind, **event.data}
-            await self.publish(f"match:{match.id}", body)
-            for player in match.players:
-                await self.publish(f"user:{player}", body)
+        await self._publish_all(_announcements(match, events))
+
+    async def _publish_all(self, items: Sequence[tuple[str, object]]) -> None:
+        await publish_all(self.publish, self.publish_many, items)
+
+
+async def publish_all(
+    publish: Publish, publish_many: PublishMany | None, items: Sequence[tuple[str, object]]
+) -> None:
+    """Publish each (channel, body) in order: in one round trip when the hub can."""
+    if publish_many is not None:
+        await publish_many(items)
+        return
+    for channel, body in items:
+        await publish(channel, body)
+
+
+def _announcements(match: Match, events: Sequence[MatchEvent]) -> list[tuple[str, object]]:
+    """A match's events for its channel and each of its players' channels."""
+    items: list[tuple[str, object]] = []
+    for event in events:
+        body = {"kind": event.kind, **event.data}
+        items.append((f"match:{match.id}", body))
+        items += [(f"user:{player}", body) for player in match.players]
+    return items
 
 
 def _decoded(row: Any) -> tuple[Match, list[Ticket]]:

@@ -36,7 +36,7 @@ import contextvars
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 import orjson
@@ -44,7 +44,7 @@ import orjson
 from ledger import CreateTransferResult, Ledger, Transfer, TransferFlags, derive_id
 from leetgaming import tournament_store
 from leetgaming.db import Conn, Database
-from leetgaming.play import Play
+from leetgaming.play import AfterCommit, Play, PublishMany, publish_all
 from matchmaking import formats, swiss
 from matchmaking import tournament as tm
 from matchmaking.match import Match
@@ -139,7 +139,9 @@ class Tournaments:
         play: Play,
         publish: Publish,
         clock: Callable[[], float],
+        publish_many: PublishMany | None = None,
     ) -> None:
+        self.publish_many = publish_many
         self.db = db
         self.ledger = ledger
         self.play = play
@@ -190,27 +192,46 @@ class Tournaments:
         publish the spectators' delta; carry the outbox out (unless ``drain`` is False).
         ``actor``: (admin, action) to write to the audit log."""
         async with self.db.transaction() as tx:
-            before = await self._load(tournament_id, tx, lock=True)
-            after, effects = step(before)
-            if after is before and not effects:  # the core returns its input when unchanged
-                return before
-            changed = tournament_store.changes(before, after)
-            await tournament_store.write(tx, before, after, changed)
-            # events for nobody's channel (the tournament's gets the delta) are not kept
-            rows = [
-                encode_effect(e, after.config.queue)
-                for e in effects
-                if not (isinstance(e, tm.Event) and not e.to)
-            ]
-            await self._append(tx, after.id, after.version, rows)
-            await self._sync_players(tx, before, after)
-            if actor is not None:
-                await self._audit(tx, actor[0], actor[1], after.id, "")
+            applied = await self._apply(tx, tournament_id, step, actor)
+        if isinstance(applied, tm.Tournament):
+            return applied
+        after = await self._applied(applied)
+        if drain:
+            await self._drain_unless_draining(tournament_id)
+        return after
+
+    async def _apply(
+        self, tx: Conn, tournament_id: str, step: Step, actor: tuple[str, str] | None = None
+    ) -> _Applied | tm.Tournament:
+        """``step`` on the tournament in ``tx``, written with its outbox; the tournament
+        itself when the step changed nothing. Nothing is cached or published before the
+        transaction commits: then :meth:`_applied`."""
+        before = await self._load(tournament_id, tx, lock=True)
+        after, effects = step(before)
+        if after is before and not effects:  # the core returns its input when unchanged
+            return before
+        changed = tournament_store.changes(before, after)
+        await tournament_store.write(tx, before, after, changed)
+        # events for nobody's channel (the tournament's gets the delta) are not kept
+        rows = [
+            encode_effect(e, after.config.queue)
+            for e in effects
+            if not (isinstance(e, tm.Event) and not e.to)
+        ]
+        await self._append(tx, after.id, after.version, rows)
+        await self._sync_players(tx, before, after)
+        if actor is not None:
+            await self._audit(tx, actor[0], actor[1], after.id, "")
+        return _Applied(before, after, changed.matches)
+
+    async def _applied(self, applied: _Applied) -> tm.Tournament:
+        """Once the command has committed: remembered, and the delta published at once, not
+        through the outbox: it is what spectators wait for. Lost in a crash right here, the
+        next delta's ``base`` tells clients to fetch a snapshot."""
+        before, after = applied.before, applied.after
         self._remember(after)
-        # Published at once, not through the outbox: it is what spectators wait for. Lost in a
-        # crash right here, the next delta's ``base`` tells clients to fetch a snapshot.
         earlier = self._snapshot(before)
-        delta = diff(earlier, self._snapshot(after, (before, earlier), changed.matches))
+        delta = diff(earlier, self._snapshot(after, (before, earlier), applied.matches))
         if delta:
             await self.publish(
                 f"tournament:{after.id}",
@@ -222,15 +243,13 @@ class Tournaments:
                     **delta,
                 },
             )
-        if drain:
-            await self._drain_unless_draining(tournament_id)
         return after
 
     async def report(self, tournament_id: str, step: Step) -> None:
-        """Match outcomes, which come in bursts (a Swiss round's results): queued, and applied
-        together in one command by whoever gets the tournament first, so a burst costs one
-        load, one write and one delta instead of one each. A step the core refuses (a late
-        result) is logged and skipped; the others stand."""
+        """Match outcomes that come one at a time (an abort, a failed ready check): queued,
+        and applied together in one command by whoever gets the tournament first, so a burst
+        costs one load, one write and one delta instead of one each. A step the core refuses
+        (a late outcome) is logged and skipped; the others stand."""
         self._queued.setdefault(tournament_id, []).append(step)
         async with self._batching.setdefault(tournament_id, asyncio.Lock()):
             steps = self._queued.pop(tournament_id, [])
@@ -353,14 +372,25 @@ class Tournaments:
                 break
             decoded = [(seq, orjson.loads(raw)) for seq, raw in rows]
             decoded.sort(key=lambda row: (_CARRY_ORDER.get(row[1]["type"], 1), row[0]))
+            events = [row for row in decoded if row[1]["type"] == "event"]
             carried: list[int] = []
             try:
                 for seq, effect in decoded:
+                    if effect["type"] == "event":
+                        continue  # last, all at once
                     await self._carry_out(tournament_id, effect)
-                    if self.after_effect is not None:
-                        self.after_effect(tournament_id, effect)
-                    carried.append(seq)
-                    done += 1
+                    self._carried(tournament_id, effect, seq, carried)
+                await publish_all(
+                    self.publish,
+                    self.publish_many,
+                    [
+                        (f"user:{player}", {"kind": effect["kind"], **effect["data"]})
+                        for _, effect in events
+                        for player in effect["to"]
+                    ],
+                )
+                for seq, effect in events:
+                    self._carried(tournament_id, effect, seq, carried)
             finally:
                 # One transaction (one commit) deletes the rows carried out: a crash before it
                 # carries them out again, which their idempotence allows.
@@ -370,7 +400,15 @@ class Tournaments:
                             "DELETE FROM tournament_outbox WHERE tournament = ? AND seq = ?",
                             [(tournament_id, seq) for seq in carried],
                         )
+            done += len(carried)
         return done
+
+    def _carried(
+        self, tournament_id: str, effect: dict[str, Any], seq: int, carried: list[int]
+    ) -> None:
+        if self.after_effect is not None:
+            self.after_effect(tournament_id, effect)
+        carried.append(seq)
 
     async def sweep(self) -> int:
         """Take the scheduled steps that are due (check-in opening and closing, the start),
@@ -423,11 +461,7 @@ class Tournaments:
 
     async def _carry_out(self, tournament_id: str, effect: dict[str, Any]) -> None:
         kind = effect["type"]
-        if kind == "event":
-            body = {"kind": effect["kind"], **effect["data"]}
-            for player in effect["to"]:
-                await self.publish(f"user:{player}", body)
-        elif kind == "hold":
+        if kind == "hold":
             await self._hold(tournament_id, effect)
         elif kind in ("void", "post"):
             await self._resolve_holds(tournament_id, effect)
@@ -601,28 +635,33 @@ class Tournaments:
 
     # Matches --------------------------------------------------------------------------------
 
-    async def _settled(self, match: Match) -> None:
-        parsed = parse_match_id(match.id)
-        if parsed is None or match.ranks is None:
-            return
-        tournament_id, bracket_match, attempt = parsed
-        ranks = list(match.ranks)
-        now = self.clock()
-        if ranks.count(min(ranks)) > 1:  # a draw decides nothing: played again
-            await self.report(
-                tournament_id,
-                lambda t: tm.match_failed(t, bracket_match, attempt, [], now, start_next=False),
-            )
-            return
-        side = ranks.index(min(ranks))
+    async def _settled(self, tx: Conn, matches: Sequence[Match]) -> AfterCommit | None:
+        """Matches settled by Play, in its transaction: each tournament's results applied
+        as one command there (a Swiss round's burst: one load, one write, one delta), so the
+        match and its bracket commit together. Then, after the commit, the deltas and the
+        outbox."""
+        steps: dict[str, list[Step]] = {}
+        for match in matches:
+            parsed = parse_match_id(match.id)
+            if parsed is not None and match.ranks is not None:
+                tournament_id, bracket_match, attempt = parsed
+                steps.setdefault(tournament_id, []).append(
+                    _outcome(bracket_match, attempt, list(match.ranks), self.clock())
+                )
+        if not steps:
+            return None
+        applied: list[_Applied] = []
+        for tournament_id in sorted(steps):  # one lock order for every writer
+            done = await self._apply(tx, tournament_id, _folded(steps[tournament_id], self.clock()))
+            if isinstance(done, _Applied):
+                applied.append(done)
 
-        def won(t: tm.Tournament) -> tuple[tm.Tournament, list[tm.Effect]]:
-            sides = _sides(t, bracket_match)
-            if sides is None:
-                return t, []
-            return tm.match_won(t, bracket_match, attempt, sides[side], now, start_next=False)
+        async def after_commit() -> None:
+            for done in applied:
+                await self._applied(done)
+                self._drain_soon(done.after.id)
 
-        await self.report(tournament_id, won)
+        return after_commit
 
     async def _failed(self, match: Match) -> None:
         parsed = parse_match_id(match.id)
@@ -735,6 +774,32 @@ class Tournaments:
                     total += float(row[0]) - 3 * float(row[1])
             strength[entry.team] = total
         return strength
+
+
+def _outcome(bracket_match: str, attempt: int, ranks: list[int], now_s: float) -> Step:
+    """A settled match's ranks as a bracket step: the best rank's side won; a draw decides
+    nothing (played again)."""
+    best = min(ranks)
+    if ranks.count(best) > 1:
+        return lambda t: tm.match_failed(t, bracket_match, attempt, [], now_s, start_next=False)
+    side = ranks.index(best)
+
+    def won(t: tm.Tournament) -> tuple[tm.Tournament, list[tm.Effect]]:
+        sides = _sides(t, bracket_match)
+        if sides is None:
+            return t, []
+        return tm.match_won(t, bracket_match, attempt, sides[side], now_s, start_next=False)
+
+    return won
+
+
+@dataclass(frozen=True)
+class _Applied:
+    """A command written in a transaction, to remember and publish once it has committed."""
+
+    before: tm.Tournament
+    after: tm.Tournament
+    matches: frozenset[str]
 
 
 def _folded(steps: Sequence[Step], now_s: float) -> Step:

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -523,6 +523,22 @@ class HubNode:
         if self._relay is None:
             self._fan_out(channel, frame)
         return offset
+
+    async def publish_many(self, items: Sequence[tuple[str, object]]) -> list[int]:
+        """Publish each (channel, body) in order, as :meth:`publish` one after the other
+        would, in one round trip to the broker; returns their offsets."""
+        channels = [parse_channel(channel) for channel, _ in items]
+        for (name, _), parsed in zip(items, channels, strict=True):
+            if parsed is None:
+                raise ValueError(f"not a channel: {name!r}")
+        published = await self.streams.publish_many(
+            [(str(c), body) for c, (_, body) in zip(channels, items, strict=True)], self.clock()
+        )
+        if self._relay is None:
+            for channel, (_, _, frame) in zip(channels, published, strict=True):
+                assert channel is not None
+                self._fan_out(channel, frame)
+        return [offset for offset, _, _ in published]
 
     def _fan_out(self, channel: Channel, frame: bytes) -> None:
         """Deliver one publication to this node's subscribers, timed when observed."""

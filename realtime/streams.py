@@ -13,7 +13,7 @@ new epoch and nobody recovers across it.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import orjson
@@ -35,6 +35,12 @@ def frame_parts(channel: str, body: object) -> tuple[bytes, bytes, bytes]:
 class StreamStore(Protocol):
     async def publish(self, channel: str, body: object, now_s: float) -> tuple[int, str, bytes]:
         """Append; returns (offset, epoch, the pub frame)."""
+
+    async def publish_many(
+        self, items: Sequence[tuple[str, object]], now_s: float
+    ) -> list[tuple[int, str, bytes]]:
+        """Append each (channel, body) in order, as :meth:`publish` would one after the other
+        (Redis: in one round trip)."""
 
     async def recover(
         self, channel: str, since_offset: int, since_epoch: str, now_s: float
@@ -63,6 +69,11 @@ class MemoryStreams:
         frame = head + stream.epoch.encode() + middle + str(stream.offset + 1).encode() + tail
         publication = stream.publish(frame, now_s)
         return publication.offset, stream.epoch, frame
+
+    async def publish_many(
+        self, items: Sequence[tuple[str, object]], now_s: float
+    ) -> list[tuple[int, str, bytes]]:
+        return [await self.publish(channel, body, now_s) for channel, body in items]
 
     async def recover(
         self, channel: str, since_offset: int, since_epoch: str, now_s: float
@@ -123,21 +134,38 @@ class RedisStreams:
             f"{p}pub:{channel}",
         ]
 
-    async def publish(self, channel: str, body: object, now_s: float) -> tuple[int, str, bytes]:
+    def _args(self, channel: str, body: object, now_s: float) -> list[bytes | str | int]:
         head, middle, tail = frame_parts(channel, body)
+        return [
+            self._new_epoch(),
+            head,
+            middle,
+            tail,
+            self.limits.history_size_max,
+            repr(now_s),
+            KEY_TTL_S,
+        ]
+
+    async def publish(self, channel: str, body: object, now_s: float) -> tuple[int, str, bytes]:
         offset, epoch, frame = await self._publish(
-            keys=self._keys(channel),
-            args=[
-                self._new_epoch(),
-                head,
-                middle,
-                tail,
-                self.limits.history_size_max,
-                repr(now_s),
-                KEY_TTL_S,
-            ],
+            keys=self._keys(channel), args=self._args(channel, body, now_s)
         )
         return int(offset), epoch.decode(), bytes(frame)
+
+    async def publish_many(
+        self, items: Sequence[tuple[str, object]], now_s: float
+    ) -> list[tuple[int, str, bytes]]:
+        if not items:
+            return []
+        # One round trip; the scripts run in this order, each atomic (MULTI is not needed:
+        # no reader relies on the batch being seen at once)
+        async with self.client.pipeline(transaction=False) as pipe:
+            for channel, body in items:
+                await self._publish(
+                    keys=self._keys(channel), args=self._args(channel, body, now_s), client=pipe
+                )
+            answers = await pipe.execute()
+        return [(int(o), e.decode(), bytes(f)) for o, e, f in answers]
 
     async def recover(
         self, channel: str, since_offset: int, since_epoch: str, now_s: float

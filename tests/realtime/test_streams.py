@@ -66,3 +66,22 @@ async def test_beyond_the_window_is_refused_never_a_gap(streams: StreamStore) ->
 async def test_concurrent_publishers_get_distinct_consecutive_offsets(streams: StreamStore) -> None:
     results = await asyncio.gather(*(streams.publish("tournament:1", n, 1.0) for n in range(50)))
     assert sorted(offset for offset, _, _ in results) == list(range(1, 51))
+
+
+async def test_a_batch_publishes_in_order_as_one_at_a_time_would(streams: StreamStore) -> None:
+    first = await streams.publish("match:7", "before", 1.0)
+    batch = [("match:7", {"n": 1}), ("user:u1", {"n": 2}), ("match:7", {"n": 3})]
+    results = await streams.publish_many(batch, 1.0)
+    assert [offset for offset, _, _ in results] == [2, 1, 3]
+    assert results[0][1] == first[1]  # the channel's epoch goes on
+    for (channel, body), (offset, epoch, frame) in zip(batch, results, strict=True):
+        decoded = orjson.loads(frame)
+        SERVER_FRAMES.validate(decoded)
+        assert decoded["ch"] == channel and decoded["data"]["body"] == body
+        assert decoded["data"]["offset"] == offset and decoded["data"]["epoch"] == epoch
+    recovery = await streams.recover("match:7", 1, first[1], 1.0)
+    assert [orjson.loads(p.payload)["data"]["body"] for p in recovery.publications] == [
+        {"n": 1},
+        {"n": 3},
+    ]
+    assert await streams.publish_many([], 1.0) == []

@@ -77,10 +77,20 @@ async def test_publication_on_one_node_reaches_clients_of_the_other(
             # The server-side publish API, from node B, reaches node A's client too.
             assert await hub_b.publish("lobby:eu", {"system": "match found"}) == 2
             assert (await receive(watcher))["data"]["offset"] == 2
+            # A batch, in one round trip: in order, and to every node's clients
+            offsets = await hub_b.publish_many(
+                [("lobby:eu", {"n": 1}), ("lobby:na", {"n": 2}), ("lobby:eu", {"n": 3})]
+            )
+            assert offsets == [3, 1, 4]
+            got = [await receive(watcher), await receive(watcher)]
+            assert [(f["data"]["offset"], f["data"]["body"]) for f in got] == [
+                (3, {"n": 1}),
+                (4, {"n": 3}),
+            ]
         # The watcher moves to node B after missing two publications made on node A's side.
         async with connect(url_a) as player:
             await call(player, type="auth", id="1", data={"token": "player:alice"})
-            for n in (3, 4):
+            for n in (5, 6):
                 assert (
                     await call(
                         player,
@@ -97,7 +107,7 @@ async def test_publication_on_one_node_reaches_clients_of_the_other(
                 type="subscribe",
                 id="2",
                 ch="lobby:eu",
-                data={"since_offset": 2, "since_epoch": epoch},
+                data={"since_offset": 4, "since_epoch": epoch},
             )
             assert back["data"]["recovered"] is True
-            assert [p["data"]["offset"] for p in back["data"]["publications"]] == [3, 4]
+            assert [p["data"]["offset"] for p in back["data"]["publications"]] == [5, 6]
