@@ -19,9 +19,10 @@ Figures, exactly:
   moment the game server bot sends the final result to the moment the spectator reads the
   ``tournament.delta`` that carries it (one clock: every bot is in this process), over every
   run.
-- ``payout_s``: from the final match's result sent to the spectator reading the
+- ``payout_s``: from the final match's result sent to the last spectator reading its first
   ``tournament.payouts`` publication, which the server sends once the ledger has committed
-  every prize (the largest over runs).
+  every prize (the largest over runs); ``<run>_payouts_repeated``: publications of the payouts
+  a spectator had read already (the same outbox row carried out twice).
 - ``reference_publish_p99_ms``: the floor, in the same run: lobby chat published by players
   and read by a spectator of the same serve processes (the hub with no result to process).
 
@@ -168,7 +169,8 @@ class Observed:
     sent: dict[str, float] = field(default_factory=dict)  # bracket match -> result sent
     seen: list[tuple[str, float]] = field(default_factory=list)  # (match, read) per spectator
     complete: list[float] = field(default_factory=list)
-    payouts: list[float] = field(default_factory=list)
+    payouts: list[float] = field(default_factory=list)  # each spectator's first
+    payouts_repeated: int = 0  # payouts publications a spectator had seen already
     errors: list[str] = field(default_factory=list)
     accepted: int = 0
 
@@ -240,6 +242,7 @@ async def server_bot(
 
 async def spectator_bot(ws: ClientConnection, observed: Observed) -> None:
     loop = asyncio.get_running_loop()
+    paid = False
     while True:
         frame = orjson.loads(await ws.recv())
         if frame["type"] == "ping":
@@ -256,7 +259,11 @@ async def spectator_bot(ws: ClientConnection, observed: Observed) -> None:
                 elif path == ["phase"] and value == "complete":
                     observed.complete.append(now)
         elif body["kind"] == "tournament.payouts":
-            observed.payouts.append(now)
+            if paid:
+                observed.payouts_repeated += 1
+            else:
+                observed.payouts.append(now)
+                paid = True
 
 
 async def reference_publish(c: Cluster, spectator_port: int, count: int) -> list[float]:
@@ -395,6 +402,7 @@ async def run_tournament(
         "payout_s": max(observed.payouts) - final,
         "reference_ms": reference,
         "errors": observed.errors,
+        "payouts_repeated": observed.payouts_repeated,
     }
 
 
@@ -425,7 +433,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                     f"{percentile(lat, 50):.1f} ms p99 {percentile(lat, 99):.1f} ms "
                     f"max {max(lat, default=math.nan):.1f} ms ({len(lat)} deliveries); final result -> "
                     f"payouts {result['payout_s'] * 1000:.0f} ms | reference chat p99 "
-                    f"{percentile(result['reference_ms'], 99):.1f} ms; errors {len(result['errors'])}",
+                    f"{percentile(result['reference_ms'], 99):.1f} ms; errors {len(result['errors'])}; "
+                    f"payouts published again {result['payouts_repeated']}",
                     flush=True,
                 )
                 for error in result["errors"][:3]:
@@ -435,6 +444,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 figures[f"{key}_registration_s"] = round(result["registration_s"], 2)
                 figures[f"{key}_bracket_event_p99_ms"] = round(percentile(lat, 99), 2)
                 figures[f"{key}_payout_s"] = round(result["payout_s"], 3)
+                figures[f"{key}_payouts_repeated"] = result["payouts_repeated"]
                 figures[f"{label}_size"] = size
                 if backend == "distributed" or f"{label}_total_s" not in figures:
                     figures[f"{label}_total_s"] = round(result["total_s"], 2)

@@ -370,12 +370,14 @@ class Play:
         await self._announce(match, [found])
 
     async def start_match(
-        self, match_id: str, queue: str, teams: tuple[tuple[str, ...], ...]
+        self, match_id: str, queue: str, teams: tuple[tuple[str, ...], ...], best_of: int = 1
     ) -> bool:
-        """A match made elsewhere (a tournament's): its ready check starts as the matchmaker's
-        do, and it goes on as they do. Idempotent: a match id already known is left as it is
-        (False)."""
-        match, found, inserted = await self._ready_check(match_id, self.queues[queue], teams, [])
+        """A match made elsewhere (a tournament's, a series of ``best_of`` games): its ready
+        check starts as the matchmaker's do, and it goes on as they do. Idempotent: a match id
+        already known is left as it is (False)."""
+        match, found, inserted = await self._ready_check(
+            match_id, self.queues[queue], teams, [], best_of
+        )
         if inserted:
             await self._announce(match, [found])
         return inserted
@@ -386,10 +388,13 @@ class Play:
         config: QueueConfig,
         teams: tuple[tuple[str, ...], ...],
         tickets: list[Any],
+        best_of: int = 1,
     ) -> tuple[Match, MatchEvent, bool]:
         """A new match stored in its ready check (unless its id is known: False)."""
         match, found = start_ready_check(
-            Match(match_id, config.name, teams), self.clock(), config.ready_check_s
+            Match(match_id, config.name, teams, best_of=best_of),
+            self.clock(),
+            config.ready_check_s,
         )
         inserted = await self.db.execute(
             "INSERT INTO matches (id, queue, state, version, deadline_s, document, tickets) "
@@ -646,7 +651,13 @@ class Play:
         teams = [list(team) for team in match.teams]
         await self.publish(
             f"gameserver:{server.id}",
-            {"kind": "match.assigned", "match": match.id, "queue": match.queue, "teams": teams},
+            {
+                "kind": "match.assigned",
+                "match": match.id,
+                "queue": match.queue,
+                "teams": teams,
+                "best_of": match.best_of,
+            },
         )
         event.data["address"] = server.address
         await self._announce(live, [event])

@@ -96,6 +96,7 @@ MIGRATIONS: Final = [
     )
     """,
 ]
+HOLD_ANSWER_WAIT_S: Final = 5.0  # a registration waits this long for its fee's hold
 DRAIN_ROUNDS_MAX: Final = 20  # follow-up commands (a hold's answer) add rows; never loop forever
 LIST_ROWS_MAX: Final = 100
 OUTBOX_ROWS_PER_VERSION: Final = 100_000
@@ -338,11 +339,18 @@ class Tournaments:
         now = self.clock()
         after = await self.command(tournament_id, lambda t: tm.register(t, name, players, now))
         attempt = after.registrations[name]
-        current = await self.get(tournament_id)  # the hold's answer was carried out
-        entry = current.entry(name)
-        if entry is None or entry.attempt != attempt:
-            raise tm.TournamentRefused("insufficient_funds", "the entry fee could not be held")
-        return current
+        # The hold's answer: carried out by the drain above, or by another process that had
+        # claimed the row first (wait for it, a little)
+        deadline = self.clock() + HOLD_ANSWER_WAIT_S
+        while True:
+            current = await self.get(tournament_id)
+            entry = current.entry(name)
+            if entry is None or entry.attempt != attempt:
+                raise tm.TournamentRefused("insufficient_funds", "the entry fee could not be held")
+            if entry.hold is tm.HoldState.HELD or self.clock() > deadline:
+                return current  # still holding past the wait: the sweeper will answer it
+            await asyncio.sleep(0.02)
+            await self._drain_unless_draining(tournament_id)
 
     # The outbox -----------------------------------------------------------------------------
 
@@ -364,44 +372,69 @@ class Tournaments:
         are many (two per result) and wait for nothing; then one delete for what was done."""
         done = 0
         for _ in range(DRAIN_ROUNDS_MAX):
-            rows = await self.db.fetch(
-                "SELECT seq, effect FROM tournament_outbox WHERE tournament = ? ORDER BY seq",
-                tournament_id,
-            )
-            if not rows:
+            carried = await self._drain_round(tournament_id)
+            if carried is None:
                 break
-            decoded = [(seq, orjson.loads(raw)) for seq, raw in rows]
-            decoded.sort(key=lambda row: (_CARRY_ORDER.get(row[1]["type"], 1), row[0]))
-            events = [row for row in decoded if row[1]["type"] == "event"]
-            carried: list[int] = []
-            try:
-                for seq, effect in decoded:
-                    if effect["type"] == "event":
-                        continue  # last, all at once
-                    await self._carry_out(tournament_id, effect)
-                    self._carried(tournament_id, effect, seq, carried)
-                await publish_all(
-                    self.publish,
-                    self.publish_many,
-                    [
-                        (f"user:{player}", {"kind": effect["kind"], **effect["data"]})
-                        for _, effect in events
-                        for player in effect["to"]
-                    ],
-                )
-                for seq, effect in events:
-                    self._carried(tournament_id, effect, seq, carried)
-            finally:
-                # One transaction (one commit) deletes the rows carried out: a crash before it
-                # carries them out again, which their idempotence allows.
-                if carried:
-                    async with self.db.transaction() as tx:
-                        await tx.executemany(
-                            "DELETE FROM tournament_outbox WHERE tournament = ? AND seq = ?",
-                            [(tournament_id, seq) for seq in carried],
-                        )
-            done += len(carried)
+            done += carried
         return done
+
+    async def _drain_round(self, tournament_id: str) -> int | None:
+        """One round; None when there was nothing to carry out. On PostgreSQL the rows are
+        claimed for the round (``FOR UPDATE SKIP LOCKED`` in a transaction held while they are
+        carried out and deleted): another process draining the same tournament skips them, so
+        a player's event or the payouts are published once, not once per process. A process
+        that dies mid-round releases its claim with its connection, and the rows are carried
+        out again (their effects are idempotent). SQLite has one writer, and a transaction
+        held open would lock out the effects' own writes: its rows are read, carried out and
+        then deleted in one transaction."""
+        select = "SELECT seq, effect FROM tournament_outbox WHERE tournament = ? ORDER BY seq"
+        if self.db.dialect == "postgresql":
+            async with self.db.transaction() as tx:
+                rows = await tx.fetch(select + " FOR UPDATE SKIP LOCKED", tournament_id)
+                if not rows:
+                    return None
+                carried, failed = await self._carry_rows(tournament_id, rows)
+                await _delete_rows(tx, tournament_id, carried)
+        else:
+            rows = await self.db.fetch(select, tournament_id)
+            if not rows:
+                return None
+            carried, failed = await self._carry_rows(tournament_id, rows)
+            if carried:
+                async with self.db.transaction() as tx:
+                    await _delete_rows(tx, tournament_id, carried)
+        if failed is not None:
+            raise failed
+        return len(carried)
+
+    async def _carry_rows(
+        self, tournament_id: str, rows: list[tuple[Any, ...]]
+    ) -> tuple[list[int], Exception | None]:
+        """Carry the rows out in order; the ones done, and what stopped the others."""
+        decoded = [(int(seq), orjson.loads(raw)) for seq, raw in rows]
+        decoded.sort(key=lambda row: (_CARRY_ORDER.get(row[1]["type"], 1), row[0]))
+        events = [row for row in decoded if row[1]["type"] == "event"]
+        carried: list[int] = []
+        try:
+            for seq, effect in decoded:
+                if effect["type"] == "event":
+                    continue  # last, all at once
+                await self._carry_out(tournament_id, effect)
+                self._carried(tournament_id, effect, seq, carried)
+            await publish_all(
+                self.publish,
+                self.publish_many,
+                [
+                    (f"user:{player}", {"kind": effect["kind"], **effect["data"]})
+                    for _, effect in events
+                    for player in effect["to"]
+                ],
+            )
+            for seq, effect in events:
+                self._carried(tournament_id, effect, seq, carried)
+        except Exception as exc:
+            return carried, exc
+        return carried, None
 
     def _carried(
         self, tournament_id: str, effect: dict[str, Any], seq: int, carried: list[int]
@@ -475,6 +508,7 @@ class Tournaments:
                 match_id_of(tournament_id, effect["match"], effect["attempt"]),
                 effect["queue"],
                 teams,
+                int(effect.get("best_of", 1)),
             )
         elif kind == "cancel_match":
             await self.play.withdraw_match(
@@ -800,6 +834,15 @@ class _Applied:
     before: tm.Tournament
     after: tm.Tournament
     matches: frozenset[str]
+
+
+async def _delete_rows(tx: Conn, tournament_id: str, seqs: list[int]) -> None:
+    """The outbox rows carried out, deleted in one statement's round trip: a crash before it
+    carries them out again, which their idempotence allows."""
+    await tx.executemany(
+        "DELETE FROM tournament_outbox WHERE tournament = ? AND seq = ?",
+        [(tournament_id, seq) for seq in seqs],
+    )
 
 
 def _folded(steps: Sequence[Step], now_s: float) -> Step:

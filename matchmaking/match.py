@@ -83,6 +83,7 @@ class Match:
     afk: frozenset[str] = frozenset()
     last_heard_s: float | None = None  # the game server's last update (silence aborts)
     conflicts: int = 0  # final results that contradicted the accepted one (flagged)
+    best_of: int = 1  # games in the series the server plays before its one final result
 
     @property
     def players(self) -> tuple[str, ...]:
@@ -255,6 +256,7 @@ def to_document(match: Match) -> dict[str, object]:
         "afk": sorted(match.afk),
         "last_heard_s": match.last_heard_s,
         "conflicts": match.conflicts,
+        "best_of": match.best_of,
     }
 
 
@@ -275,4 +277,5 @@ def from_document(doc: dict[str, Any]) -> Match:
         afk=frozenset(doc.get("afk", ())),
         last_heard_s=doc.get("last_heard_s"),
         conflicts=int(doc.get("conflicts", 0)),
+        best_of=int(doc.get("best_of", 1)),
     )

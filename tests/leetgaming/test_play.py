@@ -21,6 +21,7 @@ from leetgaming.app import create_app
 from leetgaming.play import result_message
 from leetgaming.settings import Settings
 from leetgaming.tokens import issue_access_token
+from realtime.channel import Principal, Role
 
 from ..ws import call, receive, serving, unused_port
 
@@ -288,3 +289,14 @@ async def test_an_abort_requeues_all_but_the_afk(served: tuple[str, Any]) -> Non
     assert (await rpc(dora, "queue.leave"))["data"]["result"]["left"] is False
     for ws in (server, carl, dora):
         await ws.close()
+
+
+async def test_a_series_tells_its_server_how_many_games(served: tuple[str, Any]) -> None:
+    ws_url, state = served
+    server, _, _ = await game_server(ws_url, state, "eu-bo3")
+    assert await state.play.start_match("series-1", "cs2:1v1:eu", (("sia",), ("teo",)), 3)
+    for p in ("sia", "teo"):
+        await state.play.call(Principal(Role.PLAYER, p), "match.accept", {"match": "series-1"})
+    assigned = await event(server, "match.assigned")
+    assert (assigned["match"], assigned["best_of"]) == ("series-1", 3)
+    await server.close()

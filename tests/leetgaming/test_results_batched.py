@@ -20,7 +20,7 @@ from realtime.channel import Principal, Role
 from .test_play import serving_play, sign
 
 QUEUES = """
-[queue."cs2:1v1:eu"]
+[queue."batch:1v1:eu"]
 team_size = 1
 ready_check_s = 30
 """
@@ -43,7 +43,7 @@ async def live_matches(play: Any, pairs: list[tuple[str, str]], prefix: str) -> 
     ids = []
     for n, (a, b) in enumerate(pairs):
         match_id = f"{prefix}{n}"
-        assert await play.start_match(match_id, "cs2:1v1:eu", ((a,), (b,)))
+        assert await play.start_match(match_id, "batch:1v1:eu", ((a,), (b,)))
         for p in (a, b):
             await play.call(Principal(Role.PLAYER, p), "match.accept", {"match": match_id})
         loaded = await play.load(match_id)
@@ -88,7 +88,7 @@ async def test_a_burst_of_results_settles_in_few_transactions_each_rated_once(pl
     games = dict(
         await play.db.fetch(
             "SELECT player, games FROM ratings WHERE mode = ? AND player LIKE ?",
-            "cs2:1v1",
+            "batch:1v1",
             f"{tag}-%",
         )
     )
@@ -102,7 +102,7 @@ async def test_a_burst_of_results_settles_in_few_transactions_each_rated_once(pl
     first, second = sorted(history, key=lambda row: row[1])  # won twice: mu rises
     assert second[1] == first[2]
     (mu,) = await play.db.fetchone(
-        "SELECT mu FROM ratings WHERE player = ? AND mode = ?", ace, "cs2:1v1"
+        "SELECT mu FROM ratings WHERE player = ? AND mode = ?", ace, "batch:1v1"
     )
     assert mu == second[2]
     # the same results again are repeats and change nothing

@@ -4,12 +4,14 @@ equal to a fresh snapshot; on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+import orjson
 import pytest
 
 from ledger import reconcile
@@ -302,3 +304,71 @@ async def test_two_processes_catch_up_from_each_others_versions(flow: Flow) -> N
     await run_to_end(flow, tid, lambda teams: 1, check=False)
     await same()
     assert (await other.get(tid)).phase is tm.Phase.COMPLETE
+
+
+async def test_each_round_plays_its_best_of_and_the_final_its_own(flow: Flow) -> None:
+    players = [f"bo{i}" for i in range(4)]
+    for p in players:
+        await flow.fund(p, 5_000)
+    tid = await opened(flow, best_of=(3,), final_best_of=5)
+    for p in players:
+        await flow.tournaments.register(tid, p, None, None)
+    await seeded_and_started(flow, tid)
+    await flow.tournaments.quiet()
+    semis = await flow.open_matches(tid)
+    assert len(semis) == 2
+    for match_id, _, _ in semis:
+        loaded = await flow.play.load(match_id)
+        assert loaded is not None and loaded[0].best_of == 3  # what its server is told
+    for match_id, _, teams in semis:
+        await flow.play_match(match_id, teams, 0)
+    [(final, _, _)] = await flow.open_matches(tid)
+    loaded = await flow.play.load(final)
+    assert loaded is not None and loaded[0].best_of == 5
+
+
+async def test_two_processes_draining_one_outbox_carry_each_row_out_once(flow: Flow) -> None:
+    """While one process carries a round of the outbox out, another draining the same
+    tournament skips the rows it claimed (PostgreSQL): players hear each event once. SQLite
+    has one process and one writer: its drains take turns."""
+    from leetgaming.tournaments import Tournaments
+
+    players = [f"w{i}" for i in range(4)]
+    for p in players:
+        await flow.fund(p, 5_000)
+    tid = await opened(flow)
+    for p in players:
+        await flow.tournaments.register(tid, p, None, None)
+    await seeded_and_started(flow, tid)
+    await flow.tournaments.quiet()
+    gate = asyncio.Event()
+    heard: list[tuple[str, object]] = []
+
+    async def slow_publish(channel: str, body: object) -> int:
+        heard.append((channel, body))
+        await gate.wait()  # a round under way, its rows claimed
+        return 0
+
+    async def publish(channel: str, body: object) -> int:
+        heard.append((channel, body))
+        return 0
+
+    first = Tournaments(flow.db, flow.ledger, flow.play, slow_publish, flow.clock)
+    second = Tournaments(flow.db, flow.ledger, flow.play, publish, flow.clock)
+    rows = [
+        {"type": "event", "kind": "tournament.note", "to": [p], "data": {"n": p}} for p in players
+    ]
+    await flow.db.executemany(
+        "INSERT INTO tournament_outbox (tournament, seq, effect) VALUES (?, ?, ?)",
+        [(tid, 10**12 + n, orjson.dumps(row).decode()) for n, row in enumerate(rows)],
+    )
+    draining = asyncio.create_task(first.drain(tid))
+    while not heard:
+        await asyncio.sleep(0.01)
+    if flow.db.dialect == "postgresql":
+        assert await second.drain(tid) == 0  # claimed by the first: skipped
+    gate.set()
+    assert await draining == len(rows)
+    assert await second.drain(tid) == 0  # nothing left
+    notes = [c for c, b in heard if isinstance(b, dict) and b["kind"] == "tournament.note"]
+    assert sorted(notes) == sorted(f"user:{p}" for p in players)  # each once
