@@ -115,8 +115,11 @@ def statements(step: str) -> list[str]:
 
 
 class SqliteDatabase(_SqliteConn):
-    """See the module docstring. One connection on one thread; a statement outside a
-    transaction waits for the running transaction to end."""
+    """See the module docstring. One writing connection on one thread: a write outside a
+    transaction waits for the running transaction to end. Reads outside a transaction go to
+    a second, read-only connection on a thread of its own (a file database in WAL mode): they
+    see every committed write and never wait for a transaction under way (a burst of results
+    loading their matches while a batch commits)."""
 
     dialect = "sqlite"
 
@@ -126,12 +129,41 @@ class SqliteDatabase(_SqliteConn):
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="app-sqlite")
         self._conn: sqlite3.Connection | None = None
         self._lock = asyncio.Lock()
+        self._reader_executor: ThreadPoolExecutor | None = None
+        self._reader: sqlite3.Connection | None = None
 
     @classmethod
     async def open(cls, path: str) -> SqliteDatabase:
         db = cls(path)
         await db._call(db._connect)
+        if path != ":memory:":  # an in-memory database is one connection's own
+            db._reader_executor = ThreadPoolExecutor(1, thread_name_prefix="app-sqlite-read")
+            await asyncio.get_running_loop().run_in_executor(db._reader_executor, db._open_reader)
         return db
+
+    def _open_reader(self) -> None:
+        reader = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        reader.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+        reader.execute("PRAGMA query_only = ON")
+        self._reader = reader
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self._reader_executor is None:
+            return await self._locked(fn)
+        reader = self._reader
+        if reader is None:
+            raise RuntimeError("the database is closed")
+        return await asyncio.get_running_loop().run_in_executor(
+            self._reader_executor, lambda: fn(reader)
+        )
+
+    async def fetch(self, sql: str, *args: Any) -> list[Row]:
+        rows: list[Row] = await self._read(lambda c: [tuple(r) for r in c.execute(sql, args)])
+        return rows
+
+    async def fetchone(self, sql: str, *args: Any) -> Row | None:
+        row = await self._read(lambda c: c.execute(sql, args).fetchone())
+        return None if row is None else tuple(row)
 
     def _connect(self) -> None:
         if self.path != ":memory:":
@@ -195,6 +227,15 @@ class SqliteDatabase(_SqliteConn):
 
         await self._call(close)
         self._executor.shutdown(wait=True)
+        if self._reader_executor is not None:
+
+            def close_reader() -> None:
+                if self._reader is not None:
+                    self._reader.close()
+                    self._reader = None
+
+            await asyncio.get_running_loop().run_in_executor(self._reader_executor, close_reader)
+            self._reader_executor.shutdown(wait=True)
 
 
 # PostgreSQL ----------------------------------------------------------------------------------
