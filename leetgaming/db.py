@@ -7,7 +7,8 @@ One small port, two adapters, SQL written once:
   to the common subset (``TEXT``, ``BIGINT``, ``INTEGER``, ``ON CONFLICT``, ``RETURNING``), and
   never put a literal ``?`` inside a query string.
 - :meth:`Database.transaction` gives a unit of work that commits or rolls back as one. SQLite
-  runs it under ``BEGIN IMMEDIATE`` (the single write lock, across processes); PostgreSQL at
+  runs it under ``BEGIN IMMEDIATE`` (the single write lock, across processes; reads outside a
+  transaction use a read-only connection of their own and never wait for it); PostgreSQL at
   READ COMMITTED, so conditional ``UPDATE … WHERE`` (compare-and-set) is how a row changes
   safely under concurrency.
 - :meth:`Database.migrate` applies a component's numbered steps once, in order; concurrent
