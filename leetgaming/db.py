@@ -87,11 +87,16 @@ async def open_database(url: str) -> Database:
 # SQLite --------------------------------------------------------------------------------------
 
 
-class _SqliteConn:
-    """Statements on the one SQLite connection, run on the database's thread by ``runner``."""
+Runner = Callable[[Callable[[sqlite3.Connection], Any]], Any]
 
-    def __init__(self, runner: Callable[[Callable[[sqlite3.Connection], Any]], Any]) -> None:
+
+class _SqliteConn:
+    """Statements on a SQLite connection, run on its thread by ``runner``; reads by
+    ``reader`` (``runner`` when not given)."""
+
+    def __init__(self, runner: Runner, reader: Runner | None = None) -> None:
         self._runner = runner
+        self._reader = reader or runner
 
     async def execute(self, sql: str, *args: Any) -> int:
         rowcount: int = await self._runner(lambda c: c.execute(sql, args).rowcount)
@@ -102,11 +107,11 @@ class _SqliteConn:
             await self._runner(lambda c: c.executemany(sql, rows))
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
-        rows: list[Row] = await self._runner(lambda c: [tuple(r) for r in c.execute(sql, args)])
+        rows: list[Row] = await self._reader(lambda c: [tuple(r) for r in c.execute(sql, args)])
         return rows
 
     async def fetchone(self, sql: str, *args: Any) -> Row | None:
-        row = await self._runner(lambda c: c.execute(sql, args).fetchone())
+        row = await self._reader(lambda c: c.execute(sql, args).fetchone())
         return None if row is None else tuple(row)
 
 
@@ -125,13 +130,13 @@ class SqliteDatabase(_SqliteConn):
     dialect = "sqlite"
 
     def __init__(self, path: str) -> None:
-        super().__init__(self._locked)
+        super().__init__(self._locked, self._read)
         self.path = path
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="app-sqlite")
         self._conn: sqlite3.Connection | None = None
         self._lock = asyncio.Lock()
         self._reader_executor: ThreadPoolExecutor | None = None
-        self._reader: sqlite3.Connection | None = None
+        self._reading: sqlite3.Connection | None = None
 
     @classmethod
     async def open(cls, path: str) -> SqliteDatabase:
@@ -146,25 +151,17 @@ class SqliteDatabase(_SqliteConn):
         reader = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         reader.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
         reader.execute("PRAGMA query_only = ON")
-        self._reader = reader
+        self._reading = reader
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self._reader_executor is None:
             return await self._locked(fn)
-        reader = self._reader
+        reader = self._reading
         if reader is None:
             raise RuntimeError("the database is closed")
         return await asyncio.get_running_loop().run_in_executor(
             self._reader_executor, lambda: fn(reader)
         )
-
-    async def fetch(self, sql: str, *args: Any) -> list[Row]:
-        rows: list[Row] = await self._read(lambda c: [tuple(r) for r in c.execute(sql, args)])
-        return rows
-
-    async def fetchone(self, sql: str, *args: Any) -> Row | None:
-        row = await self._read(lambda c: c.execute(sql, args).fetchone())
-        return None if row is None else tuple(row)
 
     def _connect(self) -> None:
         if self.path != ":memory:":
@@ -231,9 +228,9 @@ class SqliteDatabase(_SqliteConn):
         if self._reader_executor is not None:
 
             def close_reader() -> None:
-                if self._reader is not None:
-                    self._reader.close()
-                    self._reader = None
+                if self._reading is not None:
+                    self._reading.close()
+                    self._reading = None
 
             await asyncio.get_running_loop().run_in_executor(self._reader_executor, close_reader)
             self._reader_executor.shutdown(wait=True)

@@ -558,6 +558,7 @@ class Play:
             )
             versions = {row[0]: int(row[1]) for row in rows}
             won: list[tuple[Match, list[MatchEvent]]] = []
+            saves: list[tuple[Any, ...]] = []
             taken: set[str] = set()
             for f in batch:
                 if versions.get(f.loaded.id) != f.loaded.version or f.loaded.id in taken:
@@ -565,15 +566,10 @@ class Play:
                 taken.add(f.loaded.id)
                 settled, event = settle(f.finished, now)
                 won.append((settled, [*f.events, event]))
+                saves.append(_saved(settled, f.loaded.version))
             if won:
-                await tx.executemany(
-                    "UPDATE matches SET state = ?, version = ?, deadline_s = ?, document = ? "
-                    "WHERE id = ?",
-                    [
-                        (str(m.state), m.version, m.deadline_s, json.dumps(to_document(m)), m.id)
-                        for m, _ in won
-                    ],
-                )
+                # the rows are held (versions checked above): every compare-and-set wins
+                await tx.executemany(_SAVE, saves)
                 await self._rate_many(
                     tx,
                     [
@@ -685,16 +681,7 @@ class Play:
         return " FOR UPDATE" if self.db.dialect == "postgresql" else ""
 
     async def save(self, match: Match, expected_version: int, conn: Conn | None = None) -> bool:
-        changed = await (conn or self.db).execute(
-            "UPDATE matches SET state = ?, version = ?, deadline_s = ?, document = ? "
-            "WHERE id = ? AND version = ?",
-            str(match.state),
-            match.version,
-            match.deadline_s,
-            json.dumps(to_document(match)),
-            match.id,
-            expected_version,
-        )
+        changed = await (conn or self.db).execute(_SAVE, *_saved(match, expected_version))
         return changed == 1
 
     async def rating(self, player: str, mode: str, config: QueueConfig) -> Rating:
@@ -714,18 +701,12 @@ class Play:
         application of the same match fail as a whole."""
         try:
             async with self.db.transaction() as tx:
-                await self._rate(tx, match_id, queue, teams, ranks)
+                await self._rate_many(tx, [(match_id, queue, teams, ranks)])
         except Exception as exc:
             if is_unique_violation(exc):
                 return False  # rated before: the repeat changes nothing
             raise
         return True
-
-    async def _rate(
-        self, tx: Conn, match_id: str, queue: str, teams: list[list[str]], ranks: list[int]
-    ) -> None:
-        """The rating of one match, in the caller's transaction (see :meth:`apply_ratings`)."""
-        await self._rate_many(tx, [(match_id, queue, teams, ranks)])
 
     async def _rate_many(self, tx: Conn, matches: Sequence[Rated]) -> None:
         """The ratings of matches (match, queue, teams, ranks), one after the other as if
@@ -848,6 +829,24 @@ async def publish_all(
         return
     for channel, body in items:
         await publish(channel, body)
+
+
+_SAVE: Final = (
+    "UPDATE matches SET state = ?, version = ?, deadline_s = ?, document = ? "
+    "WHERE id = ? AND version = ?"
+)
+
+
+def _saved(match: Match, expected_version: int) -> tuple[Any, ...]:
+    """:data:`_SAVE`'s arguments: ``match`` written over the version ``expected_version``."""
+    return (
+        str(match.state),
+        match.version,
+        match.deadline_s,
+        json.dumps(to_document(match)),
+        match.id,
+        expected_version,
+    )
 
 
 def _announcements(match: Match, events: Sequence[MatchEvent]) -> list[tuple[str, object]]:
