@@ -275,6 +275,12 @@ async def reference_publish(c: Cluster, spectator_port: int, count: int) -> list
         for n in range(max(1, count // 4))
     ]
     latencies: list[float] = []
+
+    async def discard(ws: ClientConnection) -> None:
+        async for _ in ws:  # a talker reads what it is sent, as a client does: unread
+            pass  # frames would stall its closing handshake (10 s each)
+
+    readers = [asyncio.create_task(discard(ws)) for ws in talkers]
     try:
         for n in range(count):
             ws = talkers[n % len(talkers)]
@@ -297,8 +303,8 @@ async def reference_publish(c: Cluster, spectator_port: int, count: int) -> list
                     break
             # each talker sends 4 (the chat rate allows a burst of 5): no refusals
     finally:
-        for ws in (watcher, *talkers):
-            await ws.close()
+        await asyncio.gather(*(ws.close() for ws in (watcher, *talkers)))
+        await asyncio.gather(*readers, return_exceptions=True)
     return latencies
 
 

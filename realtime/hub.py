@@ -7,8 +7,8 @@ slow and returned to the caller, which closes it with ``SLOW_CONSUMER`` (reconne
 nobody else is delayed.
 
 Publications come from a :class:`~realtime.streams.StreamStore` (which numbers them and keeps
-history); on Redis every node receives every frame through pub/sub and delivers it to its own
-subscribers.
+history); on Redis each node receives the frames of the channels it has subscribers for
+through pub/sub and delivers them to its own subscribers.
 
 Presence: each channel knows which connections are in it (subject and role); joining and leaving
 send ``join`` / ``leave`` events to the channel's other subscribers, where
@@ -51,6 +51,10 @@ class Subscriber:
     # Channels being subscribed to: what arrives for them between joining and the answer
     # waits here (at most SEND_QUEUE_BYTES_MAX in all), so ``subscribed`` comes first.
     joining: dict[Channel, list[bytes]] | None = None
+    # Channels just subscribed to whose live deliveries may still lag the position the answer
+    # reported (the broker's pub/sub stream runs behind the read of the history): their
+    # publications at or below that offset are dropped until one above it arrives.
+    floors: dict[Channel, int] | None = None
 
 
 @dataclass(slots=True)
@@ -75,6 +79,13 @@ class Hub:
                     subscriber.slow = True
                     slow.append(subscriber)
                 continue
+            floors = subscriber.floors
+            if floors is not None and channel in floors:
+                offset = _publication_offset(frame)
+                if offset is not None:
+                    if offset <= floors[channel]:
+                        continue  # the answer to subscribe covered it
+                    _lift(subscriber, channel)
             if subscriber.queue.push(frame):
                 subscriber.notify()
             else:
@@ -103,12 +114,23 @@ class Hub:
         held = joining.pop(channel, []) if joining is not None else []
         if joining is not None and not joining:
             subscriber.joining = None
-        return [frame for frame in held if _publication_offset(frame) > offset]
+        kept, caught_up = [], False
+        for frame in held:
+            frame_offset = _publication_offset(frame)
+            if frame_offset is None or frame_offset > offset:
+                kept.append(frame)
+                caught_up = caught_up or frame_offset is not None
+        if not caught_up:  # what is still on its way live may be covered by the answer
+            if subscriber.floors is None:
+                subscriber.floors = {}
+            subscriber.floors[channel] = offset
+        return kept
 
     def leave(self, subscriber: Subscriber, channel: Channel) -> list[Subscriber]:
         members = self.members.get(channel)
         if subscriber.joining is not None:
             subscriber.joining.pop(channel, None)
+        _lift(subscriber, channel)
         if not members or members.pop(subscriber.id, None) is None:
             return []
         if not members:
@@ -130,12 +152,21 @@ class Hub:
         return self.deliver(channel, frame, skip=subscriber.id)
 
 
-def _publication_offset(frame: bytes) -> int:
+def _lift(subscriber: Subscriber, channel: Channel) -> None:
+    floors = subscriber.floors
+    if floors is not None:
+        floors.pop(channel, None)
+        if not floors:
+            subscriber.floors = None
+
+
+def _publication_offset(frame: bytes) -> int | None:
     """A ``pub`` frame's offset; other frames (``join``, ``leave``) have none and always
-    pass. Parsed only for the few frames held while a subscription is answered."""
+    pass. Parsed only for the few frames that arrive while a subscription is answered or
+    until the live stream has passed the answer's position."""
     decoded = orjson.loads(frame)
     if decoded.get("type") != "pub":
-        return 1 << 62
+        return None
     offset: int = decoded["data"]["offset"]
     return offset
 

@@ -25,6 +25,7 @@ from .channel import Channel, Principal, Role, announces_presence, parse_channel
 from .envelope import CloseCode, ErrorCode, encode_server_frame, refusal_frame
 from .hub import Hub, Subscriber, subscribed_frame
 from .presence import NODE_TTL_S, MemoryPresence, PresenceStore
+from .relay import RelayChannels, RelaySubscriptionError
 from .session import (
     Call,
     Close,
@@ -241,6 +242,15 @@ class _Connection:
                 # Deliveries start before history is read, held by the hub until the answer
                 # is queued: nothing published in between is missed or comes twice.
                 node.cut(hub.add(self.subscriber, effect.channel))
+                try:
+                    await node.follow(effect.channel)
+                except (RelaySubscriptionError, aioredis.RedisError):
+                    log.warning("relay subscription failed", extra={"channel": str(effect.channel)})
+                    node.cut(hub.leave(self.subscriber, effect.channel))
+                    with contextlib.suppress(Exception):
+                        await node.unfollow(effect.channel)
+                    await self.run(self.session.join_failed(effect.channel, effect.ref))
+                    continue
                 await node.member_joined(self.subscriber, effect.channel)
                 asked = effect.since_offset is not None and effect.since_epoch is not None
                 recovery = await node.streams.recover(
@@ -310,8 +320,9 @@ class HubNode:
 
     With :class:`~realtime.streams.MemoryStreams` (the embedded default) a publication is
     delivered here directly. With Redis (``relay=True``) every node, this one included, gets
-    each frame from Redis pub/sub (:meth:`start` listens) and delivers it to its own
-    subscribers, so a client sees what any process publishes, in offset order.
+    the frames of the channels it has subscribers for from Redis pub/sub (:meth:`start`
+    listens, :meth:`follow` subscribes) and delivers them to its own subscribers, so a client
+    sees what any process publishes, in offset order.
     """
 
     def __init__(
@@ -341,6 +352,7 @@ class HubNode:
         self._ticker: asyncio.Task[None] | None = None
         self._relay_prefix = relay_prefix
         self._listener: asyncio.Task[None] | None = None
+        self._following: RelayChannels | None = None  # with a relay, once started
         self._connections: dict[int, _Connection] = {}
         self._to_flush: list[_Connection] = []
         self._draining = False
@@ -431,8 +443,11 @@ class HubNode:
             self._ticker = asyncio.create_task(self._tick())
         if self._relay is not None and self._listener is None:
             pubsub = self._relay.pubsub()
-            await pubsub.psubscribe(f"{self._relay_prefix}pub:*", f"{self._relay_prefix}pres:*")
-            self._listener = asyncio.create_task(self._listen(pubsub))
+            # publications: only the channels with local subscribers (follow); presence
+            # announcements (few, small channels only) for every channel
+            await pubsub.psubscribe(f"{self._relay_prefix}pres:*")
+            self._following = RelayChannels(pubsub)
+            self._listener = asyncio.create_task(self._listen(pubsub, self._following))
         if self._heartbeat is None:
             await self.presence.heartbeat()
             self._heartbeat = asyncio.create_task(self._beat())
@@ -450,29 +465,46 @@ class HubNode:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         self._ticker = self._heartbeat = self._listener = None
+        self._following = None
 
-    async def _listen(self, pubsub: Any) -> None:
-        publications = f"{self._relay_prefix}pub:"
-        presence = f"{self._relay_prefix}pres:"
+    def _relay_name(self, channel: Channel) -> bytes:
+        return f"{self._relay_prefix}pub:{channel}".encode()
+
+    async def follow(self, channel: Channel) -> None:
+        """Take ``channel``'s publications from the relay (a no-op without one): returns
+        once Redis has confirmed, so anything published from then on reaches this node."""
+        if self._following is not None:
+            await self._following.want(self._relay_name(channel))
+
+    async def unfollow(self, channel: Channel) -> None:
+        if self._following is not None and channel not in self.hub.members:
+            await self._following.drop(self._relay_name(channel))
+
+    def following(self) -> int:
+        """How many channels this node takes publications for from the relay."""
+        return 0 if self._following is None else len(self._following)
+
+    async def _listen(self, pubsub: Any, following: RelayChannels) -> None:
+        publications = f"{self._relay_prefix}pub:".encode()
+        presence = f"{self._relay_prefix}pres:".encode()
         own = self.node_id.encode() + b"|"
         try:
             async for message in pubsub.listen():
-                if message.get("type") != "pmessage":
-                    continue
-                name = message["channel"].decode()
-                data = bytes(message["data"])
-                if name.startswith(publications):
-                    channel = parse_channel(name[len(publications) :])
+                kind = message.get("type")
+                name: bytes = message["channel"]
+                if kind == "message":
+                    channel = parse_channel(name[len(publications) :].decode())
+                    if channel is not None and name in following:
+                        self._fan_out(channel, bytes(message["data"]))
+                elif kind == "subscribe":
+                    following.confirmed(name)
+                elif kind == "pmessage" and name.startswith(presence):
+                    data = bytes(message["data"])
+                    if data.startswith(own):
+                        continue
+                    channel = parse_channel(name[len(presence) :].decode())
                     if channel is not None:
-                        self._fan_out(channel, data)
-                    continue
-                if name.startswith(presence) and not data.startswith(own):
-                    channel = parse_channel(name[len(presence) :])
-                    data = data.split(b"|", 1)[1]
-                else:
-                    continue
-                if channel is not None:
-                    self.cut(self.hub.deliver(channel, data))
+                        self.cut(self.hub.deliver(channel, data.split(b"|", 1)[1]))
         finally:
             await pubsub.aclose()
 
@@ -492,6 +524,7 @@ class HubNode:
         await self._announce("join", subscriber, channel)
 
     async def member_left(self, subscriber: Subscriber, channel: Channel) -> None:
+        await self.unfollow(channel)
         await self.presence.remove(str(channel), str(subscriber.id))
         await self._announce("leave", subscriber, channel)
 

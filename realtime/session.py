@@ -46,6 +46,7 @@ from .envelope import (
     decode_client_frame,
     encode_server_frame,
     error_frame,
+    refusal_frame,
 )
 from .limits import TokenBucket
 
@@ -200,6 +201,12 @@ class Session:
             raise RuntimeError(f"refused() in state {self.state.value}")
         self.state = State.AWAITING_AUTH
         return self._bad(ProtocolError(ErrorCode.BAD_TOKEN, "the token was refused", ref))
+
+    def join_failed(self, channel: Channel, ref: str) -> list[Effect]:
+        """The node could not subscribe to ``channel`` (its broker did not answer in time):
+        the subscription is undone and refused as retryable."""
+        self.channels.discard(channel)
+        return [Send(refusal_frame(str(ErrorCode.INTERNAL), "subscription failed", True, ref))]
 
     def closed(self) -> list[Effect]:
         """The socket went away: leave every channel."""

@@ -136,6 +136,25 @@ def test_frames_arriving_while_a_subscription_is_answered_follow_the_answer_once
     assert hub.deliver(LOBBY, pub(5, 5)) == [] and bob.queue.pop() is not None
 
 
+def test_live_frames_lagging_behind_the_answer_are_not_delivered_twice() -> None:
+    """The answer reported offset 5 (read from the stream) while the broker's pub/sub had
+    delivered only up to 3: 4 and 5, when they arrive live, were in the answer already."""
+    hub = Hub()
+    alice = Subscriber(Principal(Role.PLAYER, "alice"))
+    bob = Subscriber(Principal(Role.PLAYER, "bob"))
+    subscribe(hub, alice, LOBBY, 3)
+    hub.add(bob, LOBBY)
+    assert hub.joined(bob, LOBBY, 5) == []
+    drain(alice)
+    subscribe(hub, Subscriber(Principal(Role.PLAYER, "carol")), LOBBY, 5)  # passes: no offset
+    for offset in (4, 5, 6, 7):
+        assert hub.deliver(LOBBY, pub(offset, offset)) == []
+    got = [(f["type"], f["data"].get("offset")) for f in drain(bob)]
+    assert got == [("join", None), ("pub", 6), ("pub", 7)]
+    assert bob.floors is None  # once past the answer, frames are no longer parsed
+    assert [f["data"]["offset"] for f in drain(alice) if f["type"] == "pub"] == [4, 5, 6, 7]
+
+
 def test_a_subscriber_holding_more_than_its_queue_while_joining_is_cut() -> None:
     hub = Hub()
     bob = Subscriber(Principal(Role.PLAYER, "bob"))

@@ -117,6 +117,24 @@ def test_subscribe_authorization_and_limits() -> None:
     )
 
 
+def test_a_subscription_the_node_could_not_make_is_refused_as_retryable_and_undone() -> None:
+    session = open_session()
+    lobby = parse_channel("lobby:eu")
+    assert lobby is not None
+    [join] = session.receive(frame(type="subscribe", id="1", ch="lobby:eu"), 1)
+    assert isinstance(join, Join)
+    [refused] = sent(session.join_failed(lobby, "1"))
+    assert refused["type"] == "error"
+    assert refused["data"] == {
+        "code": "internal",
+        "message": "subscription failed",
+        "retryable": True,
+        "ref": "1",
+    }
+    assert session.channels == set()  # so the client may simply try again
+    assert isinstance(session.receive(frame(type="subscribe", id="2", ch="lobby:eu"), 2)[0], Join)
+
+
 def test_flood_closes_and_leaves_every_channel() -> None:
     session = open_session(SessionLimits(messages_per_s=1, messages_burst=3))
     session.receive(frame(type="subscribe", id="1", ch="lobby:eu"), 1.0)

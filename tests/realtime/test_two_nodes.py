@@ -3,10 +3,12 @@ that moves from one node to the other recovers without a gap."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
+import pytest
 import redis.asyncio as aioredis
 from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
@@ -14,6 +16,7 @@ from websockets.asyncio.client import connect
 
 from realtime.channel import Principal, Role
 from realtime.presence import RedisPresence
+from realtime.relay import RelayChannels, RelaySubscriptionError
 from realtime.server import Credential, HubNode
 from realtime.streams import RedisStreams
 
@@ -111,3 +114,137 @@ async def test_publication_on_one_node_reaches_clients_of_the_other(
             )
             assert back["data"]["recovered"] is True
             assert [p["data"]["offset"] for p in back["data"]["publications"]] == [5, 6]
+
+
+async def _listeners(redis_url: str, name: str) -> int:
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        counts = await client.pubsub_numsub(name)
+        return int(counts[0][1])
+    finally:
+        await client.aclose()
+
+
+async def _eventually(check: Callable[[], Awaitable[bool]], timeout_s: float = 5.0) -> None:
+    async with asyncio.timeout(timeout_s):
+        while not await check():
+            await asyncio.sleep(0.01)
+
+
+async def test_a_node_takes_from_redis_only_the_channels_its_clients_follow(
+    redis_url: str, redis_prefix: str
+) -> None:
+    eu, na = f"{redis_prefix}pub:lobby:eu", f"{redis_prefix}pub:lobby:na"
+    async with (
+        node(redis_url, redis_prefix) as (url_a, hub_a),
+        node(redis_url, redis_prefix) as (_, hub_b),
+    ):
+        fanned_out: list[int] = []
+        hub_a.observe_fanout = lambda _seconds, members: fanned_out.append(members)
+        async with connect(url_a) as first, connect(url_a) as second:
+            for ws in (first, second):
+                await call(ws, type="auth", id="1")
+                assert (await call(ws, type="subscribe", id="2", ch="lobby:eu"))["type"] == (
+                    "subscribed"
+                )
+            # one Redis subscription for the node, however many of its clients follow
+            assert (await _listeners(redis_url, eu), await _listeners(redis_url, na)) == (1, 0)
+            assert (hub_a.following(), hub_b.following()) == (1, 0)
+            for n in range(20):  # nobody on node A follows lobby:na: A never sees these
+                await hub_b.publish("lobby:na", {"n": n})
+            await hub_b.publish("lobby:eu", {"n": "eu"})
+            for ws in (first, second):
+                pub = await receive(ws)
+                assert (pub["ch"], pub["data"]["body"]) == ("lobby:eu", {"n": "eu"})
+            assert fanned_out == [2]
+            assert (await call(first, type="unsubscribe", id="3", ch="lobby:eu"))["type"] == (
+                "unsubscribed"
+            )
+            assert await _listeners(redis_url, eu) == 1  # the second client still follows
+        # the last follower gone (here by disconnecting), the node unsubscribes
+
+        async def unsubscribed() -> bool:
+            return await _listeners(redis_url, eu) == 0 and hub_a.following() == 0
+
+        await _eventually(unsubscribed)
+
+
+async def test_following_while_another_node_publishes_misses_and_repeats_nothing(
+    redis_url: str, redis_prefix: str
+) -> None:
+    """A client subscribes, leaves and comes back (recovering from its last offset) again and
+    again while node B publishes without pause: node A's Redis subscription comes and goes
+    with it, and the client still sees every offset once, in order."""
+    published = 300
+    async with (
+        node(redis_url, redis_prefix) as (url_a, _),
+        node(redis_url, redis_prefix) as (_, hub_b),
+    ):
+
+        async def publish() -> None:
+            for n in range(published):
+                await hub_b.publish("lobby:eu", {"n": n})
+                if n % 10 == 0:
+                    await asyncio.sleep(0)
+
+        seen: list[int] = []
+        async with connect(url_a) as ws:
+            await call(ws, type="auth", id="1")
+            first = await call(ws, type="subscribe", id="s0", ch="lobby:eu")
+            epoch, last = first["data"]["epoch"], first["data"]["offset"]
+            assert last == 0
+            publisher = asyncio.create_task(publish())
+            rounds = 0
+            while last < published:
+                rounds += 1
+                for _ in range(30):  # a few live publications, then leave (10 rounds)
+                    if last == published:
+                        break
+                    pub = await receive(ws)
+                    assert pub["type"] == "pub"
+                    seen.append(pub["data"]["offset"])
+                    last, epoch = pub["data"]["offset"], pub["data"]["epoch"]
+                left = await call(ws, type="unsubscribe", id=f"u{rounds}", ch="lobby:eu")
+                while left["type"] == "pub":  # sent before the answer
+                    seen.append(left["data"]["offset"])
+                    last = left["data"]["offset"]
+                    left = await receive(ws)
+                assert left["type"] == "unsubscribed", left
+                back = await call(
+                    ws,
+                    type="subscribe",
+                    id=f"s{rounds}",
+                    ch="lobby:eu",
+                    data={"since_offset": last, "since_epoch": epoch},
+                )
+                assert back["type"] == "subscribed" and back["data"]["recovered"] is True, back
+                for recovered in back["data"]["publications"]:
+                    seen.append(recovered["data"]["offset"])
+                    last = recovered["data"]["offset"]
+            await publisher
+        assert seen == list(range(1, published + 1))
+        assert rounds > 3
+
+
+async def test_a_subscription_redis_has_not_confirmed_is_not_taken_as_made(
+    redis_url: str, redis_prefix: str
+) -> None:
+    client = aioredis.Redis.from_url(redis_url)
+    pubsub = client.pubsub()
+    name = f"{redis_prefix}pub:lobby:eu".encode()
+    try:
+        following = RelayChannels(pubsub, timeout_s=0.2)
+        with pytest.raises(RelaySubscriptionError):  # nobody reads the confirmations
+            await following.want(name)
+        assert await _listeners(redis_url, name.decode()) == 1  # sent, just not confirmed
+        # the confirmation, read now, resolves the waiter it belongs to, and the next want
+        # of the channel waits for nothing more
+        message = await pubsub.get_message(timeout=1.0)
+        assert message is not None and message["type"] == "subscribe"
+        following.confirmed(message["channel"])
+        await asyncio.wait_for(following.want(name), 0.1)
+        await following.drop(name)
+        assert name not in following
+    finally:
+        await pubsub.aclose()
+        await client.aclose()
