@@ -118,6 +118,7 @@ SERVER_SILENCE_S: Final = 60.0  # a live match's server silent this long: aborte
 SERVER_CAPACITY_MAX: Final = 64
 QUEUE_JOINS: Final = Rate(count=10, per_s=60)  # per player: joining and leaving is not free
 RESULTS_PER_COMMIT_MAX: Final = 128  # final results settled in one transaction
+READIES_PER_COMMIT_MAX: Final = 256  # ready-check answers (accept, decline) in one transaction
 
 # A match rated: (match, queue, teams of players, ranks)
 Rated = tuple[str, str, list[list[str]], list[int]]
@@ -133,6 +134,15 @@ class _Finished:
     loaded: Match
     finished: Match
     events: list[MatchEvent]
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """A player's answer to a ready check, waiting for its batch."""
+
+    player: str
+    match: str
+    step: Callable[[Match, str, float], tuple[Match, list[Any]]]
 
 
 class Play:
@@ -174,6 +184,9 @@ class Play:
             self._settle_results, RESULTS_PER_COMMIT_MAX
         )
         self._announcing: asyncio.Task[None] | None = None
+        self._answers: Batcher[_Answer, dict[str, str] | RpcError] = Batcher(
+            self._answer_batch, READIES_PER_COMMIT_MAX
+        )
 
     async def start(self) -> None:
         await self.db.migrate("play", MIGRATIONS)
@@ -334,23 +347,55 @@ class Play:
         match_id = params.get("match")
         if not isinstance(match_id, str) or set(params) - {"match"}:
             raise RpcError("bad_params", "takes {match}")
-        # Ten players accept at once, on any process: the read-modify-write holds the match's
-        # row (PostgreSQL; SQLite serialises writers), so each accept waits its turn instead of
-        # losing a compare-and-set and being refused. The version check stays, for the sweeper.
+        answered = await self._answers.submit(_Answer(player, match_id, step))
+        if isinstance(answered, RpcError):
+            raise answered
+        return answered
+
+    async def _answer_batch(self, batch: Sequence[_Answer]) -> Done[dict[str, str] | RpcError]:
+        """Ready-check answers, a batch at a time (a round of a tournament starts hundreds of
+        ready checks at once, and ten players answer each within a second): one transaction
+        holds the matches' rows (PostgreSQL; SQLite serialises writers), so an answer waits
+        its turn instead of losing a compare-and-set, applies the answers in the order they
+        came, and writes each match once. An answer the match refuses fails alone."""
+        ids = sorted({a.match for a in batch})
+        marks = ", ".join("?" * len(ids))
+        now = self.clock()
         async with self.db.transaction() as tx:
-            found = await self._loaded(f"WHERE id = ?{self._for_update}", match_id, conn=tx)
-            loaded = found[0] if found else None
-            if loaded is None or player not in loaded[0].players:
-                raise RpcError("unknown_match", "no such match of yours")
-            match, tickets = loaded
-            try:
-                changed, events = step(match, player, self.clock())
-            except (IllegalTransition, NotInMatch):
-                raise RpcError("too_late", f"the match is {match.state}") from None
-            if changed != match and not await self.save(changed, match.version, tx):
-                raise RpcError("busy", "try again", retryable=True)
-        await self._after(changed, events, tickets)
-        return {"match": changed.id, "state": str(changed.state)}
+            found = await self._loaded(
+                f"WHERE id IN ({marks}) ORDER BY id{self._for_update}", *ids, conn=tx
+            )
+            loaded = {match.id: (match, tickets) for match, tickets in found}
+            current = {match_id: match for match_id, (match, _) in loaded.items()}
+            events: dict[str, list[Any]] = {}
+            answers: list[dict[str, str] | RpcError] = []
+            for answer in batch:
+                match = current.get(answer.match)
+                if match is None or answer.player not in match.players:
+                    answers.append(RpcError("unknown_match", "no such match of yours"))
+                    continue
+                try:
+                    changed, happened = answer.step(match, answer.player, now)
+                except (IllegalTransition, NotInMatch):
+                    answers.append(RpcError("too_late", f"the match is {match.state}"))
+                    continue
+                current[match.id] = changed
+                events.setdefault(match.id, []).extend(happened)
+                answers.append({"match": changed.id, "state": str(changed.state)})
+            moved = [m for m in current.values() if m != loaded[m.id][0]]
+            if moved:  # the rows are held: every compare-and-set wins
+                await tx.executemany(_SAVE, [_saved(m, loaded[m.id][0].version) for m in moved])
+
+        async def after() -> None:  # the matches' events, allocations, requeues, side by side
+            done = await asyncio.gather(
+                *(self._after(m, events[m.id], loaded[m.id][1]) for m in moved),
+                return_exceptions=True,
+            )
+            for match, outcome in zip(moved, done, strict=True):
+                if isinstance(outcome, Exception):
+                    log.error("after a ready check", exc_info=outcome, extra={"match": match.id})
+
+        return answers, (after if moved else None)
 
     # The matchmaker's events and the ready check's deadline --------------------------------
 
@@ -610,7 +655,8 @@ class Play:
         self._announcing = asyncio.create_task(run())
 
     async def stop(self) -> None:
-        """Let the results under way finish and their events go out."""
+        """Let the answers and results under way finish and their events go out."""
+        await self._answers.stop()
         await self._results.stop()
         if self._announcing is not None:
             await asyncio.gather(self._announcing, return_exceptions=True)
