@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import AsyncIterator
+from functools import partial
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -304,6 +305,57 @@ async def test_two_processes_catch_up_from_each_others_versions(flow: Flow) -> N
     await run_to_end(flow, tid, lambda teams: 1, check=False)
     await same()
     assert (await other.get(tid)).phase is tm.Phase.COMPLETE
+
+
+async def test_a_swiss_delta_from_a_version_the_other_process_made_is_right(
+    flow: Flow,
+) -> None:
+    """Another process disputes, resolves and corrects results between this one's results:
+    each process makes its next delta from a snapshot of a version the other wrote (caught
+    up from its own older one), and the spectator, who gets both processes' deltas, always
+    holds what a fresh snapshot says."""
+    from leetgaming.tournaments import Tournaments
+
+    other = Tournaments(flow.db, flow.ledger, flow.play, flow.tournaments.publish, flow.clock)
+    players = [f"sx{i}" for i in range(8)]
+    for p in players:
+        await flow.fund(p, 1_000)
+    tid = await opened(flow, format=Format(Kind.SWISS))
+    for p in players:
+        await flow.tournaments.register(tid, p, None, None)
+    await seeded_and_started(flow, tid)
+    start = await flow.fresh(tid)
+    moves = 0
+    while matches := await flow.open_matches(tid):
+        match_id, _, teams = matches[0]
+        await flow.play_match(match_id, teams, 0)
+        t = await other.get(tid)
+        if t.phase is not tm.Phase.RUNNING:
+            break
+        decided = tm.swiss.find(t.progress.swiss, bracket_id(match_id)).id
+        winner, loser = (str(side) for side in tm.swiss.find(t.progress.swiss, decided).sides)
+        now = flow.clock()
+        if moves % 2 == 0:  # a dispute, upheld by an admin the other way round
+            await other.command(
+                tid, partial(tm.dispute, match_id=decided, player=loser, reason="lag", now_s=now)
+            )
+            assert flow.spectator_view(tid, start) == await flow.fresh(tid)
+            await other.command(tid, partial(tm.resolve, match_id=decided, winner=loser, now_s=now))
+        else:  # a correction to the result it has (a version spectators see no change in)
+            await other.command(
+                tid, partial(tm.correct, match_id=decided, winner=winner, now_s=now)
+            )
+        moves += 1
+        fresh = await flow.fresh(tid)
+        assert flow.spectator_view(tid, start) == fresh
+        for process in (flow.tournaments, other):  # what each will make its next delta from
+            assert process._snapshot(await process.get(tid)) == fresh
+    assert moves >= 8
+    assert (await flow.tournaments.get(tid)).phase is tm.Phase.COMPLETE
+
+
+def bracket_id(match_id: str) -> str:
+    return match_id.split(".")[2]  # t.<tournament>.<bracket match>.<attempt>
 
 
 async def test_each_round_plays_its_best_of_and_the_final_its_own(flow: Flow) -> None:
