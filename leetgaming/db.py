@@ -19,6 +19,7 @@ One small port, two adapters, SQL written once:
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -239,9 +240,21 @@ class SqliteDatabase(_SqliteConn):
 # PostgreSQL ----------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=1024)
 def _pg(sql: str) -> str:
     counter = iter(range(1, 1_000_000))
     return _PLACEHOLDER.sub(lambda _: f"${next(counter)}", sql)
+
+
+def one_of(dialect: str, values: Sequence[Any]) -> tuple[str, tuple[Any, ...]]:
+    """A membership test of a column in ``values``, and its arguments: ``= ANY(?)`` with one
+    array on PostgreSQL, so a statement's text does not change with the number of values (each
+    length of ``IN (?, ?, …)`` is a statement prepared and cached of its own; batches of 1 to
+    256 crowd the driver's cache of 100 and every miss costs a round trip); ``IN (…)`` on
+    SQLite, which has no arrays."""
+    if dialect == "postgresql":
+        return "= ANY(?)", (list(values),)
+    return f"IN ({', '.join('?' * len(values))})", tuple(values)
 
 
 def _rowcount(status: str) -> int:

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from leetgaming.batching import Batcher, Done
-from leetgaming.db import Conn, Database, is_unique_violation
+from leetgaming.db import Conn, Database, is_unique_violation, one_of
 from leetgaming.parties import MIGRATION as PARTIES_MIGRATION
 from leetgaming.parties import Parties, expect_params
 from leetgaming.ratelimit import MemoryRateLimiter, Rate, RateLimiter
@@ -358,12 +358,11 @@ class Play:
         holds the matches' rows (PostgreSQL; SQLite serialises writers), so an answer waits
         its turn instead of losing a compare-and-set, applies the answers in the order they
         came, and writes each match once. An answer the match refuses fails alone."""
-        ids = sorted({a.match for a in batch})
-        marks = ", ".join("?" * len(ids))
+        among, ids = one_of(self.db.dialect, sorted({a.match for a in batch}))
         now = self.clock()
         async with self.db.transaction() as tx:
             found = await self._loaded(
-                f"WHERE id IN ({marks}) ORDER BY id{self._for_update}", *ids, conn=tx
+                f"WHERE id {among} ORDER BY id{self._for_update}", *ids, conn=tx
             )
             loaded = {match.id: (match, tickets) for match, tickets in found}
             current = {match_id: match for match_id, (match, _) in loaded.items()}
@@ -593,12 +592,10 @@ class Play:
         the process dies right after. A match whose version moved meanwhile (a heartbeat)
         gets False: its caller reloads it and tries again."""
         now = self.clock()
-        ids = sorted({f.loaded.id for f in batch})
-        marks = ", ".join("?" * len(ids))
+        among, ids = one_of(self.db.dialect, sorted({f.loaded.id for f in batch}))
         async with self.db.transaction() as tx:
             rows = await tx.fetch(
-                f"SELECT id, version FROM matches WHERE id IN ({marks}) ORDER BY id"
-                + self._for_update,
+                f"SELECT id, version FROM matches WHERE id {among} ORDER BY id" + self._for_update,
                 *ids,
             )
             versions = {row[0]: int(row[1]) for row in rows}
@@ -774,12 +771,12 @@ class Play:
                 "VALUES (?, ?, ?, ?, 0, ?) ON CONFLICT (player, mode) DO NOTHING",
                 [(p, mode, fresh[mode].mu, fresh[mode].sigma, now) for p in players],
             )
-            marks = ", ".join("?" * len(players))
+            among, args = one_of(self.db.dialect, players)
             rows = await tx.fetch(
-                f"SELECT player, mu, sigma FROM ratings WHERE mode = ? AND player IN ({marks}) "
+                f"SELECT player, mu, sigma FROM ratings WHERE mode = ? AND player {among} "
                 "ORDER BY player" + self._for_update,
                 mode,
-                *players,
+                *args,
             )
             current.update({(p, mode): Rating(float(mu), float(sg)) for p, mu, sg in rows})
         history: list[tuple[Any, ...]] = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from leetgaming.db import Database
+from leetgaming.db import Database, one_of
 
 
 async def test_reads_see_commits_and_do_not_wait_for_a_transaction(database: Database) -> None:
@@ -32,3 +32,12 @@ async def test_reads_see_commits_and_do_not_wait_for_a_transaction(database: Dat
     assert await database.fetchone("SELECT v FROM db_probe WHERE k = ?", "a") == (2,)
     await database.execute("INSERT INTO db_probe (k, v) VALUES (?, ?)", "b", 3)  # autocommit
     assert await database.fetch("SELECT k, v FROM db_probe ORDER BY k") == [("a", 2), ("b", 3)]
+
+
+async def test_one_of_selects_the_rows_of_any_number_of_values(database: Database) -> None:
+    await database.execute("CREATE TABLE IF NOT EXISTS db_members (k TEXT PRIMARY KEY)")
+    await database.executemany("INSERT INTO db_members (k) VALUES (?)", [("a",), ("b",), ("c",)])
+    for values, expected in ([], []), (["b"], ["b"]), (["c", "a", "zz"], ["a", "c"]):
+        among, args = one_of(database.dialect, values)
+        rows = await database.fetch(f"SELECT k FROM db_members WHERE k {among} ORDER BY k", *args)
+        assert [r[0] for r in rows] == expected
