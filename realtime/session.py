@@ -20,7 +20,9 @@ Lobby chat: a player's (or admin's) ``publish`` to a ``lobby:`` channel carries 
 the connection's rate): over it, a retryable ``rate_limited`` error.
 
 Limits: ``frame_bytes_max``, ``subscriptions_max``, a message rate (token bucket), a number of
-bad frames tolerated, the time to authenticate.
+bad frames tolerated, the time to authenticate. A game server's connection carries every match
+it hosts (up to 64: their results and live updates), so once authenticated it has a rate of
+its own (``server_messages_per_s``, burst ``server_messages_burst``).
 """
 
 from __future__ import annotations
@@ -71,6 +73,8 @@ class SessionLimits:
     chat_chars_max: int = 500
     chat_messages_per_s: float = 1.0
     chat_burst: float = 5.0
+    server_messages_per_s: float = 256.0
+    server_messages_burst: float = 512.0
 
 
 # Effects for the shell.
@@ -175,6 +179,10 @@ class Session:
         self.state = State.OPEN
         self.principal = principal
         self.expires_s = expires_s
+        if principal.role is Role.GAME_SERVER:
+            self.bucket = TokenBucket(
+                self.limits.server_messages_per_s, self.limits.server_messages_burst
+            )
         frame = encode_server_frame(
             "auth_ok",
             id=ref,

@@ -147,6 +147,27 @@ def test_flood_closes_and_leaves_every_channel() -> None:
     assert session.state is State.CLOSED and session.receive(frame(type="ping"), 9.0) == []
 
 
+def test_a_game_server_has_the_rate_of_the_matches_it_hosts() -> None:
+    """64 matches' results in a second from one server are not a flood; a player's 64 are."""
+    limits = SessionLimits()
+    for role, flooded in ((Role.GAME_SERVER, False), (Role.PLAYER, True)):
+        session = Session(opened_s=0.0, limits=limits)
+        session.receive(frame(type="auth", id="a", data={"token": "t"}), 0.1)
+        session.verified(Principal(role, "x"), "a", "s1")
+        effects: list[object] = []
+        for n in range(64):
+            effects += session.receive(frame(type="ping"), 1.0 + n / 64)
+        closed = Close(CloseCode.FLOOD, "message rate over the limit") in effects
+        assert closed is flooded, role
+    session = Session(opened_s=0.0, limits=limits)  # and a server's rate has its limit too
+    session.receive(frame(type="auth", id="a", data={"token": "t"}), 0.1)
+    session.verified(Principal(Role.GAME_SERVER, "gs"), "a", "s1")
+    effects = []
+    for _ in range(int(limits.server_messages_burst) + 1):
+        effects += session.receive(frame(type="ping"), 2.0)
+    assert effects[-1] == Close(CloseCode.FLOOD, "message rate over the limit")
+
+
 def test_too_many_bad_frames_is_a_protocol_violation() -> None:
     session = Session(opened_s=0.0, limits=SessionLimits(bad_frames_max=2, messages_burst=100))
     results = [session.receive(b"garbage", 0.1) for _ in range(3)]
