@@ -157,13 +157,14 @@ def test_serve_runs_on_the_embedded_defaults(tmp_path: Path) -> None:
 @pytest.mark.postgres
 @pytest.mark.redis
 def test_serve_on_postgres_and_redis_never_prints_secrets(
-    tmp_path: Path, postgres_url: str, redis_url: str
+    tmp_path: Path, postgres_url: str, redis_url: str, redis_prefix: str
 ) -> None:
     port = unused_port()
     env = environment_without_settings() | {
         "LEETGAMING_PORT": str(port),
         "LEETGAMING_DATABASE_URL": postgres_url,
         "LEETGAMING_REDIS_URL": redis_url,
+        "LEETGAMING_REDIS_PREFIX": redis_prefix,  # its keys are the test's, and go with it
         "LEETGAMING_SECRET_KEY": SECRET_KEY,
         "LEETGAMING_LOG_LEVEL": "debug",
     }
