@@ -55,6 +55,18 @@ async def seeded_and_started(flow: Flow, tid: str) -> None:
     await flow.tournaments.command(tid, lambda t: tm.start(t, now))
 
 
+async def started(flow: Flow, players: list[str], funds: int, **changes: object) -> str:
+    """A tournament of ``players``, each funded with ``funds`` and registered, seeded and
+    started."""
+    for p in players:
+        await flow.fund(p, funds)
+    tid = await opened(flow, **changes)
+    for p in players:
+        await flow.tournaments.register(tid, p, None, None)
+    await seeded_and_started(flow, tid)
+    return tid
+
+
 async def test_a_paid_tournament_holds_posts_and_pays_each_winner_once(flow: Flow) -> None:
     players = [f"p{i}" for i in range(6)]
     for p in players:
@@ -165,12 +177,7 @@ async def test_teams_pay_per_player_and_split_their_prize(flow: Flow) -> None:
 
 async def test_a_declined_match_check_in_forfeits_and_a_correction_replays(flow: Flow) -> None:
     players = [f"p{i}" for i in range(4)]
-    for p in players:
-        await flow.fund(p, 1_000)
-    tid = await opened(flow, payout_bps=(7_000, 3_000), participants_min=2)
-    for p in players:
-        await flow.tournaments.register(tid, p, None, None)
-    await seeded_and_started(flow, tid)
+    tid = await started(flow, players, 1_000, payout_bps=(7_000, 3_000), participants_min=2)
     start = await flow.fresh(tid)
     [(first, _, teams), (second, _, teams2)] = await flow.open_matches(tid)
     await flow.decline(first, teams[0][0])  # side 0 missed its match check-in: side 1 goes on
@@ -245,12 +252,7 @@ async def test_the_scheduler_runs_check_in_and_the_start(flow: Flow) -> None:
 
 async def test_a_swiss_keeps_spectators_and_the_stored_rows_in_step(flow: Flow) -> None:
     players = [f"w{i}" for i in range(9)]
-    for p in players:
-        await flow.fund(p, 1_000)
-    tid = await opened(flow, format=Format(Kind.SWISS))
-    for p in players:
-        await flow.tournaments.register(tid, p, None, None)
-    await seeded_and_started(flow, tid)
+    tid = await started(flow, players, 1_000, format=Format(Kind.SWISS))
     await run_to_end(flow, tid, lambda teams: len(teams[0][0]) % 2)  # spectators checked
     t = await flow.tournaments.get(tid)
     assert t.phase is tm.Phase.COMPLETE and len(t.progress.swiss) == 4
@@ -318,12 +320,7 @@ async def test_a_swiss_delta_from_a_version_the_other_process_made_is_right(
 
     other = Tournaments(flow.db, flow.ledger, flow.play, flow.tournaments.publish, flow.clock)
     players = [f"sx{i}" for i in range(8)]
-    for p in players:
-        await flow.fund(p, 1_000)
-    tid = await opened(flow, format=Format(Kind.SWISS))
-    for p in players:
-        await flow.tournaments.register(tid, p, None, None)
-    await seeded_and_started(flow, tid)
+    tid = await started(flow, players, 1_000, format=Format(Kind.SWISS))
     start = await flow.fresh(tid)
     moves = 0
     while matches := await flow.open_matches(tid):
@@ -360,12 +357,7 @@ def bracket_id(match_id: str) -> str:
 
 async def test_each_round_plays_its_best_of_and_the_final_its_own(flow: Flow) -> None:
     players = [f"bo{i}" for i in range(4)]
-    for p in players:
-        await flow.fund(p, 5_000)
-    tid = await opened(flow, best_of=(3,), final_best_of=5)
-    for p in players:
-        await flow.tournaments.register(tid, p, None, None)
-    await seeded_and_started(flow, tid)
+    tid = await started(flow, players, 5_000, best_of=(3,), final_best_of=5)
     await flow.tournaments.quiet()
     semis = await flow.open_matches(tid)
     assert len(semis) == 2
@@ -386,12 +378,7 @@ async def test_two_processes_draining_one_outbox_carry_each_row_out_once(flow: F
     from leetgaming.tournaments import Tournaments
 
     players = [f"w{i}" for i in range(4)]
-    for p in players:
-        await flow.fund(p, 5_000)
-    tid = await opened(flow)
-    for p in players:
-        await flow.tournaments.register(tid, p, None, None)
-    await seeded_and_started(flow, tid)
+    tid = await started(flow, players, 5_000)
     await flow.tournaments.quiet()
     gate = asyncio.Event()
     heard: list[tuple[str, object]] = []
