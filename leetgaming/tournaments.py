@@ -233,7 +233,7 @@ class Tournaments:
         self._remember(after)
         earlier = self._snapshot(before)
         delta = diff(earlier, self._snapshot(after, (before, earlier), applied.matches))
-        if delta or after.version != before.version:
+        if after.version != before.version:
             # a version nobody sees change still gets its (empty) delta: the next one's
             # ``base`` is this version, and a hole would send every spectator for a snapshot
             delta = delta or {"set": [], "unset": []}

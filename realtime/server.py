@@ -493,8 +493,10 @@ class HubNode:
                 kind = message.get("type")
                 name: bytes = message["channel"]
                 if kind == "message":
+                    if name not in following:
+                        continue  # its last local subscriber left: unsubscribing
                     channel = parse_channel(name[len(publications) :].decode())
-                    if channel is not None and name in following:
+                    if channel is not None:
                         self._fan_out(channel, bytes(message["data"]))
                 elif kind == "subscribe":
                     following.confirmed(name)
