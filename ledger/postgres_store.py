@@ -64,11 +64,18 @@ _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _RETRIES_MAX = 8
 SCAN_PAGE_ROWS = 5000
 ACCOUNT_CACHE_MAX = 1_000_000
+
+
+class _HoldAppeared(Exception):
+    """A hold the batch resolves was recorded after the batch first looked for it."""
+
+
 # Errors after which a batch is decided again on the locked path: the transaction rolled back,
 # nothing of it was written. Every path locks accounts in id order and inserts records in id
 # order after locking, so writers wait on each other in one direction only; a deadlock the
 # database still breaks (a hold resolved by two batches in crossing order) is retried.
 _RETRY_LOCKED = (
+    _HoldAppeared,
     asyncpg.SerializationError,
     asyncpg.UniqueViolationError,
     asyncpg.DeadlockDetectedError,
@@ -372,24 +379,35 @@ class PostgresLedgerStore:
         self, accounts: Sequence[Account], now_ns: int
     ) -> list[CreateAccountResult]:
         known = await self._unit_assets({a.asset for a in accounts if isinstance(a.asset, str)})
-        async with self._pool.acquire() as conn, conn.transaction():
-            ids = [a.id for a in accounts if isinstance(a.id, int) and check_account(a) is None]
-            rows = await conn.fetch(
-                f"SELECT {ACCOUNT_COLUMNS} FROM {self.schema}.accounts WHERE id = ANY($1::uuid[])",
-                ids,
-            )
-            existing = {r[0]: _account(r) for r in rows}
-            plan = plan_accounts(accounts, existing, known, now_ns)
-            if plan.new:
-                await conn.executemany(
-                    f"INSERT INTO {self.schema}.accounts ({ACCOUNT_COLUMNS}) "
-                    "VALUES ($1, $2, $3, $4, $5, $6, $7, 0, 0, 0, 0, $7)",
-                    [
-                        (a.id, a.asset, a.owner, a.kind, int(a.flags), a.code, now_ns)
-                        for a in plan.new
-                    ],
-                )
-        return plan.results
+        ids = [a.id for a in accounts if isinstance(a.id, int) and check_account(a) is None]
+        for attempt in range(_RETRIES_MAX):
+            try:
+                async with self._pool.acquire() as conn, conn.transaction():
+                    rows = await conn.fetch(
+                        f"SELECT {ACCOUNT_COLUMNS} FROM {self.schema}.accounts "
+                        "WHERE id = ANY($1::uuid[])",
+                        ids,
+                    )
+                    existing = {r[0]: _account(r) for r in rows}
+                    plan = plan_accounts(accounts, existing, known, now_ns)
+                    if plan.new:
+                        await conn.executemany(
+                            f"INSERT INTO {self.schema}.accounts ({ACCOUNT_COLUMNS}) "
+                            "VALUES ($1, $2, $3, $4, $5, $6, $7, 0, 0, 0, 0, $7)",
+                            [
+                                (a.id, a.asset, a.owner, a.kind, int(a.flags), a.code, now_ns)
+                                for a in plan.new
+                            ],
+                        )
+            except asyncpg.UniqueViolationError:
+                # Another writer created one of them between our read and our insert (two
+                # processes opening the same wallet at once): decide again against its row,
+                # which answers ``exists`` (or ``exists_with_different_*``).
+                if attempt == _RETRIES_MAX - 1:
+                    raise
+                continue
+            return plan.results
+        raise AssertionError("unreachable")
 
     async def apply(
         self, requests: Sequence[Sequence[Command]], now_ns: int
@@ -530,6 +548,23 @@ class PostgresLedgerStore:
                     account_ids.add(hold.credit_account_id)
         rows = await conn.fetch(self._sql_lock_accounts, list(account_ids))
         accounts = {state.id: state for state in map(_account, rows)}
+        if keys.pending_ids:
+            # What was read before the lock may be stale: another writer may have resolved one
+            # of our holds and committed while we waited for its accounts, and the counters we
+            # now hold include that resolution. Anyone who resolves a hold locks its accounts,
+            # so read again now that we hold them.
+            transfers, resolutions = await self._read_records(conn, keys)
+            for pending_id in keys.pending_ids:
+                hold = transfers.get(pending_id)
+                if (
+                    hold is not None
+                    and not {
+                        hold.debit_account_id,
+                        hold.credit_account_id,
+                    }
+                    <= account_ids
+                ):
+                    raise _HoldAppeared  # its accounts are not locked: run the batch again
         outcome = apply_batch(
             LedgerView(accounts, transfers, resolutions, assets), requests, now_ns
         )

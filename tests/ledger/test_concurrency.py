@@ -586,3 +586,93 @@ async def test_two_processes_crossing_on_the_same_ids_are_both_answered(postgres
         await holder.close()
         await second.close()
         await drop_postgres(postgres_url, first)
+
+
+async def test_two_processes_resolving_one_hold_while_its_accounts_are_locked(
+    postgres_url: str,
+) -> None:
+    """Two writers resolve the same hold (one posts it, the other voids it) and both read it
+    unresolved, then wait for its accounts, held by a third transaction. When the lock is
+    released, the first resolves the hold; the second must see that resolution (it committed
+    while the second waited for the lock) and answer ``already posted``/``voided``, not apply
+    it again to the counters it locked (a negative pending amount, which the database's CHECK
+    refuses: a 500 in a withdrawal that the sweeper and its request both finished)."""
+    first: PostgresLedgerStore = await open_postgres(postgres_url)
+    second = await PostgresLedgerStore.connect(postgres_url, schema=first.schema)
+    holder = await asyncpg.connect(postgres_url)
+    try:
+        async with (
+            Ledger(first, expire_on_timer=False) as one,
+            Ledger(second, expire_on_timer=False) as two,
+        ):
+            await one.create_accounts(
+                [Account(1, "USD", "p", "user", LIMITED), Account(2, "USD", "w", "settlement")]
+            )
+            [funded, held] = await one.create_transfers(
+                [
+                    Transfer(10, 2, 1, 500, "USD"),
+                    Transfer(11, 1, 2, 100, "USD", 0, TransferFlags.PENDING),
+                ]
+            )
+            assert (funded.result, held.result) == (R.OK, R.OK)
+            async with holder.transaction():
+                await holder.execute(
+                    f"SELECT 1 FROM {first.schema}.accounts WHERE id = ANY($1::uuid[]) FOR UPDATE",
+                    [str(uuid.UUID(int=1)), str(uuid.UUID(int=2))],
+                )
+                post = asyncio.ensure_future(
+                    one.create_transfers(
+                        [Transfer(12, pending_id=11, flags=TransferFlags.POST_PENDING)]
+                    )
+                )
+                await wait_for_lock_waiters(postgres_url, first.schema, 1)
+                void = asyncio.ensure_future(
+                    two.create_transfers(
+                        [Transfer(13, pending_id=11, flags=TransferFlags.VOID_PENDING)]
+                    )
+                )
+                await wait_for_lock_waiters(postgres_url, first.schema, 2)
+            answered = await asyncio.wait_for(
+                asyncio.gather(post, void, return_exceptions=True), 30
+            )
+        assert not [x for x in answered if isinstance(x, BaseException)], answered
+        results = sorted(out[0].result for out in answered if isinstance(out, list))
+        assert results in (
+            sorted([R.OK, R.PENDING_TRANSFER_ALREADY_POSTED]),
+            sorted([R.OK, R.PENDING_TRANSFER_ALREADY_VOIDED]),
+        ), results
+        [wallet] = await first.lookup_accounts([1])
+        assert wallet.balance.debits_pending == 0
+        assert (await reconcile(first)).ok
+    finally:
+        await holder.close()
+        await second.close()
+        await drop_postgres(postgres_url, first)
+
+
+async def test_two_processes_creating_the_same_account_are_both_answered(
+    postgres_url: str,
+) -> None:
+    """A writer creates an account that another transaction is inserting right then (two
+    processes opening one wallet for its first deposit): when that one commits, the writer's
+    insert collides; it must answer ``exists``, not fail with a database error."""
+    store: PostgresLedgerStore = await open_postgres(postgres_url)
+    holder = await asyncpg.connect(postgres_url)
+    try:
+        async with Ledger(store, expire_on_timer=False) as ledger:
+            async with holder.transaction():
+                await holder.execute(
+                    f"INSERT INTO {store.schema}.accounts (id, asset, owner, kind, flags, code, "
+                    "timestamp, debits_pending, debits_posted, credits_pending, credits_posted, "
+                    "last_timestamp) VALUES ($1::uuid, 'USD', 'p', 'user', 2, 0, 1, 0, 0, 0, 0, 1)",
+                    str(uuid.UUID(int=7)),
+                )
+                creating = asyncio.ensure_future(
+                    ledger.create_accounts([Account(7, "USD", "p", "user", LIMITED)])
+                )
+                await wait_for_lock_waiters(postgres_url, store.schema, 1)
+            answered = await asyncio.wait_for(creating, 30)
+        assert answered == [CreateAccountResult.EXISTS]
+    finally:
+        await holder.close()
+        await drop_postgres(postgres_url, store)
