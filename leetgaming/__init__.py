@@ -3,3 +3,5 @@
 Settings, the ASGI app, the CLI and the flows that cross domains live here. This package may
 import every domain package; no domain package may import it (see tests/test_layering.py).
 """
+
+__version__ = "0.1.0"

@@ -33,14 +33,18 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ledger import Ledger, open_store
+from leetgaming import __version__, openapi
+from leetgaming.audit import AuditLog
 from leetgaming.auth_api import AuthLimits, auth_routes
 from leetgaming.db import open_database
+from leetgaming.deposits import Deposits
 from leetgaming.health import PROBE_TIMEOUT_S, Probe, database_probe, redis_probe
+from leetgaming.idempotency_store import IdempotencyKeys
 from leetgaming.identity import Identity
 from leetgaming.logs import configure_logging
 from leetgaming.mail import Mailer
@@ -49,10 +53,14 @@ from leetgaming.passwords import Passwords
 from leetgaming.play import Play
 from leetgaming.play_api import play_routes
 from leetgaming.problems import problem
-from leetgaming.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from leetgaming.ratelimit import MemoryRateLimiter, Rate, RateLimiter, RedisRateLimiter
 from leetgaming.settings import Settings
 from leetgaming.tournaments import Tournaments
 from leetgaming.tournaments_api import tournament_routes
+from leetgaming.wallet import Wallet
+from leetgaming.wallet_api import wallet_routes
+from leetgaming.withdrawals import Withdrawals
+from leetgaming.withdrawals_api import withdrawal_routes
 from matchmaking.queues import parse_queues
 from matchmaking.redis_tickets import RedisTicketStore
 from matchmaking.servers import MemoryServerRegistry, RedisServerRegistry, ServerRegistry
@@ -63,6 +71,9 @@ from realtime.presence import RedisPresence
 from realtime.server import Credential, HubNode
 from realtime.streams import RedisStreams
 from realtime.wire import WIRE_SCOPE_KEY, Wire
+from wallet.fees import FeeSchedule
+from wallet.stripe_gateway import StripeGateway
+from wallet.withdrawals import Limits as WithdrawalLimits
 
 REDIS_CONNECTIONS_MAX: Final = 64  # per process
 REDIS_POOL_WAIT_S: Final = 5.0
@@ -71,6 +82,10 @@ _TOKEN_ROLES: Final = frozenset({"player", "admin", "game_server"})
 # Successful requests to these routes are logged at debug level: orchestrators and scrapers
 # poll them every few seconds.
 _QUIET_ROUTES: Final = frozenset({"/healthz", "/readyz", "/metrics"})
+
+# Payment providers' webhooks come from a few addresses of theirs, in bursts, and are
+# verified by signature: the per-address limit would only make them retry.
+_UNLIMITED_PREFIX: Final = "/v1/webhooks/"
 
 log = logging.getLogger("leetgaming.app")
 request_log = logging.getLogger("leetgaming.http")
@@ -139,6 +154,84 @@ class RequestObserver:
             )
 
 
+SECURITY_HEADERS: Final = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+    (
+        b"content-security-policy",
+        b"default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+        b"connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'; "
+        b"form-action 'self'",
+    ),
+    (b"permissions-policy", b"camera=(), microphone=(), geolocation=(), payment=()"),
+)
+HSTS: Final = (b"strict-transport-security", b"max-age=63072000; includeSubDomains")
+
+
+class SecurityHeaders:
+    """ASGI middleware: every HTTP response says how a browser must treat it (no sniffing, no
+    framing, no referrer, a strict content security policy), and, where TLS is terminated
+    (an ``https`` request, or a ``public_url`` that is https behind a proxy), HSTS. A header
+    the route set itself is left as it is."""
+
+    def __init__(self, app: ASGIApp, tls: bool) -> None:
+        self.app = app
+        self.tls = tls
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        extra = SECURITY_HEADERS + ((HSTS,) if self.tls or scope.get("scheme") == "https" else ())
+
+        async def send_secured(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", ()))
+                present = {name.lower() for name, _ in headers}
+                headers += [(n, v) for n, v in extra if n not in present]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_secured)
+
+
+class RestRateLimit:
+    """ASGI middleware: at most ``rate`` HTTP requests per client IP (100 a minute by default,
+    ``LEETGAMING_REST_REQUESTS_PER_MIN``), shared by every process through Redis when it is
+    configured; beyond it a 429 problem with ``Retry-After``. Probes, metrics and websockets
+    are not counted (the hub limits its own messages)."""
+
+    def __init__(
+        self, app: ASGIApp, limiter: RateLimiter, rate: Rate, clock_ms: Callable[[], int]
+    ) -> None:
+        self.app = app
+        self.limiter = limiter
+        self.rate = rate
+        self.clock_ms = clock_ms
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or path in _QUIET_ROUTES or path.startswith(_UNLIMITED_PREFIX):
+            await self.app(scope, receive, send)
+            return
+        client = scope.get("client")
+        ip = client[0] if client else "unknown"
+        wait_ms = await self.limiter.hit(f"rest:ip:{ip}", self.rate, self.clock_ms())
+        if wait_ms:
+            response = problem(
+                429,
+                f"at most {self.rate.count} requests per {self.rate.per_s} s from one address",
+                code="rate_limited",
+                headers={"Retry-After": str(-(-wait_ms // 1000))},
+                instance=scope["path"],
+            )
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
 async def _run_check(probe: Probe, timeout_s: float) -> str:
     """``"ok"``, ``"timeout"`` or ``"failed: <ErrorClass>"``; never the error's text."""
     try:
@@ -192,6 +285,15 @@ def create_app(
             headers={"Cache-Control": "no-store"},
         )
 
+    api_document = openapi.document(__version__)
+    api_page = openapi.page(api_document)
+
+    async def openapi_json(request: Request) -> Response:
+        return JSONResponse(api_document)
+
+    async def docs(request: Request) -> Response:
+        return HTMLResponse(api_page)
+
     async def metrics_endpoint(request: Request) -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE)
 
@@ -223,8 +325,35 @@ def create_app(
             matchmaker = Matchmaker(tickets, queues, hub.node_id, play.on_event)
             async with Ledger(store) as ledger:
                 app.state.ledger = ledger
+                audit = AuditLog(database, time.time_ns)
+                await audit.start()
+                keys = IdempotencyKeys(database)
+                await keys.start()
+                wallet = Wallet(database, ledger, audit)
+                await wallet.start()
+                deposits = Deposits(
+                    database, ledger, audit, stripe_gateway(settings), FeeSchedule(), hub.publish
+                )
+                await deposits.start()
+                withdrawals = Withdrawals(
+                    database,
+                    ledger,
+                    audit,
+                    wallet,
+                    deposits,
+                    FeeSchedule(),
+                    hub.publish,
+                    WithdrawalLimits(
+                        settings.withdrawal_daily_usd_cents,
+                        settings.withdrawal_approval_usd_cents,
+                        settings.withdrawal_review_score,
+                    ),
+                )
+                await withdrawals.start()
+                app.state.audit, app.state.idempotency, app.state.wallet = audit, keys, wallet
+                app.state.deposits, app.state.withdrawals = deposits, withdrawals
                 tournaments = Tournaments(
-                    database, ledger, play, hub.publish, time.time, hub.publish_many
+                    database, ledger, play, hub.publish, time.time, hub.publish_many, audit
                 )
                 await tournaments.start()
                 app.state.tournaments = tournaments
@@ -234,7 +363,12 @@ def create_app(
                 await matchmaker.start()
                 await tournaments.sweep()  # what a crash left in the outboxes
                 sweeper = asyncio.create_task(
-                    _every(1.0, lambda: sweep_if_leased(tickets, hub.node_id, play, tournaments))
+                    _every(
+                        1.0,
+                        lambda: sweep_if_leased(
+                            tickets, hub.node_id, play, tournaments, keys, withdrawals
+                        ),
+                    )
                 )
                 try:
                     yield
@@ -244,6 +378,8 @@ def create_app(
                     await tournaments.stop()
                     await matchmaker.stop()
                     await hub.stop()
+                    if deposits.gateway is not None:
+                        await deposits.gateway.close()
                     if redis_client is not None:
                         await redis_client.aclose()
         finally:
@@ -305,8 +441,23 @@ def create_app(
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics_endpoint, methods=["GET"]),
-            *play_routes(lambda: app.state.play, lambda: app.state.identity),
+            Route("/openapi.json", openapi_json, methods=["GET"]),
+            Route("/docs", docs, methods=["GET"]),
+            *play_routes(
+                lambda: app.state.play, lambda: app.state.identity, lambda: app.state.idempotency
+            ),
             *tournament_routes(lambda: app.state.tournaments, lambda: app.state.identity),
+            *wallet_routes(
+                lambda: app.state.wallet,
+                lambda: app.state.identity,
+                lambda: app.state.idempotency,
+                lambda: app.state.deposits,
+            ),
+            *withdrawal_routes(
+                lambda: app.state.withdrawals,
+                lambda: app.state.identity,
+                lambda: app.state.idempotency,
+            ),
             *auth_routes(
                 lambda: app.state.identity,
                 limiter,
@@ -314,7 +465,16 @@ def create_app(
                 auth_limits,
             ),
         ],
-        middleware=[Middleware(RequestObserver, metrics=metrics)],
+        middleware=[
+            Middleware(RequestObserver, metrics=metrics),
+            Middleware(SecurityHeaders, tls=(settings.public_url or "").startswith("https://")),
+            Middleware(
+                RestRateLimit,
+                limiter=limiter,
+                rate=Rate(settings.rest_requests_per_min, 60),
+                clock_ms=lambda: int(time.time() * 1000),
+            ),
+        ],
         exception_handlers={HTTPException: _http_exception, Exception: _server_error},
         lifespan=lifespan,
     )
@@ -323,6 +483,15 @@ def create_app(
     app.state.metrics = metrics
     app.state.probes = probes
     return app
+
+
+def stripe_gateway(settings: Settings) -> StripeGateway | None:
+    """Stripe, when its keys are set (card deposits answer 503 otherwise)."""
+    if settings.stripe_secret_key is None or settings.stripe_webhook_secret is None:
+        return None
+    return StripeGateway(
+        settings.stripe_secret_key, settings.stripe_webhook_secret, settings.stripe_api_base
+    )
 
 
 def load_queues(settings: Settings) -> dict[str, QueueConfig]:
@@ -343,6 +512,8 @@ async def sweep_if_leased(
     owner: str,
     play: Play,
     tournaments: Tournaments | None = None,
+    keys: IdempotencyKeys | None = None,
+    withdrawals: Withdrawals | None = None,
     ttl_s: float = SWEEP_LEASE_TTL_S,
 ) -> bool:
     """Deadlines and server silence are checked, and tournament outboxes left by a crash
@@ -355,6 +526,10 @@ async def sweep_if_leased(
     await play.sweep()
     if tournaments is not None:
         await tournaments.sweep()
+    if keys is not None:
+        await keys.purge(int(time.time()))
+    if withdrawals is not None:
+        await withdrawals.sweep()
     return True
 
 

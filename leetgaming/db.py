@@ -116,9 +116,30 @@ class _SqliteConn:
         return None if row is None else tuple(row)
 
 
+_TRIGGER = re.compile(r"^\s*CREATE\s+(?:OR\s+REPLACE\s+)?TRIGGER\b", re.IGNORECASE)
+_BODY_START = re.compile(r"\bBEGIN\b", re.IGNORECASE)
+_BODY_END = re.compile(r"\bEND$", re.IGNORECASE)
+
+
 def statements(step: str) -> list[str]:
-    """The statements of a migration step (separated by ``;``, none inside a literal)."""
-    return [s.strip() for s in step.split(";") if s.strip()]
+    """The statements of a migration step, separated by ``;``. A ``;`` inside a ``$$`` body
+    (a PostgreSQL function) or inside a SQLite trigger's ``BEGIN … END`` does not end the
+    statement; no other literal may hold one."""
+    out: list[str] = []
+    current = ""
+    for piece in step.split(";"):
+        current = f"{current};{piece}" if current else piece
+        text = current.strip()
+        if current.count("$$") % 2:
+            continue  # inside a $$ body
+        if _TRIGGER.match(text) and _BODY_START.search(text) and not _BODY_END.search(text):
+            continue  # inside a trigger's BEGIN ... END
+        if text:
+            out.append(text)
+        current = ""
+    if current.strip():
+        out.append(current.strip())
+    return out
 
 
 class SqliteDatabase(_SqliteConn):

@@ -5,17 +5,23 @@ access token, their queue ticket (the same calls as ``queue.join`` / ``queue.sta
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from typing import Final
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Final
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from ledger import derive_id
 from leetgaming.auth_api import Refused, bearer, json_body, unauthorized
+from leetgaming.idempotency_store import IdempotencyKeys
 from leetgaming.identity import Identity
 from leetgaming.play import LEADERBOARD_ROWS_MAX, Play
 from leetgaming.problems import problem
+from leetgaming.tokens import AccessClaims
+from leetgaming.wallet_api import guard, idempotent
+from matchmaking.service import QueueConfig
 from realtime.channel import Principal, Role
 from realtime.server import RpcError
 
@@ -31,7 +37,45 @@ _STATUS: Final = {
 }
 
 
-def play_routes(play_of: Callable[[], Play], identity_of: Callable[[], Identity]) -> list[Route]:
+PLAYER_ID_CHARS_MAX: Final = 64
+BEST_OF: Final = (1, 3, 5, 7)
+
+
+def match_teams(
+    body: dict[str, Any], queues: Mapping[str, QueueConfig]
+) -> tuple[str, tuple[tuple[str, ...], ...], int]:
+    """The queue, teams and series length of an organizer's match, or :class:`Refused`."""
+
+    def bad(message: str) -> Refused:
+        return Refused(problem(422, message, code="bad_match"))
+
+    queue = body.get("queue")
+    if not isinstance(queue, str) or queue not in queues:
+        raise Refused(problem(404, "no such queue", code="unknown_queue"))
+    size = queues[queue].rules.team_size
+    teams = body.get("teams")
+    if (
+        not isinstance(teams, list)
+        or len(teams) != 2
+        or not all(isinstance(t, list) and len(t) == size for t in teams)
+    ):
+        raise bad(f"teams is two lists of {size} player ids")
+    players = [p for t in teams for p in t]
+    if not all(isinstance(p, str) and 0 < len(p) <= PLAYER_ID_CHARS_MAX for p in players):
+        raise bad(f"a player id is a string of 1..{PLAYER_ID_CHARS_MAX} characters")
+    if len(set(players)) != len(players):
+        raise bad("a player plays on one side once")
+    best_of = body.get("best_of", 1)
+    if best_of not in BEST_OF or type(best_of) is not int:
+        raise bad("best_of is 1, 3, 5 or 7")
+    return queue, tuple(tuple(t) for t in teams), best_of
+
+
+def play_routes(
+    play_of: Callable[[], Play],
+    identity_of: Callable[[], Identity],
+    keys_of: Callable[[], IdempotencyKeys] | None = None,
+) -> list[Route]:
     async def as_player(request: Request, method: str, params: dict[str, object]) -> Response:
         claims = bearer(request, identity_of())
         if claims is None:
@@ -78,10 +122,33 @@ def play_routes(play_of: Callable[[], Play], identity_of: Callable[[], Identity]
         rows = await play_of().rating_history(player, mode)
         return JSONResponse({"player": player, "mode": mode, "history": rows})
 
-    return [
+    async def create_match(
+        request: Request, claims: AccessClaims, body: dict[str, Any], key: str
+    ) -> Response:
+        play = play_of()
+        queue, teams, best_of = match_teams(body, play.queues)
+        match_id = f"m.custom.{derive_id('match.custom', claims.subject, key):032x}"
+        await play.start_match(match_id, queue, teams, best_of)
+        return JSONResponse(
+            {
+                "match": match_id,
+                "queue": queue,
+                "teams": [list(t) for t in teams],
+                "best_of": best_of,
+            },
+            status_code=201,
+        )
+
+    routes = [
         Route("/v1/leaderboards/{mode}", leaderboard, methods=["GET"]),
         Route("/v1/players/{player}/ratings/{mode}", history, methods=["GET"]),
         Route("/v1/tickets", ticket_create, methods=["POST"]),
         Route("/v1/tickets/current", ticket_current, methods=["GET"]),
         Route("/v1/tickets/current", ticket_cancel, methods=["DELETE"]),
     ]
+    if keys_of is not None:
+        admin_match = guard(identity_of, "admin")(
+            idempotent(keys_of, time.time, create_match, "queue", "teams", "best_of")
+        )
+        routes.append(Route("/v1/admin/matches", admin_match, methods=["POST"]))
+    return routes

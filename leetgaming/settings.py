@@ -70,6 +70,13 @@ class Settings:
     public_url: str | None = None
     mail_dir: str = "./var/mail"  # outgoing mail as .eml files (the embedded mailer)
     queues_file: str | None = None  # TOML; unset: the shipped leetgaming/queues.toml
+    rest_requests_per_min: int = 100  # per client IP, every REST route but probes and metrics
+    stripe_secret_key: str | None = field(default=None, repr=False)  # sk_...; unset: no cards
+    stripe_webhook_secret: str | None = field(default=None, repr=False)  # whsec_...
+    stripe_api_base: str | None = None  # a Stripe-compatible server instead of api.stripe.com
+    withdrawal_daily_usd_cents: int = 1_000_000  # per player per 24 hours
+    withdrawal_approval_usd_cents: int = 100_000  # above it: TOTP and an admin
+    withdrawal_review_score: int = 50  # a risk score at or above it: an admin reviews
 
     def __post_init__(self) -> None:
         problems = [
@@ -77,6 +84,13 @@ class Settings:
             for f in fields(self)
             if (reason := _CHECKS[f.name](getattr(self, f.name))) is not None
         ]
+        if not problems and (self.stripe_secret_key is None) != (
+            self.stripe_webhook_secret is None
+        ):
+            problems.append(
+                f"{env_name('stripe_secret_key')} and {env_name('stripe_webhook_secret')} "
+                "are set together or not at all"
+            )
         if not problems and self.workers > 1 and self.redis_url is None:
             # Each process's in-process broker would see only its own clients.
             problems.append(
@@ -144,12 +158,15 @@ class Settings:
         out: dict[str, object] = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name == "secret_key":
+            if f.name in _SECRETS:
                 value = None if value is None else REDACTED
             elif isinstance(value, str) and f.name.endswith("_url"):
                 value = redact_url(value)
             out[f.name] = value
         return out
+
+
+_SECRETS: Final = frozenset({"secret_key", "stripe_secret_key", "stripe_webhook_secret"})
 
 
 class _Invalid:
@@ -262,6 +279,24 @@ def _check_mail_dir(value: object) -> str | None:
     return None
 
 
+def _check_non_negative(value: object) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        return f"expected an integer >= 0, got {str(value)!r}"
+    return None
+
+
+def _check_optional_secret(value: object) -> str | None:
+    if value is None or (isinstance(value, str) and value.strip() and len(value) <= 512):
+        return None
+    return "expected a non-empty secret of at most 512 characters"  # never echo it
+
+
+def _check_rest_rate(value: object) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 10_000_000:
+        return f"expected an integer 1..10000000, got {str(value)!r}"
+    return None
+
+
 _PARSERS: Final[dict[str, Callable[[str], object]]] = {
     "host": _parse_str,
     "port": _int_parser(1, 65535),
@@ -274,6 +309,13 @@ _PARSERS: Final[dict[str, Callable[[str], object]]] = {
     "public_url": _parse_optional_str,
     "mail_dir": _parse_str,
     "queues_file": _parse_optional_str,
+    "rest_requests_per_min": _int_parser(1, 10_000_000),
+    "stripe_secret_key": _parse_optional_str,
+    "stripe_webhook_secret": _parse_optional_str,
+    "stripe_api_base": _parse_optional_str,
+    "withdrawal_daily_usd_cents": _int_parser(0, None),
+    "withdrawal_approval_usd_cents": _int_parser(0, None),
+    "withdrawal_review_score": _int_parser(0, None),
 }
 
 _CHECKS: Final[dict[str, Callable[[object], str | None]]] = {
@@ -288,4 +330,11 @@ _CHECKS: Final[dict[str, Callable[[object], str | None]]] = {
     "public_url": _check_public_url,
     "mail_dir": _check_mail_dir,
     "queues_file": _check_queues_file,
+    "rest_requests_per_min": _check_rest_rate,
+    "stripe_secret_key": _check_optional_secret,
+    "stripe_webhook_secret": _check_optional_secret,
+    "stripe_api_base": _check_public_url,
+    "withdrawal_daily_usd_cents": _check_non_negative,
+    "withdrawal_approval_usd_cents": _check_non_negative,
+    "withdrawal_review_score": _check_non_negative,
 }

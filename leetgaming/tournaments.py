@@ -43,6 +43,7 @@ import orjson
 
 from ledger import CreateTransferResult, Ledger, Transfer, TransferFlags, derive_id
 from leetgaming import tournament_store
+from leetgaming.audit import AuditLog
 from leetgaming.db import Conn, Database
 from leetgaming.play import AfterCommit, Play, PublishMany, publish_all
 from matchmaking import formats, swiss
@@ -95,6 +96,17 @@ MIGRATIONS: Final = [
         detail TEXT NOT NULL
     )
     """,
+    # The audit log became one for the whole product (leetgaming.audit, which migrates first):
+    # the rows written here before are copied there, their detail text kept as {"text": ...}.
+    """
+    INSERT INTO audit_entries (id, at_ns, actor, action, subject, detail)
+    SELECT 'tournaments:' || CAST(CAST(at_s * 1000000000 AS BIGINT) AS TEXT) || ':' || action
+           || ':' || target,
+           CAST(at_s * 1000000000 AS BIGINT), actor, action, target,
+           '{"text":"' || replace(replace(detail, '\\', '\\\\'), '"', '\\"') || '"}'
+    FROM audit_log;
+    DROP TABLE audit_log
+    """,
 ]
 HOLD_ANSWER_WAIT_S: Final = 5.0  # a registration waits this long for its fee's hold
 DRAIN_ROUNDS_MAX: Final = 20  # follow-up commands (a hold's answer) add rows; never loop forever
@@ -141,8 +153,10 @@ class Tournaments:
         publish: Publish,
         clock: Callable[[], float],
         publish_many: PublishMany | None = None,
+        audit: AuditLog | None = None,
     ) -> None:
         self.publish_many = publish_many
+        self.audit = audit or AuditLog(db, lambda: int(self.clock() * 1_000_000_000))
         self.db = db
         self.ledger = ledger
         self.play = play
@@ -161,6 +175,7 @@ class Tournaments:
         self.after_effect: Callable[[str, dict[str, Any]], None] | None = None
 
     async def start(self) -> None:
+        await self.audit.start()
         await self.db.migrate("tournaments", MIGRATIONS)
         self.play.on_settled.append(self._settled)
         self.play.on_failed.append(self._failed)
@@ -792,14 +807,7 @@ class Tournaments:
             )
 
     async def _audit(self, tx: Conn, actor: str, action: str, target: str, detail: str) -> None:
-        await tx.execute(
-            "INSERT INTO audit_log (at_s, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)",
-            self.clock(),
-            actor,
-            action,
-            target,
-            detail,
-        )
+        await self.audit.append(tx, actor, action, target, {"text": detail} if detail else {})
 
     async def strengths(self, t: tm.Tournament) -> dict[str, float]:
         """Each team's conservative rating (mu - 3 sigma) for the tournament's mode, summed

@@ -10,7 +10,8 @@ creates, idempotently: ``exists``) the same account without a lookup table.
 - platform accounts (owner ``platform``): ``revenue`` (rake; FREE_ENTRY tickets spent),
   ``rounding`` (what integer division leaves over), ``expense`` (guaranteed prize pools the
   platform tops up: it may go negative, it is the platform's money going out), and
-  ``settlement`` (money entering from outside: deposits; negative by what was brought in).
+  ``settlement`` (money entering from outside: deposits; negative by what was brought in),
+  ``exchange`` (the platform's inventory of each asset for conversions; may go negative).
 
 Transfer codes (the ledger's ``code``): why value moved, for history and reports.
 """
@@ -28,11 +29,41 @@ class Code:
     """Plain ints (the ledger takes an ``int`` code, not an enum member)."""
 
     DEPOSIT: Final = 1
+    DEPOSIT_FEE: Final = 2
+    DEPOSIT_REVERSAL: Final = 3  # a refund or a lost dispute takes a card deposit back
+    WITHDRAWAL: Final = 4
+    WITHDRAWAL_FEE: Final = 5
+    CONVERSION: Final = 6
+    CONVERSION_FEE: Final = 7
+    SUBSCRIPTION: Final = 8
+    CREDIT_GRANT: Final = 9
+    BREAKAGE: Final = 15  # expired game credits
     ENTRY_FEE: Final = 10
     RAKE: Final = 11
     GUARANTEE: Final = 12
     PRIZE: Final = 13
     ROUNDING: Final = 14
+
+
+# The name a code goes by in a player's history (GET /v1/transactions?kind=...).
+KIND_OF_CODE: Final[dict[int, str]] = {
+    Code.DEPOSIT: "deposit",
+    Code.DEPOSIT_FEE: "deposit_fee",
+    Code.DEPOSIT_REVERSAL: "deposit_reversal",
+    Code.WITHDRAWAL: "withdrawal",
+    Code.WITHDRAWAL_FEE: "withdrawal_fee",
+    Code.CONVERSION: "conversion",
+    Code.CONVERSION_FEE: "conversion_fee",
+    Code.SUBSCRIPTION: "subscription",
+    Code.CREDIT_GRANT: "credit_grant",
+    Code.BREAKAGE: "credit_expiry",
+    Code.ENTRY_FEE: "entry_fee",
+    Code.RAKE: "rake",
+    Code.GUARANTEE: "guarantee",
+    Code.PRIZE: "prize",
+    Code.ROUNDING: "rounding",
+}
+CODE_OF_KIND: Final[dict[str, int]] = {kind: code for code, kind in KIND_OF_CODE.items()}
 
 
 def account_id(owner: str, kind: str, asset: str) -> int:
@@ -63,6 +94,11 @@ def rounding(asset: str) -> Account:
 
 def expense(asset: str) -> Account:
     return _account(PLATFORM, "expense", asset, AccountFlags.NONE)
+
+
+def exchange(asset: str) -> Account:
+    """The platform's inventory of ``asset`` for conversions (may go negative)."""
+    return _account(PLATFORM, "exchange", asset, AccountFlags.NONE)
 
 
 def settlement(asset: str) -> Account:

@@ -45,9 +45,10 @@ async def served(tmp_path: Path, backends: dict[str, str]) -> AsyncIterator[tupl
 
 @asynccontextmanager
 async def serving_play(
-    tmp_path: Path, backends: dict[str, str], queues: str
+    tmp_path: Path, backends: dict[str, str], queues: str, **settings: str
 ) -> AsyncIterator[tuple[str, Any]]:
-    """The app with ``queues`` (TOML) on ``backends``: its websocket URL and its state."""
+    """The app with ``queues`` (TOML) on ``backends`` and any other ``settings`` (by field
+    name): its websocket URL and its state."""
     (tmp_path / "queues.toml").write_text(queues)
     port = unused_port()
     env = {
@@ -57,6 +58,7 @@ async def serving_play(
         "LEETGAMING_MAIL_DIR": str(tmp_path / "mail"),
     }
     env |= backends
+    env |= {f"LEETGAMING_{name.upper()}": value for name, value in settings.items()}
     app = create_app(Settings.from_env(env))
     async with serving(app, port):
         yield f"ws://127.0.0.1:{port}/ws", app.state

@@ -1,0 +1,706 @@
+"""The OpenAPI 3.1 document of the REST API (``GET /openapi.json``) and its readable page
+(``GET /docs``, rendered here from the same document: no script, no CDN).
+
+The document is written by hand next to the routes, with small builders for what every route
+repeats (problem responses, bearer auth, amounts as strings of the smallest unit); the test
+suite checks that every documented path is routed and every routed path is documented, and
+checks responses against it.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any, Final
+
+PROBLEM: Final = "application/problem+json"
+JSON: Final = "application/json"
+
+_AMOUNT = {"type": "string", "pattern": "^-?[0-9]+$", "description": "smallest units"}
+
+
+def _obj(required: list[str], **properties: Any) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": required,
+        "properties": properties,
+    }
+
+
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+_STR = {"type": "string"}
+_INT = {"type": "integer"}
+_PROBLEM_SCHEMA = {
+    "type": "object",
+    "required": ["type", "title", "status"],
+    "properties": {
+        "type": _STR,
+        "title": _STR,
+        "status": _INT,
+        "detail": _STR,
+        "code": {"type": "string", "description": "stable, machine-readable"},
+        "instance": _STR,
+    },
+}
+_MONEY_ROW = _obj(
+    ["asset", "scale", "decimal", "available", "held", "incoming", "total"],
+    asset=_STR,
+    scale=_INT,
+    decimal={"type": "string", "description": "available, in whole units"},
+    available=_AMOUNT,
+    held=_AMOUNT,
+    incoming=_AMOUNT,
+    total=_AMOUNT,
+    expires={"type": "array"},
+)
+_TRANSACTION = _obj(
+    [
+        "id",
+        "timestamp_ns",
+        "kind",
+        "state",
+        "asset",
+        "amount",
+        "scale",
+        "decimal",
+        "ledger_transfer",
+    ],
+    id={"type": "string", "format": "uuid"},
+    timestamp_ns={"type": "string", "pattern": "^[0-9]+$"},
+    kind=_STR,
+    state={"enum": ["posted", "held", "hold_posted", "hold_released", "hold_expired"]},
+    asset=_STR,
+    amount=_AMOUNT,
+    scale=_INT,
+    decimal=_STR,
+    pending_id=_nullable({"type": "string", "format": "uuid"}),
+    ledger_transfer=_STR,
+)
+_PRICE = _obj(
+    ["asset", "price_usd", "set_at_s"],
+    asset=_STR,
+    price_usd={"type": "string", "pattern": "^[0-9]+(\\.[0-9]{1,8})?$"},
+    set_at_s=_INT,
+)
+_AUDIT_ENTRY = _obj(
+    ["id", "at_ns", "actor", "action", "subject", "detail"],
+    id=_STR,
+    at_ns=_STR,
+    actor=_STR,
+    action=_STR,
+    subject=_STR,
+    detail={"type": "object"},
+)
+
+
+_DEPOSIT = _obj(
+    ["id", "method", "state", "asset", "amount", "fee", "net", "reversed"],
+    id=_STR,
+    method={"enum": ["card", "chain"]},
+    state={"enum": ["created", "pending", "succeeded", "failed", "reversed"]},
+    asset=_STR,
+    amount=_AMOUNT,
+    fee=_AMOUNT,
+    net=_AMOUNT,
+    reversed=_AMOUNT,
+)
+_WITHDRAWAL = _obj(
+    [
+        "id",
+        "state",
+        "asset",
+        "amount",
+        "fee",
+        "payout",
+        "rail",
+        "destination",
+        "needs_approval",
+        "risk_score",
+        "risk_reasons",
+        "approved_by",
+        "history",
+    ],
+    id=_STR,
+    state={
+        "enum": [
+            "awaiting_totp",
+            "awaiting_approval",
+            "in_review",
+            "approved",
+            "sending",
+            "sent",
+            "failed",
+            "rejected",
+            "cancelled",
+        ]
+    },
+    asset=_STR,
+    amount=_AMOUNT,
+    fee=_AMOUNT,
+    payout=_AMOUNT,
+    rail={"const": "card_refund"},
+    destination=_STR,
+    needs_approval={"type": "boolean"},
+    risk_score=_INT,
+    risk_reasons={"type": "array", "items": _STR},
+    approved_by=_nullable(_STR),
+    history={"type": "array", "items": _obj(["state", "by"], state=_STR, by=_STR)},
+    player=_STR,
+)
+_CODE_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["code"],
+                "properties": {"code": {"type": "string", "pattern": "^[0-9]{6}$"}},
+                "additionalProperties": False,
+            }
+        }
+    },
+}
+_IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": True,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+    "description": (
+        "one value per operation: a retry with the same key and body gets the first answer "
+        "(Idempotent-Replayed: true); the same key with another body is refused (422); "
+        "keys are kept 24 hours"
+    ),
+}
+
+
+def _problems(*statuses: int) -> dict[str, Any]:
+    return {
+        str(s): {
+            "description": "refused",
+            "content": {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for s in statuses
+    }
+
+
+def _ok(schema: dict[str, Any], status: int = 200, description: str = "ok") -> dict[str, Any]:
+    return {str(status): {"description": description, "content": {JSON: {"schema": schema}}}}
+
+
+def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "schema": schema,
+        "description": description,
+    }
+
+
+def _path(name: str, description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "schema": _STR,
+        "description": description,
+    }
+
+
+_BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
+
+
+def document(version: str) -> dict[str, Any]:
+    """The OpenAPI document of this server."""
+    probe = _obj(["status"], status=_STR, checks={"type": "object"})
+    paths: dict[str, Any] = {
+        "/healthz": {
+            "get": {
+                "summary": "Liveness: the process serves HTTP",
+                "tags": ["operations"],
+                "responses": _ok(probe),
+            }
+        },
+        "/readyz": {
+            "get": {
+                "summary": "Readiness: the database (and Redis when configured) answer",
+                "tags": ["operations"],
+                "responses": {
+                    **_ok(probe),
+                    "503": {"description": "not ready", "content": {JSON: {"schema": probe}}},
+                },
+            }
+        },
+        "/v1/deposits": {
+            "post": {
+                "summary": "Deposit by card: a Stripe PaymentIntent to pay with its client secret",
+                "tags": ["wallet"],
+                "security": _BEARER,
+                "parameters": [_IDEMPOTENCY_KEY],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        JSON: {
+                            "schema": {
+                                **_obj(
+                                    ["method", "asset", "amount"],
+                                    method={"const": "card"},
+                                    asset={"type": "string", "description": "USD, EUR or GBP"},
+                                    amount={
+                                        "anyOf": [
+                                            {"type": "integer", "minimum": 1},
+                                            {"type": "string", "pattern": "^[0-9]{1,40}$"},
+                                        ],
+                                        "description": "cents: 100 to 1000000",
+                                    },
+                                ),
+                                "additionalProperties": False,
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    **_ok(
+                        {
+                            **_DEPOSIT,
+                            "required": [*_DEPOSIT["required"], "client_secret", "payment_intent"],
+                            "properties": {
+                                **_DEPOSIT["properties"],
+                                "client_secret": _STR,
+                                "payment_intent": _STR,
+                            },
+                        },
+                        201,
+                        "created (or replayed)",
+                    ),
+                    **_problems(400, 401, 403, 409, 413, 422, 502, 503),
+                },
+            }
+        },
+        "/v1/conversions": {
+            "post": {
+                "summary": "Convert between assets at the price table, less the 1 % fee",
+                "tags": ["wallet"],
+                "security": _BEARER,
+                "parameters": [_IDEMPOTENCY_KEY],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        JSON: {
+                            "schema": {
+                                **_obj(
+                                    ["from_asset", "to_asset", "amount"],
+                                    from_asset=_STR,
+                                    to_asset=_STR,
+                                    amount={
+                                        "anyOf": [
+                                            {"type": "integer", "minimum": 1},
+                                            {"type": "string", "pattern": "^[0-9]{1,40}$"},
+                                        ]
+                                    },
+                                ),
+                                "additionalProperties": False,
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    **_ok(
+                        _obj(
+                            ["id", "from_asset", "to_asset", "amount", "received", "fee"],
+                            id=_STR,
+                            from_asset=_STR,
+                            to_asset=_STR,
+                            amount=_AMOUNT,
+                            received=_AMOUNT,
+                            fee=_AMOUNT,
+                        ),
+                        201,
+                    ),
+                    **_problems(400, 401, 403, 409, 413, 422),
+                },
+            }
+        },
+        "/v1/deposits/{deposit_id}": {
+            "get": {
+                "summary": "One of your deposits",
+                "tags": ["wallet"],
+                "security": _BEARER,
+                "parameters": [_path("deposit_id", "the deposit's id")],
+                "responses": {**_ok(_DEPOSIT), **_problems(401, 403, 404)},
+            }
+        },
+        "/v1/webhooks/stripe": {
+            "post": {
+                "summary": "Stripe's webhook endpoint (checked against Stripe-Signature)",
+                "tags": ["payments"],
+                "parameters": [
+                    {"name": "Stripe-Signature", "in": "header", "required": True, "schema": _STR}
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {JSON: {"schema": {"type": "object"}}},
+                },
+                "responses": {
+                    **_ok(_obj(["received", "outcome"], received={"const": True}, outcome=_STR)),
+                    **_problems(400, 404, 413, 503),
+                },
+            }
+        },
+        "/v1/withdrawals": {
+            "post": {
+                "summary": (
+                    "Withdraw: held at once; above $1,000 a TOTP code and an admin; risky ones "
+                    "reviewed; at most $10,000 a day"
+                ),
+                "tags": ["wallet"],
+                "security": _BEARER,
+                "parameters": [_IDEMPOTENCY_KEY],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        JSON: {
+                            "schema": {
+                                **_obj(
+                                    ["asset", "amount", "rail", "destination"],
+                                    asset=_STR,
+                                    amount={
+                                        "anyOf": [
+                                            {"type": "integer", "minimum": 1},
+                                            {"type": "string", "pattern": "^[0-9]{1,40}$"},
+                                        ]
+                                    },
+                                    rail={"const": "card_refund"},
+                                    destination={
+                                        "type": "string",
+                                        "description": "a succeeded card deposit of yours",
+                                    },
+                                ),
+                                "additionalProperties": False,
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    **_ok(_WITHDRAWAL, 201, "held (and sent, when nothing else is needed)"),
+                    **_problems(400, 401, 403, 409, 413, 422, 502),
+                },
+            }
+        },
+        "/v1/withdrawals/{withdrawal_id}": {
+            "get": {
+                "summary": "One of your withdrawals",
+                "tags": ["wallet"],
+                "security": _BEARER,
+                "parameters": [_path("withdrawal_id", "the withdrawal's id")],
+                "responses": {**_ok(_WITHDRAWAL), **_problems(401, 403, 404)},
+            }
+        },
+        "/v1/withdrawals/{withdrawal_id}/confirm": {
+            "post": {
+                "summary": "Confirm a withdrawal above the threshold with a TOTP code",
+                "tags": ["wallet"],
+                "security": _BEARER,
+                "parameters": [_path("withdrawal_id", "the withdrawal's id")],
+                "requestBody": _CODE_BODY,
+                "responses": {**_ok(_WITHDRAWAL), **_problems(400, 401, 403, 404, 409, 413, 422)},
+            }
+        },
+        "/v1/withdrawals/{withdrawal_id}/cancel": {
+            "post": {
+                "summary": "Cancel a withdrawal not yet on its way (the hold is released)",
+                "tags": ["wallet"],
+                "security": _BEARER,
+                "parameters": [_path("withdrawal_id", "the withdrawal's id")],
+                "responses": {**_ok(_WITHDRAWAL), **_problems(401, 403, 404, 409)},
+            }
+        },
+        "/v1/me/totp": {
+            "post": {
+                "summary": "Start two-factor enrolment: a secret for an authenticator app",
+                "tags": ["identity"],
+                "security": _BEARER,
+                "responses": {
+                    **_ok(
+                        _obj(["secret", "otpauth_uri"], secret=_STR, otpauth_uri=_STR, detail=_STR),
+                        201,
+                    ),
+                    **_problems(401, 403, 409),
+                },
+            }
+        },
+        "/v1/me/totp/confirm": {
+            "post": {
+                "summary": "Finish enrolment with a first code",
+                "tags": ["identity"],
+                "security": _BEARER,
+                "requestBody": _CODE_BODY,
+                "responses": {
+                    **_ok(_obj(["totp"], totp={"const": "on"})),
+                    **_problems(400, 401, 403, 413, 422),
+                },
+            }
+        },
+        "/v1/admin/withdrawals": {
+            "get": {
+                "summary": "Withdrawals waiting for an admin: approval (over $1,000) and risk review",
+                "tags": ["admin"],
+                "security": _BEARER,
+                "parameters": [
+                    _query("queue", {"enum": ["approval", "review", "all"]}, "which (all)")
+                ],
+                "responses": {
+                    **_ok(
+                        _obj(["withdrawals"], withdrawals={"type": "array", "items": _WITHDRAWAL})
+                    ),
+                    **_problems(401, 403, 422),
+                },
+            }
+        },
+        "/v1/admin/withdrawals/{withdrawal_id}/{action}": {
+            "post": {
+                "summary": "Approve or reject a waiting withdrawal (audited)",
+                "tags": ["admin"],
+                "security": _BEARER,
+                "parameters": [
+                    _path("withdrawal_id", "the withdrawal's id"),
+                    {
+                        "name": "action",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"enum": ["approve", "reject"]},
+                    },
+                ],
+                "responses": {**_ok(_WITHDRAWAL), **_problems(401, 403, 404, 409, 502)},
+            }
+        },
+        "/v1/admin/matches": {
+            "post": {
+                "summary": "An organizer's match: its players get the ready check at once",
+                "tags": ["admin"],
+                "security": _BEARER,
+                "parameters": [_IDEMPOTENCY_KEY],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        JSON: {
+                            "schema": {
+                                **_obj(
+                                    ["queue", "teams"],
+                                    queue={"type": "string", "description": "game:mode:region"},
+                                    teams={
+                                        "type": "array",
+                                        "minItems": 2,
+                                        "maxItems": 2,
+                                        "items": {"type": "array", "items": _STR},
+                                    },
+                                    best_of={"enum": [1, 3, 5, 7]},
+                                ),
+                                "additionalProperties": False,
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    **_ok(
+                        _obj(
+                            ["match", "queue", "teams", "best_of"],
+                            match=_STR,
+                            queue=_STR,
+                            teams={"type": "array"},
+                            best_of=_INT,
+                        ),
+                        201,
+                    ),
+                    **_problems(400, 401, 403, 404, 409, 413, 422),
+                },
+            }
+        },
+        "/v1/wallet": {
+            "get": {
+                "summary": "Your balances per asset, game credits, NFTs and portfolio value",
+                "tags": ["wallet"],
+                "security": _BEARER,
+                "responses": {
+                    **_ok(
+                        _obj(
+                            ["player", "balances", "credits", "nfts", "portfolio"],
+                            player=_STR,
+                            balances={"type": "array", "items": _MONEY_ROW},
+                            credits={"type": "array", "items": _MONEY_ROW},
+                            nfts={
+                                "type": "array",
+                                "items": _obj(["asset", "quantity"], asset=_STR, quantity=_INT),
+                            },
+                            portfolio=_obj(
+                                ["currency", "value_cents", "assets", "unpriced"],
+                                currency={"const": "USD"},
+                                value_cents=_AMOUNT,
+                                assets={"type": "array"},
+                                unpriced={"type": "array", "items": _STR},
+                            ),
+                        )
+                    ),
+                    **_problems(401, 403),
+                },
+            }
+        },
+        "/v1/transactions": {
+            "get": {
+                "summary": "Your transactions, newest first, in cursor pages",
+                "tags": ["wallet"],
+                "security": _BEARER,
+                "parameters": [
+                    _query("asset", _STR, "only this asset"),
+                    _query("kind", _STR, "only this kind (deposit, entry_fee, prize, ...)"),
+                    _query(
+                        "since_ns", {"type": "string", "pattern": "^[0-9]+$"}, "at or after (ns)"
+                    ),
+                    _query(
+                        "until_ns", {"type": "string", "pattern": "^[0-9]+$"}, "at or before (ns)"
+                    ),
+                    _query("cursor", _STR, "next_cursor of the previous page"),
+                    _query("limit", {"type": "string", "pattern": "^[0-9]+$"}, "rows, 1..100 (25)"),
+                ],
+                "responses": {
+                    **_ok(
+                        _obj(
+                            ["transactions", "next_cursor"],
+                            transactions={"type": "array", "items": _TRANSACTION},
+                            next_cursor=_nullable(_STR),
+                        )
+                    ),
+                    **_problems(401, 403, 422),
+                },
+            }
+        },
+        "/v1/transactions/{transfer_id}": {
+            "get": {
+                "summary": "One ledger transfer that touched your wallet (admins: any)",
+                "tags": ["wallet"],
+                "security": _BEARER,
+                "parameters": [_path("transfer_id", "the transfer's UUID")],
+                "responses": {
+                    **_ok(
+                        {**_TRANSACTION, "required": [*_TRANSACTION["required"], "debit", "credit"]}
+                    ),
+                    **_problems(401, 403, 404),
+                },
+            }
+        },
+        "/v1/prices": {
+            "get": {
+                "summary": "The price table: US dollars per whole unit, with the time each was set",
+                "tags": ["wallet"],
+                "responses": _ok(
+                    _obj(
+                        ["currency", "prices"],
+                        currency={"const": "USD"},
+                        prices={"type": "array", "items": _PRICE},
+                    )
+                ),
+            }
+        },
+        "/v1/admin/prices/{asset}": {
+            "put": {
+                "summary": "Set an asset's price (admins; audited)",
+                "tags": ["admin"],
+                "security": _BEARER,
+                "parameters": [_path("asset", "an asset code")],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        JSON: {
+                            "schema": {
+                                **_obj(["price_usd"], price_usd=_PRICE["properties"]["price_usd"]),
+                                "additionalProperties": False,
+                            }
+                        }
+                    },
+                },
+                "responses": {**_ok(_PRICE), **_problems(400, 401, 403, 413, 422)},
+            }
+        },
+        "/v1/admin/audit": {
+            "get": {
+                "summary": "The audit log, newest first (admins)",
+                "tags": ["admin"],
+                "security": _BEARER,
+                "parameters": [
+                    _query("before", _STR, "next_before of the previous page"),
+                    _query("limit", {"type": "string", "pattern": "^[0-9]+$"}, "rows, 1..200 (50)"),
+                    _query("action", _STR, "only this action"),
+                ],
+                "responses": {
+                    **_ok(
+                        _obj(
+                            ["entries", "next_before"],
+                            entries={"type": "array", "items": _AUDIT_ENTRY},
+                            next_before=_nullable(_STR),
+                        )
+                    ),
+                    **_problems(401, 403, 422),
+                },
+            }
+        },
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "LeetGaming",
+            "version": version,
+            "description": (
+                "Wallet, tournaments and identity over REST. Amounts are strings of the asset's "
+                "smallest unit. Errors are application/problem+json with a stable `code`. Money "
+                "POSTs take an `Idempotency-Key` header. At most 100 requests a minute per address "
+                "by default (429 with Retry-After beyond)."
+            ),
+        },
+        "paths": paths,
+        "components": {
+            "schemas": {"Problem": _PROBLEM_SCHEMA},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+            },
+        },
+    }
+
+
+def page(doc: dict[str, Any]) -> str:
+    """The document as a plain HTML page: every operation with its parameters and answers."""
+    e = html.escape
+    parts = [
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>",
+        f"<title>{e(doc['info']['title'])} API</title>",
+        "<style>body{font:16px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;"
+        "padding:0 1rem;color:#111}code{background:#f2f2f2;padding:0 .2em}"
+        "h2{border-top:1px solid #ccc;padding-top:1rem}.m{font-weight:700}</style></head><body>",
+        f"<h1>{e(doc['info']['title'])} API <small>{e(doc['info']['version'])}</small></h1>",
+        f"<p>{e(doc['info']['description'])}</p>",
+        "<p>Machine-readable: <a href='/openapi.json'>/openapi.json</a></p>",
+    ]
+    for path, operations in doc["paths"].items():
+        for method, op in operations.items():
+            parts.append(
+                f"<h2><span class='m'>{e(method.upper())}</span> <code>{e(path)}</code></h2>"
+            )
+            parts.append(f"<p>{e(op.get('summary', ''))}</p>")
+            if op.get("security"):
+                parts.append(
+                    "<p>Needs <code>Authorization: Bearer &lt;access token&gt;</code>.</p>"
+                )
+            params = op.get("parameters", [])
+            if params:
+                parts.append("<ul>")
+                for p in params:
+                    parts.append(
+                        f"<li><code>{e(p['name'])}</code> ({e(p['in'])}): {e(p.get('description', ''))}</li>"
+                    )
+                parts.append("</ul>")
+            statuses = ", ".join(e(s) for s in op.get("responses", {}))
+            parts.append(f"<p>Answers: {statuses}</p>")
+    parts.append("</body></html>")
+    return "".join(parts)
