@@ -120,3 +120,29 @@ def test_tournament_benchmark_quick(postgres_server_url: str, redis_url: str) ->
         assert figures[key] > 0, key
     assert figures["de256_size"] == 8 and figures["swiss1024_size"] == 16
     assert "errors 0" in done.stdout and done.stdout.count("errors 0") == 4
+
+
+def test_rest_benchmark_quick(postgres_server_url: str, redis_url: str) -> None:
+    done = subprocess.run(
+        [
+            *(sys.executable, str(ROOT / "bench" / "rest.py"), "--quick"),
+            *("--rates", "50", "--seconds", "2", "--players", "5"),
+            *("--postgres-url", postgres_server_url, "--redis-url", redis_url),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    for key in (
+        "p95_ms_get_wallet",
+        "p95_ms_post_deposits",
+        "p95_ms_post_withdrawals",
+        "p95_ms_get_transactions",
+        "p95_ms_create_match",
+        "reference_p95_ms",
+    ):
+        assert figures[key] > 0, key
+    assert figures["errors"] == 0, done.stdout[-2000:]
