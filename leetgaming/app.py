@@ -41,6 +41,7 @@ from ledger import Ledger, open_store
 from leetgaming import __version__, openapi
 from leetgaming.audit import AuditLog
 from leetgaming.auth_api import AuthLimits, auth_routes
+from leetgaming.credits import Credits
 from leetgaming.db import open_database
 from leetgaming.deposits import Deposits
 from leetgaming.health import PROBE_TIMEOUT_S, Probe, database_probe, redis_probe
@@ -329,7 +330,9 @@ def create_app(
                 await audit.start()
                 keys = IdempotencyKeys(database)
                 await keys.start()
-                wallet = Wallet(database, ledger, audit)
+                credits = Credits(database, ledger, audit)
+                await credits.start()
+                wallet = Wallet(database, ledger, audit, lots_of=credits.lots)
                 await wallet.start()
                 deposits = Deposits(
                     database, ledger, audit, stripe_gateway(settings), FeeSchedule(), hub.publish
@@ -352,6 +355,7 @@ def create_app(
                 await withdrawals.start()
                 app.state.audit, app.state.idempotency, app.state.wallet = audit, keys, wallet
                 app.state.deposits, app.state.withdrawals = deposits, withdrawals
+                app.state.credits = credits
                 tournaments = Tournaments(
                     database, ledger, play, hub.publish, time.time, hub.publish_many, audit
                 )
@@ -366,7 +370,7 @@ def create_app(
                     _every(
                         1.0,
                         lambda: sweep_if_leased(
-                            tickets, hub.node_id, play, tournaments, keys, withdrawals
+                            tickets, hub.node_id, play, tournaments, keys, withdrawals, credits
                         ),
                     )
                 )
@@ -452,6 +456,7 @@ def create_app(
                 lambda: app.state.identity,
                 lambda: app.state.idempotency,
                 lambda: app.state.deposits,
+                lambda: app.state.credits,
             ),
             *withdrawal_routes(
                 lambda: app.state.withdrawals,
@@ -514,6 +519,7 @@ async def sweep_if_leased(
     tournaments: Tournaments | None = None,
     keys: IdempotencyKeys | None = None,
     withdrawals: Withdrawals | None = None,
+    credits: Credits | None = None,
     ttl_s: float = SWEEP_LEASE_TTL_S,
 ) -> bool:
     """Deadlines and server silence are checked, and tournament outboxes left by a crash
@@ -530,6 +536,8 @@ async def sweep_if_leased(
         await keys.purge(int(time.time()))
     if withdrawals is not None:
         await withdrawals.sweep()
+    if credits is not None:
+        await credits.expire_due()
     return True
 
 

@@ -53,7 +53,11 @@ _MONEY_ROW = _obj(
     held=_AMOUNT,
     incoming=_AMOUNT,
     total=_AMOUNT,
-    expires={"type": "array"},
+    expires={
+        "type": "array",
+        "description": "game credits: what expires when (oldest are used first)",
+        "items": _obj(["on", "amount"], on={"type": "string", "format": "date"}, amount=_AMOUNT),
+    },
 )
 _TRANSACTION = _obj(
     [
@@ -320,6 +324,84 @@ def document(version: str) -> dict[str, Any]:
                         201,
                     ),
                     **_problems(400, 401, 403, 409, 413, 422),
+                },
+            }
+        },
+        "/v1/credits/use": {
+            "post": {
+                "summary": "Use game credits (an XP boost): the ones that expire first go first",
+                "tags": ["wallet"],
+                "security": _BEARER,
+                "parameters": [_IDEMPOTENCY_KEY],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        JSON: {
+                            "schema": {
+                                **_obj(
+                                    ["asset", "amount"],
+                                    asset={"type": "string"},
+                                    amount={
+                                        "anyOf": [
+                                            {"type": "integer", "minimum": 1},
+                                            {"type": "string", "pattern": "^[0-9]{1,40}$"},
+                                        ]
+                                    },
+                                ),
+                                "additionalProperties": False,
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    **_ok(
+                        _obj(["asset", "used", "left"], asset=_STR, used=_AMOUNT, left=_AMOUNT), 201
+                    ),
+                    **_problems(400, 401, 403, 409, 413, 422),
+                },
+            }
+        },
+        "/v1/admin/credits": {
+            "post": {
+                "summary": "Grant game credits to a player, expiring on a day or never (audited)",
+                "tags": ["admin"],
+                "security": _BEARER,
+                "parameters": [_IDEMPOTENCY_KEY],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        JSON: {
+                            "schema": {
+                                **_obj(
+                                    ["player", "asset", "amount"],
+                                    player=_STR,
+                                    asset={"enum": ["LEETCOIN", "XP_BOOST", "FREE_ENTRY"]},
+                                    amount={
+                                        "anyOf": [
+                                            {"type": "integer", "minimum": 1},
+                                            {"type": "string", "pattern": "^[0-9]{1,40}$"},
+                                        ]
+                                    },
+                                    expires_on=_nullable({"type": "string", "format": "date"}),
+                                ),
+                                "additionalProperties": False,
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    **_ok(
+                        _obj(
+                            ["grant", "player", "asset", "amount", "expires_on"],
+                            grant=_STR,
+                            player=_STR,
+                            asset=_STR,
+                            amount=_AMOUNT,
+                            expires_on=_nullable(_STR),
+                        ),
+                        201,
+                    ),
+                    **_problems(400, 401, 403, 413, 422),
                 },
             }
         },

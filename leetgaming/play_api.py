@@ -61,7 +61,10 @@ def match_teams(
     ):
         raise bad(f"teams is two lists of {size} player ids")
     players = [p for t in teams for p in t]
-    if not all(isinstance(p, str) and 0 < len(p) <= PLAYER_ID_CHARS_MAX for p in players):
+    if not all(
+        isinstance(p, str) and 0 < len(p) <= PLAYER_ID_CHARS_MAX and p.isprintable()
+        for p in players
+    ):
         raise bad(f"a player id is a string of 1..{PLAYER_ID_CHARS_MAX} characters")
     if len(set(players)) != len(players):
         raise bad("a player plays on one side once")

@@ -15,16 +15,18 @@ Invariants:
 
 from __future__ import annotations
 
+import datetime as dt
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from ledger import Asset, AssetKind, Ledger, TransferRecord, derive_id, id_to_text
 from leetgaming.audit import AuditLog
 from leetgaming.db import Database
 from wallet import accounts
 from wallet import conversions as cv
+from wallet import credits as cr
 from wallet import history as hist
 from wallet import prices as px
 from wallet.fees import FeeKind, FeeSchedule
@@ -92,7 +94,9 @@ class Wallet:
         audit: AuditLog,
         clock_s: Callable[[], float] = time.time,
         fees: FeeSchedule | None = None,
+        lots_of: Callable[[str, bool], Awaitable[list[tuple[str, dt.date]]]] | None = None,
     ) -> None:
+        self.lots_of = lots_of
         self.db = db
         self.ledger = ledger
         self.audit = audit
@@ -124,32 +128,70 @@ class Wallet:
         portfolio's worth in US cents at the price table."""
         assets = await self.assets()
         ids = {accounts.account_id(player, "user", code): code for code in assets}
-        states = await self.ledger.lookup_accounts(list(ids))
+        lots = [] if self.lots_of is None else await self.lots_of(player, False)
+        lot_ids = {cr.lot(player, asset, day).id: (asset, day) for asset, day in lots}
+        states = await self.ledger.lookup_accounts([*ids, *lot_ids])
         table = await self.prices()
         money: list[dict[str, object]] = []
-        credits: list[dict[str, object]] = []
         nfts: list[dict[str, object]] = []
         holdings: list[tuple[str, int, int]] = []
+        credit_rows: dict[str, dict[str, Any]] = {}
+        expiring: dict[str, list[dict[str, object]]] = {}
         for state in states:
             asset = assets[state.asset]
             balance = state.balance
+            if state.id in lot_ids:
+                _, day = lot_ids[state.id]
+                if balance.available > 0:
+                    expiring.setdefault(asset.code, []).append(
+                        {"on": day.isoformat(), "amount": str(balance.available)}
+                    )
+                continue
             total = balance.posted  # held entry fees are still the player's until posted
-            holdings.append((asset.code, asset.scale, total))
             row = {
-                **amount_json(asset, balance.available),
+                "asset": asset.code,
+                "scale": asset.scale,
+                "decimal": asset.format_amount(balance.available),
                 "available": str(balance.available),
                 "held": str(balance.debits_pending),
                 "incoming": str(balance.credits_pending),
                 "total": str(total),
             }
-            del row["amount"]
             if asset.kind is AssetKind.NFT:
                 if total > 0:
                     nfts.append({"asset": asset.code, "quantity": total})
+                    holdings.append((asset.code, asset.scale, total))
             elif asset.kind is AssetKind.CREDIT:
-                credits.append({**row, "expires": []})
+                credit_rows[asset.code] = row
             else:
+                holdings.append((asset.code, asset.scale, total))
                 money.append(row)
+        credits: list[dict[str, object]] = []
+        for code in sorted(credit_rows.keys() | expiring.keys()):
+            asset = assets[code]
+            row = credit_rows.get(code) or {
+                "asset": code,
+                "scale": asset.scale,
+                "decimal": "0",
+                "available": "0",
+                "held": "0",
+                "incoming": "0",
+                "total": "0",
+            }
+            soon = expiring.get(code, [])
+            extra = sum(int(str(e["amount"])) for e in soon)
+            available = int(str(row["available"])) + extra
+            total = int(str(row["total"])) + extra
+            holdings.append((code, asset.scale, total))
+            credits.append(
+                row
+                | {
+                    "available": str(available),
+                    "total": str(total),
+                    "decimal": asset.format_amount(available),
+                    "expires": sorted(soon, key=lambda e: str(e["on"])),
+                }
+            )
         values = px.valuations(holdings, table)
         priced = [v for v in values if v.value_cents is not None]
         return {
@@ -184,8 +226,8 @@ class Wallet:
             codes: Sequence[str] = [(await self.asset(query.asset)).code]
         else:
             codes = list(await self.assets())
-        ids = [accounts.account_id(player, "user", code) for code in codes]
-        existing = [s.id for s in await self.ledger.lookup_accounts(ids)]
+        ids = await self.my_accounts(player, set(codes))
+        existing = [s.id for s in await self.ledger.lookup_accounts(list(ids))]
         after = query.after
         if query.until_ns is not None:
             bound = hist.Cursor(query.until_ns + 1, 0)
@@ -219,12 +261,24 @@ class Wallet:
                 return rows, after
         return rows, None
 
-    async def transfer_row(self, player: str | None, record: TransferRecord) -> dict[str, object]:
-        """A history row from ``player``'s side (None: an admin's neutral view)."""
+    async def my_accounts(self, player: str, codes: set[str] | None = None) -> set[int]:
+        """The ids of ``player``'s accounts in ``codes`` (every asset when None): the wallet
+        per asset and every credit lot, expired ones too."""
+        if codes is None:
+            codes = set(await self.assets())
+        ids = {accounts.account_id(player, "user", code) for code in codes}
+        if self.lots_of is not None:
+            ids |= {
+                cr.lot(player, asset, day).id
+                for asset, day in await self.lots_of(player, True)
+                if asset in codes
+            }
+        return ids
+
+    async def transfer_row(self, mine: set[int], record: TransferRecord) -> dict[str, object]:
+        """A history row from the side of whoever owns ``mine`` (empty: an admin's neutral
+        view, amounts as moved)."""
         asset = await self.asset(record.asset)
-        mine = set()
-        if player is not None:
-            mine = {accounts.account_id(player, "user", record.asset)}
         sign = -1 if record.debit_account_id in mine else 1
         return {
             "id": id_to_text(record.id),

@@ -19,6 +19,7 @@ from starlette.routing import Route
 
 from ledger import parse_id
 from leetgaming.auth_api import Refused, bearer, json_body, unauthorized
+from leetgaming.credits import Credits, CreditsRefused
 from leetgaming.deposits import DepositRefused, Deposits, RetryLater, deposit_json
 from leetgaming.idempotency_store import IdempotencyKeys
 from leetgaming.identity import Identity
@@ -71,7 +72,12 @@ def guard(
                 return problem(422, str(unknown), code="unknown_asset")
             except BadAmount as bad:
                 return problem(422, str(bad), code="bad_amount")
-            except (DepositRefused, WithdrawalRefused, ConversionRefused) as refused:
+            except (
+                DepositRefused,
+                WithdrawalRefused,
+                ConversionRefused,
+                CreditsRefused,
+            ) as refused:
                 return problem(refused.status, str(refused), code=refused.code)
             except GatewayError as failed:
                 return problem(502, str(failed), code="payment_provider_error")
@@ -86,6 +92,7 @@ def wallet_routes(
     identity_of: Callable[[], Identity],
     keys_of: Callable[[], IdempotencyKeys],
     deposits_of: Callable[[], Deposits],
+    credits_of: Callable[[], Credits],
     clock_s: Callable[[], float] = time.time,
 ) -> list[Route]:
     def guarded(*roles: str) -> Callable[[Handler], Callable[[Request], Awaitable[Response]]]:
@@ -130,9 +137,10 @@ def wallet_routes(
         )
         w = wallet_of()
         rows, following = await w.history(claims.subject, query)
+        mine = await w.my_accounts(claims.subject)
         return JSONResponse(
             {
-                "transactions": [await w.transfer_row(claims.subject, r) for r in rows],
+                "transactions": [await w.transfer_row(mine, r) for r in rows],
                 "next_cursor": None if following is None else following.encode(),
             },
             headers=_PRIVATE,
@@ -149,14 +157,14 @@ def wallet_routes(
         if not found:
             return problem(404, "no such transaction", code="not_found")
         record = found[0]
-        mine = accounts.account_id(claims.subject, "user", record.asset)
-        if claims.role != "admin" and mine not in (
+        mine = await w.my_accounts(claims.subject, {record.asset})
+        if claims.role != "admin" and not mine & {
             record.debit_account_id,
             record.credit_account_id,
-        ):
+        }:
             # Someone else's transfer is indistinguishable from one that does not exist.
             return problem(404, "no such transaction", code="not_found")
-        row = await w.transfer_row(None if claims.role == "admin" else claims.subject, record)
+        row = await w.transfer_row(set() if claims.role == "admin" else mine, record)
         owners = {
             a.id: a
             for a in await w.ledger.lookup_accounts(
@@ -169,7 +177,7 @@ def wallet_routes(
             kind = a.kind if a is not None else "unknown"
             if a is not None and claims.role == "admin":
                 return {"kind": kind, "owner": a.owner}
-            return {"kind": kind, "you": account_id == mine}
+            return {"kind": kind, "you": account_id in mine}
 
         return JSONResponse(
             {
@@ -289,6 +297,48 @@ def wallet_routes(
         idempotent(keys_of, clock_s, convert, "from_asset", "to_asset", "amount")
     )
 
+    async def grant_credits(
+        request: Request, claims: AccessClaims, body: dict[str, Any], key: str
+    ) -> Response:
+        player, asset = body.get("player"), body.get("asset")
+        if not isinstance(player, str) or not 0 < len(player) <= 64 or not player.isprintable():
+            return problem(422, "player is a player id", code="bad_player")
+        if not isinstance(asset, str):
+            return problem(422, "asset is a credit's code", code="bad_asset")
+        amount = parse_minor(body.get("amount"))
+        grant = await credits_of().grant(
+            claims.subject, key, player, asset, amount, body.get("expires_on")
+        )
+        return JSONResponse(
+            {
+                "grant": grant,
+                "player": player,
+                "asset": asset,
+                "amount": str(amount),
+                "expires_on": body.get("expires_on"),
+            },
+            status_code=201,
+        )
+
+    post_grant = guarded("admin")(
+        idempotent(keys_of, clock_s, grant_credits, "player", "asset", "amount", "expires_on")
+    )
+
+    async def use_credits(
+        request: Request, claims: AccessClaims, body: dict[str, Any], key: str
+    ) -> Response:
+        if not isinstance(body.get("asset"), str):
+            return problem(422, "asset is a credit's code", code="bad_asset")
+        amount = parse_minor(body.get("amount"))
+        left = await credits_of().use(claims.subject, key, body["asset"], amount)
+        return JSONResponse(
+            {"asset": body["asset"], "used": str(amount), "left": str(left)},
+            status_code=201,
+            headers=_PRIVATE,
+        )
+
+    post_use = guarded("player")(idempotent(keys_of, clock_s, use_credits, "asset", "amount"))
+
     @guarded(*_PLAYER_ROLES)
     async def get_deposit(request: Request, claims: AccessClaims) -> Response:
         row = await deposits_of().get(request.path_params["deposit_id"])
@@ -314,6 +364,8 @@ def wallet_routes(
     return [
         Route("/v1/deposits", post_deposit, methods=["POST"]),
         Route("/v1/conversions", post_conversion, methods=["POST"]),
+        Route("/v1/credits/use", post_use, methods=["POST"]),
+        Route("/v1/admin/credits", post_grant, methods=["POST"]),
         Route("/v1/deposits/{deposit_id}", get_deposit, methods=["GET"]),
         Route("/v1/webhooks/stripe", stripe_webhook, methods=["POST"]),
         Route("/v1/wallet", get_wallet, methods=["GET"]),

@@ -38,6 +38,7 @@ class Code:
     SUBSCRIPTION: Final = 8
     CREDIT_GRANT: Final = 9
     BREAKAGE: Final = 15  # expired game credits
+    CREDIT_SPEND: Final = 16  # credits used (an XP boost consumed)
     ENTRY_FEE: Final = 10
     RAKE: Final = 11
     GUARANTEE: Final = 12
@@ -57,6 +58,7 @@ KIND_OF_CODE: Final[dict[int, str]] = {
     Code.SUBSCRIPTION: "subscription",
     Code.CREDIT_GRANT: "credit_grant",
     Code.BREAKAGE: "credit_expiry",
+    Code.CREDIT_SPEND: "credit_spend",
     Code.ENTRY_FEE: "entry_fee",
     Code.RAKE: "rake",
     Code.GUARANTEE: "guarantee",

@@ -378,3 +378,71 @@ async def test_conversions_at_the_price_table(tmp_path: Path, backends: dict[str
             held = {b["asset"]: b["total"] for b in wallet["balances"]}
             assert held == {"USD": "10000", "ETH": str(495 * 10**14)}
             assert (await reconcile(state.ledger.store)).ok
+
+
+async def test_credits_granted_used_oldest_first_and_expired(
+    tmp_path: Path, backends: dict[str, str]
+) -> None:
+    import datetime as dt
+
+    from ledger import reconcile
+
+    me = f"k{secrets.token_hex(4)}"
+    today = dt.datetime.now(dt.UTC).date()
+    soon, later = today + dt.timedelta(days=2), today + dt.timedelta(days=10)
+    async with serving_play(tmp_path, backends, QUEUES) as (ws_url, state):
+        base = ws_url.replace("ws://", "http://").removesuffix("/ws")
+        async with httpx.AsyncClient(base_url=base) as http:
+            doc = (await http.get("/openapi.json")).json()
+            admin = token("root", "admin")
+            for n, (amount, day) in enumerate([(100, str(soon)), (50, str(later)), (30, None)]):
+                granted = await http.post(
+                    "/v1/admin/credits",
+                    json={"player": me, "asset": "LEETCOIN", "amount": amount, "expires_on": day},
+                    headers=admin | {"Idempotency-Key": f"g{n}"},
+                )
+                assert granted.status_code == 201, granted.text
+                conforms(doc, granted)
+            bad = await http.post(
+                "/v1/admin/credits",
+                json={"player": me, "asset": "LEETCOIN", "amount": 5, "expires_on": str(today)},
+                headers=admin | {"Idempotency-Key": "g9"},
+            )
+            assert (bad.status_code, bad.json()["code"]) == (422, "bad_expiry")
+            wallet = await http.get("/v1/wallet", headers=token(me))
+            conforms(doc, wallet)
+            [coins] = wallet.json()["credits"]
+            assert (coins["asset"], coins["total"]) == ("LEETCOIN", "180")
+            assert coins["expires"] == [
+                {"on": str(soon), "amount": "100"},
+                {"on": str(later), "amount": "50"},
+            ]
+            used = await http.post(
+                "/v1/credits/use",
+                json={"asset": "LEETCOIN", "amount": "120"},
+                headers=token(me) | {"Idempotency-Key": "u1"},
+            )
+            assert used.status_code == 201 and used.json()["left"] == "60", used.text
+            too_much = await http.post(
+                "/v1/credits/use",
+                json={"asset": "LEETCOIN", "amount": "61"},
+                headers=token(me) | {"Idempotency-Key": "u2"},
+            )
+            assert (too_much.status_code, too_much.json()["code"]) == (409, "insufficient_credits")
+            [coins] = (await http.get("/v1/wallet", headers=token(me))).json()["credits"]
+            assert coins["expires"] == [{"on": str(later), "amount": "30"}]
+
+            credits = state.credits
+            assert await credits.expire_due() == 0  # nothing has expired yet
+            credits.clock_s = lambda: time.time() + 11 * 86400
+            assert await credits.expire_due() >= 1
+            assert await credits.expire_due() == 0  # once
+            [coins] = (await http.get("/v1/wallet", headers=token(me))).json()["credits"]
+            assert (coins["total"], coins["expires"]) == ("30", [])
+            history = (
+                await http.get(
+                    "/v1/transactions", params={"kind": "credit_expiry"}, headers=token(me)
+                )
+            ).json()["transactions"]
+            assert [(r["amount"], r["asset"]) for r in history] == [("-30", "LEETCOIN")]
+            assert (await reconcile(state.ledger.store)).ok
