@@ -179,6 +179,21 @@ _IDEMPOTENCY_KEY = {
 }
 
 
+_AMOUNT_IN = {
+    "anyOf": [
+        {"type": "integer", "minimum": 1},
+        {"type": "string", "pattern": "^[0-9]{1,40}$"},
+    ],
+    "description": "smallest units",
+}
+
+
+def _body(required: list[str], **properties: Any) -> dict[str, Any]:
+    """A required JSON request body of exactly these properties."""
+    schema = {**_obj(required, **properties), "additionalProperties": False}
+    return {"required": True, "content": {JSON: {"schema": schema}}}
+
+
 def _problems(*statuses: int) -> dict[str, Any]:
     return {
         str(s): {
@@ -243,28 +258,12 @@ def document(version: str) -> dict[str, Any]:
                 "tags": ["wallet"],
                 "security": _BEARER,
                 "parameters": [_IDEMPOTENCY_KEY],
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        JSON: {
-                            "schema": {
-                                **_obj(
-                                    ["method", "asset", "amount"],
-                                    method={"const": "card"},
-                                    asset={"type": "string", "description": "USD, EUR or GBP"},
-                                    amount={
-                                        "anyOf": [
-                                            {"type": "integer", "minimum": 1},
-                                            {"type": "string", "pattern": "^[0-9]{1,40}$"},
-                                        ],
-                                        "description": "cents: 100 to 1000000",
-                                    },
-                                ),
-                                "additionalProperties": False,
-                            }
-                        }
-                    },
-                },
+                "requestBody": _body(
+                    ["method", "asset", "amount"],
+                    method={"const": "card"},
+                    asset={"type": "string", "description": "USD, EUR or GBP"},
+                    amount={**_AMOUNT_IN, "description": "cents: 100 to 1000000"},
+                ),
                 "responses": {
                     **_ok(
                         {
@@ -289,27 +288,12 @@ def document(version: str) -> dict[str, Any]:
                 "tags": ["wallet"],
                 "security": _BEARER,
                 "parameters": [_IDEMPOTENCY_KEY],
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        JSON: {
-                            "schema": {
-                                **_obj(
-                                    ["from_asset", "to_asset", "amount"],
-                                    from_asset=_STR,
-                                    to_asset=_STR,
-                                    amount={
-                                        "anyOf": [
-                                            {"type": "integer", "minimum": 1},
-                                            {"type": "string", "pattern": "^[0-9]{1,40}$"},
-                                        ]
-                                    },
-                                ),
-                                "additionalProperties": False,
-                            }
-                        }
-                    },
-                },
+                "requestBody": _body(
+                    ["from_asset", "to_asset", "amount"],
+                    from_asset=_STR,
+                    to_asset=_STR,
+                    amount=_AMOUNT_IN,
+                ),
                 "responses": {
                     **_ok(
                         _obj(
@@ -333,26 +317,11 @@ def document(version: str) -> dict[str, Any]:
                 "tags": ["wallet"],
                 "security": _BEARER,
                 "parameters": [_IDEMPOTENCY_KEY],
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        JSON: {
-                            "schema": {
-                                **_obj(
-                                    ["asset", "amount"],
-                                    asset={"type": "string"},
-                                    amount={
-                                        "anyOf": [
-                                            {"type": "integer", "minimum": 1},
-                                            {"type": "string", "pattern": "^[0-9]{1,40}$"},
-                                        ]
-                                    },
-                                ),
-                                "additionalProperties": False,
-                            }
-                        }
-                    },
-                },
+                "requestBody": _body(
+                    ["asset", "amount"],
+                    asset={"type": "string"},
+                    amount=_AMOUNT_IN,
+                ),
                 "responses": {
                     **_ok(
                         _obj(["asset", "used", "left"], asset=_STR, used=_AMOUNT, left=_AMOUNT), 201
@@ -367,28 +336,13 @@ def document(version: str) -> dict[str, Any]:
                 "tags": ["admin"],
                 "security": _BEARER,
                 "parameters": [_IDEMPOTENCY_KEY],
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        JSON: {
-                            "schema": {
-                                **_obj(
-                                    ["player", "asset", "amount"],
-                                    player=_STR,
-                                    asset={"enum": ["LEETCOIN", "XP_BOOST", "FREE_ENTRY"]},
-                                    amount={
-                                        "anyOf": [
-                                            {"type": "integer", "minimum": 1},
-                                            {"type": "string", "pattern": "^[0-9]{1,40}$"},
-                                        ]
-                                    },
-                                    expires_on=_nullable({"type": "string", "format": "date"}),
-                                ),
-                                "additionalProperties": False,
-                            }
-                        }
-                    },
-                },
+                "requestBody": _body(
+                    ["player", "asset", "amount"],
+                    player=_STR,
+                    asset={"enum": ["LEETCOIN", "XP_BOOST", "FREE_ENTRY"]},
+                    amount=_AMOUNT_IN,
+                    expires_on=_nullable({"type": "string", "format": "date"}),
+                ),
                 "responses": {
                     **_ok(
                         _obj(
@@ -440,31 +394,16 @@ def document(version: str) -> dict[str, Any]:
                 "tags": ["wallet"],
                 "security": _BEARER,
                 "parameters": [_IDEMPOTENCY_KEY],
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        JSON: {
-                            "schema": {
-                                **_obj(
-                                    ["asset", "amount", "rail", "destination"],
-                                    asset=_STR,
-                                    amount={
-                                        "anyOf": [
-                                            {"type": "integer", "minimum": 1},
-                                            {"type": "string", "pattern": "^[0-9]{1,40}$"},
-                                        ]
-                                    },
-                                    rail={"const": "card_refund"},
-                                    destination={
-                                        "type": "string",
-                                        "description": "a succeeded card deposit of yours",
-                                    },
-                                ),
-                                "additionalProperties": False,
-                            }
-                        }
+                "requestBody": _body(
+                    ["asset", "amount", "rail", "destination"],
+                    asset=_STR,
+                    amount=_AMOUNT_IN,
+                    rail={"const": "card_refund"},
+                    destination={
+                        "type": "string",
+                        "description": "a succeeded card deposit of yours",
                     },
-                },
+                ),
                 "responses": {
                     **_ok(_WITHDRAWAL, 201, "held (and sent, when nothing else is needed)"),
                     **_problems(400, 401, 403, 409, 413, 422, 502),
@@ -564,27 +503,17 @@ def document(version: str) -> dict[str, Any]:
                 "tags": ["admin"],
                 "security": _BEARER,
                 "parameters": [_IDEMPOTENCY_KEY],
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        JSON: {
-                            "schema": {
-                                **_obj(
-                                    ["queue", "teams"],
-                                    queue={"type": "string", "description": "game:mode:region"},
-                                    teams={
-                                        "type": "array",
-                                        "minItems": 2,
-                                        "maxItems": 2,
-                                        "items": {"type": "array", "items": _STR},
-                                    },
-                                    best_of={"enum": [1, 3, 5, 7]},
-                                ),
-                                "additionalProperties": False,
-                            }
-                        }
+                "requestBody": _body(
+                    ["queue", "teams"],
+                    queue={"type": "string", "description": "game:mode:region"},
+                    teams={
+                        "type": "array",
+                        "minItems": 2,
+                        "maxItems": 2,
+                        "items": {"type": "array", "items": _STR},
                     },
-                },
+                    best_of={"enum": [1, 3, 5, 7]},
+                ),
                 "responses": {
                     **_ok(
                         _obj(
