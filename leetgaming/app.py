@@ -53,7 +53,7 @@ from leetgaming.metrics import CONTENT_TYPE, UNMATCHED_ROUTE, Metrics
 from leetgaming.passwords import Passwords
 from leetgaming.play import Play
 from leetgaming.play_api import play_routes
-from leetgaming.problems import problem
+from leetgaming.problems import problem, rate_limited
 from leetgaming.ratelimit import MemoryRateLimiter, Rate, RateLimiter, RedisRateLimiter
 from leetgaming.settings import Settings
 from leetgaming.tournaments import Tournaments
@@ -221,12 +221,10 @@ class RestRateLimit:
         ip = client[0] if client else "unknown"
         wait_ms = await self.limiter.hit(f"rest:ip:{ip}", self.rate, self.clock_ms())
         if wait_ms:
-            response = problem(
-                429,
+            response = rate_limited(
                 f"at most {self.rate.count} requests per {self.rate.per_s} s from one address",
-                code="rate_limited",
-                headers={"Retry-After": str(-(-wait_ms // 1000))},
-                instance=scope["path"],
+                wait_ms,
+                scope["path"],
             )
             await response(scope, receive, send)
             return
@@ -335,7 +333,13 @@ def create_app(
                 wallet = Wallet(database, ledger, audit, lots_of=credits.lots)
                 await wallet.start()
                 deposits = Deposits(
-                    database, ledger, audit, stripe_gateway(settings), FeeSchedule(), hub.publish
+                    database,
+                    ledger,
+                    audit,
+                    stripe_gateway(settings),
+                    FeeSchedule(),
+                    hub.publish,
+                    wallet.assets,
                 )
                 await deposits.start()
                 withdrawals = Withdrawals(

@@ -9,7 +9,6 @@ responses carry ``Cache-Control: no-store``.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -20,7 +19,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from leetgaming.identity import Identity, IdentityError, Session, normalize_email
-from leetgaming.problems import problem
+from leetgaming.problems import problem, rate_limited
 from leetgaming.ratelimit import Rate, RateLimiter, key_of
 from leetgaming.tokens import AccessClaims
 
@@ -123,14 +122,7 @@ def auth_routes(
         for key, rate in checks:
             wait_ms = await limiter.hit(key, rate, now)
             if wait_ms:
-                raise Refused(
-                    problem(
-                        429,
-                        "too many attempts; try again later",
-                        code="rate_limited",
-                        headers={"Retry-After": str(math.ceil(wait_ms / 1000))},
-                    )
-                )
+                raise Refused(rate_limited("too many attempts; try again later", wait_ms))
 
     def ip(request: Request) -> str:
         return request.client.host if request.client else "unknown"

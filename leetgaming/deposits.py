@@ -30,7 +30,7 @@ from typing import Any, Final
 
 import orjson
 
-from ledger import AssetKind, Ledger, Transfer
+from ledger import Asset, AssetKind, Ledger, Transfer
 from ledger.result import CreateTransferResult
 from leetgaming.audit import AuditLog
 from leetgaming.db import Database
@@ -131,8 +131,10 @@ class Deposits:
         gateway: StripeGateway | None,
         fees: FeeSchedule,
         publish: Publish,
+        assets: Callable[[], Awaitable[dict[str, Asset]]],
         clock_s: Callable[[], float] = time.time,
     ) -> None:
+        self.assets = assets  # the wallet's cached registry, not a query per deposit
         self.db = db
         self.ledger = ledger
         self.audit = audit
@@ -179,7 +181,7 @@ class Deposits:
         """A card deposit and the client secret the player pays it with."""
         if self.gateway is None:
             raise DepositRefused("payments_unavailable", "card payments are not configured", 503)
-        assets = await self.ledger.store.assets()
+        assets = await self.assets()
         asset = assets.get(asset_code)
         if asset is None or asset.kind is not AssetKind.FIAT:
             fiat = sorted(a.code for a in assets.values() if a.kind is AssetKind.FIAT)

@@ -38,3 +38,14 @@ def problem(
     if instance is not None:
         body["instance"] = instance
     return ProblemResponse(body, status_code=status, headers=headers)
+
+
+def rate_limited(detail: str, wait_ms: int, instance: str | None = None) -> ProblemResponse:
+    """429 ``rate_limited`` with ``Retry-After`` in whole seconds, rounded up."""
+    return problem(
+        429,
+        detail,
+        code="rate_limited",
+        headers={"Retry-After": str(-(-wait_ms // 1000))},
+        instance=instance,
+    )

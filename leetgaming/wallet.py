@@ -218,9 +218,10 @@ class Wallet:
 
     async def history(
         self, player: str, query: HistoryQuery
-    ) -> tuple[list[TransferRecord], hist.Cursor | None]:
-        """One page of ``player``'s transfers, newest first, and the cursor of the next page
-        (None at the end). A filtered page may hold fewer rows than asked for and still have a
+    ) -> tuple[list[TransferRecord], hist.Cursor | None, set[int]]:
+        """One page of ``player``'s transfers, newest first, the cursor of the next page
+        (None at the end), and the player's accounts it read (to tell which side of each row
+        is theirs). A filtered page may hold fewer rows than asked for and still have a
         next page: at most :data:`HISTORY_SCAN_ROWS_MAX` rows are examined per request."""
         if query.asset is not None:
             codes: Sequence[str] = [(await self.asset(query.asset)).code]
@@ -245,21 +246,21 @@ class Wallet:
             ]
             merged = hist.merge_page(pages, after, batch)
             if not merged:
-                return rows, None
+                return rows, None, ids
             for record in merged:
                 after = hist.position(record)
                 scanned += 1
                 if query.since_ns is not None and record.timestamp < query.since_ns:
-                    return rows, None
+                    return rows, None, ids
                 if query.kind is None or record.code == query.kind:
                     rows.append(record)
                     if len(rows) == query.rows_max:
-                        return rows, after
+                        return rows, after, ids
             if len(merged) < batch:
-                return rows, None
+                return rows, None, ids
             if scanned >= HISTORY_SCAN_ROWS_MAX:
-                return rows, after
-        return rows, None
+                return rows, after, ids
+        return rows, None, ids
 
     async def my_accounts(self, player: str, codes: set[str] | None = None) -> set[int]:
         """The ids of ``player``'s accounts in ``codes`` (every asset when None): the wallet

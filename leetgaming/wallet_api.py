@@ -136,8 +136,7 @@ def wallet_routes(
             rows_max=_int_param(request, "limit", 1, hist.PAGE_ROWS_MAX) or hist.PAGE_ROWS_DEFAULT,
         )
         w = wallet_of()
-        rows, following = await w.history(claims.subject, query)
-        mine = await w.my_accounts(claims.subject)
+        rows, following, mine = await w.history(claims.subject, query)
         return JSONResponse(
             {
                 "transactions": [await w.transfer_row(mine, r) for r in rows],

@@ -32,7 +32,7 @@ import orjson
 from ledger import Ledger
 from leetgaming import totp
 from leetgaming.audit import AuditLog
-from leetgaming.db import Conn, Database
+from leetgaming.db import Conn, Database, one_of
 from leetgaming.deposits import Deposits, Row
 from leetgaming.wallet import Wallet
 from wallet import accounts
@@ -212,11 +212,11 @@ class Withdrawals:
         return None if row is None else _withdrawal(row)
 
     async def queue(self, states: tuple[str, ...]) -> list[wd.Withdrawal]:
-        marks = ", ".join("?" * len(states))
+        in_states, args = one_of(self.db.dialect, states)
         rows = await self.db.fetch(
-            f"SELECT {_COLUMNS} FROM withdrawals WHERE held = 1 AND state IN ({marks}) "
+            f"SELECT {_COLUMNS} FROM withdrawals WHERE held = 1 AND state {in_states} "
             "ORDER BY created_at_s LIMIT ?",
-            *states,
+            *args,
             LIST_ROWS_MAX,
         )
         return [_withdrawal(r)[0] for r in rows]
@@ -238,11 +238,13 @@ class Withdrawals:
 
     # -- asking --------------------------------------------------------------------------------
 
-    async def _usd_cents(self, asset_code: str, amount: int) -> int:
+    async def _usd_cents(
+        self, asset_code: str, amount: int, table: dict[str, px.Price] | None = None
+    ) -> int:
         asset = await self.wallet.asset(asset_code)
         if asset.code == "USD":
             return amount
-        price = (await self.wallet.prices()).get(asset.code)
+        price = (table if table is not None else await self.wallet.prices()).get(asset.code)
         if price is None:
             raise WithdrawalRefused(
                 "unpriced_asset", f"{asset.code} has no price: its limits cannot be checked"
@@ -278,6 +280,7 @@ class Withdrawals:
             now_s - wd.DAY_S,
         )
         deposited = 0
+        table = await self.wallet.prices()  # once, not once per deposit
         for r in await self.db.fetch(
             "SELECT asset, amount, reversed FROM deposits WHERE player = ? AND state IN (?, ?)",
             player,
@@ -285,7 +288,7 @@ class Withdrawals:
             str(dp.State.REVERSED),
         ):
             try:
-                deposited += await self._usd_cents(r[0], int(r[1]) - int(r[2]))
+                deposited += await self._usd_cents(r[0], int(r[1]) - int(r[2]), table)
             except WithdrawalRefused:
                 continue  # an unpriced asset counts for nothing
         used = {
@@ -336,13 +339,13 @@ class Withdrawals:
                 player,
             )
             await tx.execute("UPDATE withdrawal_locks SET player = player WHERE player = ?", player)
+            counted, args = one_of(self.db.dialect, sorted(str(s) for s in wd.COUNTS_TOWARD_LIMIT))
             total = await tx.fetchone(
                 "SELECT COALESCE(SUM(usd_cents), 0) FROM withdrawals WHERE player = ? "
-                f"AND created_at_s > ? AND state IN ({', '.join('?' * len(wd.COUNTS_TOWARD_LIMIT))})"
-                " AND id <> ?",
+                f"AND created_at_s > ? AND state {counted} AND id <> ?",
                 player,
                 now - wd.DAY_S,
-                *sorted(str(s) for s in wd.COUNTS_TOWARD_LIMIT),
+                *args,
                 wid,
             )
             try:

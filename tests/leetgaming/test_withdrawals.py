@@ -26,6 +26,16 @@ from .test_play import serving_play
 from .test_wallet_api import QUEUES, token
 
 
+def stripe_settings(localstripe: str) -> dict[str, str]:
+    """The app on localstripe, with no REST limit in the way of a test's many requests."""
+    return {
+        "stripe_secret_key": SK,
+        "stripe_webhook_secret": WHSEC,
+        "stripe_api_base": localstripe,
+        "rest_requests_per_min": "100000",
+    }
+
+
 async def deposited(
     http: httpx.AsyncClient, sdk: stripe.StripeClient, me: str, amount: int
 ) -> dict[str, Any]:
@@ -45,12 +55,7 @@ async def test_withdrawals_limits_two_factor_approval_review_and_races(
     tmp_path: Path, backends: dict[str, str], localstripe: str
 ) -> None:
     me, other = f"w{secrets.token_hex(4)}", f"w{secrets.token_hex(4)}"
-    settings = {
-        "stripe_secret_key": SK,
-        "stripe_webhook_secret": WHSEC,
-        "stripe_api_base": localstripe,
-        "rest_requests_per_min": "100000",
-    }
+    settings = stripe_settings(localstripe)
     sdk = stripe.StripeClient(SK, base_addresses={"api": localstripe})
     async with serving_play(tmp_path, backends, QUEUES, **settings) as (ws_url, state):
         base = ws_url.replace("ws://", "http://").removesuffix("/ws")
@@ -223,12 +228,7 @@ async def test_a_crash_while_sending_is_finished_by_the_sweeper_once(
     tmp_path: Path, backends: dict[str, str], localstripe: str
 ) -> None:
     me = f"c{secrets.token_hex(4)}"
-    settings = {
-        "stripe_secret_key": SK,
-        "stripe_webhook_secret": WHSEC,
-        "stripe_api_base": localstripe,
-        "rest_requests_per_min": "100000",
-    }
+    settings = stripe_settings(localstripe)
     sdk = stripe.StripeClient(SK, base_addresses={"api": localstripe})
     async with serving_play(tmp_path, backends, QUEUES, **settings) as (ws_url, state):
         base = ws_url.replace("ws://", "http://").removesuffix("/ws")
