@@ -17,16 +17,18 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
 import os
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from http import HTTPStatus
 from importlib import resources
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import redis.asyncio as aioredis
 from starlette.applications import Starlette
@@ -36,11 +38,13 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from web3 import AsyncHTTPProvider, AsyncWeb3
 
 from ledger import Ledger, open_store
 from leetgaming import __version__, openapi
 from leetgaming.audit import AuditLog
 from leetgaming.auth_api import AuthLimits, auth_routes
+from leetgaming.chain import Chains, ChainSettingsError, ChainSetup, Node, load_chains
 from leetgaming.credits import Credits
 from leetgaming.db import open_database
 from leetgaming.deposits import Deposits
@@ -255,6 +259,7 @@ def create_app(
     passwords: Passwords | None = None,
     mailer: Mailer | None = None,
     auth_limits: AuthLimits | None = None,
+    chain_nodes: Mapping[str, AsyncWeb3[Any]] | None = None,
 ) -> Starlette:
     """Build the app for ``settings``.
 
@@ -262,7 +267,10 @@ def create_app(
     the Redis probe exists only when ``settings.redis_url`` is set or one is passed.
     ``passwords``, ``mailer`` and ``auth_limits`` replace the identity defaults (argon2id at
     production cost, mail files under ``settings.mail_dir``, the default rate limits).
+    ``chain_nodes`` replace the JSON-RPC connections of the configured chains (a test's
+    in-process EVM).
     """
+    chain_setups = load_chains(settings.chains_file)
     probes: dict[str, Probe] = {"database": database or database_probe(settings)}
     broker_probe = redis or redis_probe(settings)
     if broker_probe is not None:
@@ -342,6 +350,20 @@ def create_app(
                     wallet.assets,
                 )
                 await deposits.start()
+                chains = Chains(
+                    database,
+                    audit,
+                    chain_setups,
+                    {
+                        name: Node(_chain_node(name, setup, chain_nodes))
+                        for name, setup in chain_setups.items()
+                    },
+                    settings.chain_address_seed,
+                    settings.chain_hot_wallet_key,
+                    deposits.credit_payment,
+                    wallet.scales,
+                )
+                await chains.start()
                 withdrawals = Withdrawals(
                     database,
                     ledger,
@@ -355,8 +377,10 @@ def create_app(
                         settings.withdrawal_approval_usd_cents,
                         settings.withdrawal_review_score,
                     ),
+                    chains=chains,
                 )
                 await withdrawals.start()
+                app.state.chains = chains
                 app.state.audit, app.state.idempotency, app.state.wallet = audit, keys, wallet
                 app.state.deposits, app.state.withdrawals = deposits, withdrawals
                 app.state.credits = credits
@@ -378,10 +402,35 @@ def create_app(
                         ),
                     )
                 )
+                watchers = [
+                    asyncio.create_task(
+                        _every(
+                            settings.chain_poll_interval_ms / 1000,
+                            functools.partial(
+                                watch_if_leased,
+                                tickets,
+                                hub.node_id,
+                                chains,
+                                withdrawals,
+                                name,
+                                max(
+                                    CHAIN_LEASE_TTL_MIN_S,
+                                    3 * settings.chain_poll_interval_ms / 1000,
+                                ),
+                            ),
+                        )
+                    )
+                    for name in chains.names
+                ]
                 try:
                     yield
                 finally:
                     sweeper.cancel()
+                    for watcher in watchers:
+                        watcher.cancel()
+                    for node in chains.nodes.values():
+                        with contextlib.suppress(Exception):
+                            await node.w3.provider.disconnect()
                     await play.stop()
                     await tournaments.stop()
                     await matchmaker.stop()
@@ -461,6 +510,7 @@ def create_app(
                 lambda: app.state.idempotency,
                 lambda: app.state.deposits,
                 lambda: app.state.credits,
+                chains_of=lambda: app.state.chains,
             ),
             *withdrawal_routes(
                 lambda: app.state.withdrawals,
@@ -542,6 +592,36 @@ async def sweep_if_leased(
         await withdrawals.sweep()
     if credits is not None:
         await credits.expire_due()
+    return True
+
+
+CHAIN_LEASE_TTL_MIN_S: Final = 5.0
+
+
+def _chain_node(
+    name: str, setup: ChainSetup, given: Mapping[str, AsyncWeb3[Any]] | None
+) -> AsyncWeb3[Any]:
+    if given is not None and name in given:
+        return given[name]
+    if setup.rpc_url is None:
+        raise ChainSettingsError(f"chains.{name}: rpc_url is not set")
+    return AsyncWeb3(AsyncHTTPProvider(setup.rpc_url))
+
+
+async def watch_if_leased(
+    tickets: TicketStore,
+    owner: str,
+    chains: Chains,
+    withdrawals: Withdrawals,
+    chain: str,
+    ttl_s: float,
+) -> bool:
+    """One process at a time follows each chain (the holder of its lease) and carries its
+    sends forward; whether this process did."""
+    if await tickets.acquire(f"_chain:{chain}", owner, ttl_s) is None:
+        return False
+    await chains.poll(chain)
+    await withdrawals.advance_chain_sends(chain)
     return True
 
 

@@ -35,6 +35,7 @@ from ledger.result import CreateTransferResult
 from leetgaming.audit import AuditLog
 from leetgaming.db import Database
 from wallet import accounts
+from wallet import chain as ch
 from wallet import deposits as dp
 from wallet.fees import FeeKind, FeeSchedule
 from wallet.stripe_gateway import StripeGateway
@@ -173,6 +174,22 @@ class Deposits:
         )
         return changed == 1
 
+    async def _insert(self, deposit: dp.Deposit, provider_ref: str | None) -> None:
+        """Write a new deposit's row; one already there (a retry) is left as it is."""
+        await self.db.execute(
+            f"INSERT INTO deposits ({_COLUMNS}, created_at_s) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, '0', '0', '[]', ?, 0, ?) ON CONFLICT (id) DO NOTHING",
+            deposit.id,
+            deposit.player,
+            str(deposit.method),
+            deposit.asset,
+            str(deposit.amount),
+            str(deposit.fee),
+            str(deposit.state),
+            provider_ref,
+            int(self.clock_s()),
+        )
+
     # -- asking for a deposit --------------------------------------------------------------------
 
     async def create_card(
@@ -200,18 +217,7 @@ class Deposits:
             amount,
             self.fees.fee(FeeKind.DEPOSIT, amount),
         )
-        await self.db.execute(
-            f"INSERT INTO deposits ({_COLUMNS}, created_at_s) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, '0', '0', '[]', NULL, 0, ?) ON CONFLICT (id) DO NOTHING",
-            deposit.id,
-            player,
-            str(deposit.method),
-            deposit.asset,
-            str(deposit.amount),
-            str(deposit.fee),
-            str(deposit.state),
-            int(self.clock_s()),
-        )
+        await self._insert(deposit, None)
         intent = await self.gateway.create_intent(
             amount, asset.code, deposit.id, {"deposit": deposit.id, "player": player}
         )
@@ -233,6 +239,55 @@ class Deposits:
             else:
                 row = await self.get(deposit.id) or row
         return row, intent.client_secret
+
+    # -- what a chain tells us -------------------------------------------------------------------
+
+    async def credit_payment(self, payment: ch.Payment, player: str) -> Row:
+        """Credit a confirmed on-chain payment to ``player`` (once: its deposit id derives from
+        the chain, transaction and log index, and so do its ledger transfers)."""
+        deposit = dp.Deposit(
+            ch.deposit_id(payment.chain, payment.tx_hash, payment.log_index),
+            player,
+            dp.Method.CHAIN,
+            payment.asset,
+            payment.amount,
+            self.fees.fee(FeeKind.DEPOSIT, payment.amount),
+            dp.State.PENDING,
+        )
+        await self._insert(deposit, payment.key)
+        while True:
+            row = await self.get(deposit.id)
+            assert row is not None
+            if row.deposit.state is not dp.State.PENDING:
+                return row
+            done, transfers = dp.credit(row.deposit)
+            await self.ledger.create_accounts(
+                [
+                    accounts.settlement(done.asset),
+                    accounts.user(player, done.asset),
+                    accounts.revenue(done.asset),
+                ]
+            )
+            await self._post(transfers)
+            after = replace(row, deposit=done)
+            if await self.save(row, after):
+                break
+        await self.audit.append(
+            None,
+            "chain",
+            "deposit.credit",
+            done.id,
+            {
+                "asset": done.asset,
+                "amount": str(done.amount),
+                "fee": str(done.fee),
+                "payment": payment.key,
+            },
+        )
+        await self.publish(
+            f"user:{player}", {"kind": "wallet.deposit", "deposit": deposit_json(after)}
+        )
+        return after
 
     # -- what Stripe tells us ----------------------------------------------------------------
 

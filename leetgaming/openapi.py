@@ -99,6 +99,25 @@ _AUDIT_ENTRY = _obj(
 )
 
 
+_INCOMING = _obj(
+    ["chain", "tx_hash", "log_index", "block", "asset", "amount", "confirmations_needed"],
+    chain=_STR,
+    tx_hash=_STR,
+    log_index=_INT,
+    block=_INT,
+    asset=_STR,
+    amount=_AMOUNT,
+    confirmations_needed=_INT,
+)
+_DEPOSIT_ADDRESS = _obj(
+    ["chain", "chain_id", "address", "assets", "confirmations", "incoming"],
+    chain=_STR,
+    chain_id=_INT,
+    address={"type": "string", "pattern": "^0x[0-9a-fA-F]{40}$"},
+    assets={"type": "array", "items": _STR},
+    confirmations=_INT,
+    incoming={"type": "array", "items": _INCOMING},
+)
 _DEPOSIT = _obj(
     ["id", "method", "state", "asset", "amount", "fee", "net", "reversed"],
     id=_STR,
@@ -124,6 +143,7 @@ _WITHDRAWAL = _obj(
         "risk_score",
         "risk_reasons",
         "approved_by",
+        "provider_ref",
         "history",
     ],
     id=_STR,
@@ -144,12 +164,15 @@ _WITHDRAWAL = _obj(
     amount=_AMOUNT,
     fee=_AMOUNT,
     payout=_AMOUNT,
-    rail={"const": "card_refund"},
+    rail=_STR,
     destination=_STR,
     needs_approval={"type": "boolean"},
     risk_score=_INT,
     risk_reasons={"type": "array", "items": _STR},
     approved_by=_nullable(_STR),
+    provider_ref=_nullable(
+        {"type": "string", "description": "the Stripe refund, or the chain transaction's hash"}
+    ),
     history={"type": "array", "items": _obj(["state", "by"], state=_STR, by=_STR)},
     player=_STR,
 )
@@ -368,6 +391,18 @@ def document(version: str) -> dict[str, Any]:
                 "responses": {**_ok(_DEPOSIT), **_problems(401, 403, 404)},
             }
         },
+        "/v1/deposit-addresses/{chain}": {
+            "get": {
+                "summary": (
+                    "Your deposit address on a chain, and what was paid to it that is not yet "
+                    "deep enough to be credited"
+                ),
+                "tags": ["wallet"],
+                "security": _BEARER,
+                "parameters": [_path("chain", "a configured chain: ethereum, polygon")],
+                "responses": {**_ok(_DEPOSIT_ADDRESS), **_problems(401, 403, 404)},
+            }
+        },
         "/v1/webhooks/stripe": {
             "post": {
                 "summary": "Stripe's webhook endpoint (checked against Stripe-Signature)",
@@ -398,10 +433,15 @@ def document(version: str) -> dict[str, Any]:
                     ["asset", "amount", "rail", "destination"],
                     asset=_STR,
                     amount=_AMOUNT_IN,
-                    rail={"const": "card_refund"},
+                    rail={
+                        "type": "string",
+                        "description": "card_refund, or a configured chain (ethereum, polygon)",
+                    },
                     destination={
                         "type": "string",
-                        "description": "a succeeded card deposit of yours",
+                        "description": (
+                            "card_refund: a succeeded card deposit of yours; a chain: a 0x address"
+                        ),
                     },
                 ),
                 "responses": {

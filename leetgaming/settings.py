@@ -77,6 +77,10 @@ class Settings:
     withdrawal_daily_usd_cents: int = 1_000_000  # per player per 24 hours
     withdrawal_approval_usd_cents: int = 100_000  # above it: TOTP and an admin
     withdrawal_review_score: int = 50  # a risk score at or above it: an admin reviews
+    chains_file: str | None = None  # TOML (see leetgaming.chain); unset: no on-chain money
+    chain_address_seed: str | None = field(default=None, repr=False)  # derives deposit keys
+    chain_hot_wallet_key: str | None = field(default=None, repr=False)  # 0x + 64 hex: pays out
+    chain_poll_interval_ms: int = 2_000  # how often each chain's watcher asks for new blocks
 
     def __post_init__(self) -> None:
         problems = [
@@ -166,7 +170,15 @@ class Settings:
         return out
 
 
-_SECRETS: Final = frozenset({"secret_key", "stripe_secret_key", "stripe_webhook_secret"})
+_SECRETS: Final = frozenset(
+    {
+        "secret_key",
+        "stripe_secret_key",
+        "stripe_webhook_secret",
+        "chain_address_seed",
+        "chain_hot_wallet_key",
+    }
+)
 
 
 class _Invalid:
@@ -291,6 +303,38 @@ def _check_optional_secret(value: object) -> str | None:
     return "expected a non-empty secret of at most 512 characters"  # never echo it
 
 
+def _check_chains_file(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not Path(value).is_file():
+        return f"expected a readable TOML file, got {value!r}"
+    return None
+
+
+def _check_address_seed(value: object) -> str | None:
+    if value is None or (isinstance(value, str) and 32 <= len(value) <= 512):
+        return None
+    return "expected a secret of 32 to 512 characters"  # never echo it
+
+
+def _check_private_key(value: object) -> str | None:
+    if value is None or (
+        isinstance(value, str)
+        and len(value) == 66
+        and value.startswith("0x")
+        and all(c in "0123456789abcdefABCDEF" for c in value[2:])
+        and 0 < int(value, 16) < 2**256 - 2**128  # below the secp256k1 group order, roughly
+    ):
+        return None
+    return "expected a private key: 0x and 64 hex digits"  # never echo it
+
+
+def _check_poll_interval(value: object) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 50 <= value <= 600_000:
+        return f"expected milliseconds 50..600000, got {str(value)!r}"
+    return None
+
+
 def _check_rest_rate(value: object) -> str | None:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 10_000_000:
         return f"expected an integer 1..10000000, got {str(value)!r}"
@@ -316,6 +360,10 @@ _PARSERS: Final[dict[str, Callable[[str], object]]] = {
     "withdrawal_daily_usd_cents": _int_parser(0, None),
     "withdrawal_approval_usd_cents": _int_parser(0, None),
     "withdrawal_review_score": _int_parser(0, None),
+    "chains_file": _parse_optional_str,
+    "chain_address_seed": _parse_optional_str,
+    "chain_hot_wallet_key": _parse_optional_str,
+    "chain_poll_interval_ms": _int_parser(50, 600_000),
 }
 
 _CHECKS: Final[dict[str, Callable[[object], str | None]]] = {
@@ -337,4 +385,8 @@ _CHECKS: Final[dict[str, Callable[[object], str | None]]] = {
     "withdrawal_daily_usd_cents": _check_non_negative,
     "withdrawal_approval_usd_cents": _check_non_negative,
     "withdrawal_review_score": _check_non_negative,
+    "chains_file": _check_chains_file,
+    "chain_address_seed": _check_address_seed,
+    "chain_hot_wallet_key": _check_private_key,
+    "chain_poll_interval_ms": _check_poll_interval,
 }

@@ -115,6 +115,10 @@ class Wallet:
             self._assets_read_s = now
         return self._assets
 
+    async def scales(self) -> dict[str, int]:
+        """Each asset's scale, by code."""
+        return {code: asset.scale for code, asset in (await self.assets()).items()}
+
     async def asset(self, code: str) -> Asset:
         found = (await self.assets()).get(code) or (await self.assets(refresh=True)).get(code)
         if found is None:

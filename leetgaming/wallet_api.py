@@ -19,6 +19,7 @@ from starlette.routing import Route
 
 from ledger import parse_id
 from leetgaming.auth_api import Refused, bearer, json_body, unauthorized
+from leetgaming.chain import Chains
 from leetgaming.credits import Credits, CreditsRefused
 from leetgaming.deposits import DepositRefused, Deposits, RetryLater, deposit_json
 from leetgaming.idempotency_store import IdempotencyKeys
@@ -94,6 +95,7 @@ def wallet_routes(
     deposits_of: Callable[[], Deposits],
     credits_of: Callable[[], Credits],
     clock_s: Callable[[], float] = time.time,
+    chains_of: Callable[[], Chains | None] = lambda: None,
 ) -> list[Route]:
     def guarded(*roles: str) -> Callable[[Handler], Callable[[Request], Awaitable[Response]]]:
         return guard(identity_of, *roles)
@@ -345,6 +347,27 @@ def wallet_routes(
             return problem(404, "no such deposit", code="not_found")
         return JSONResponse(deposit_json(row), headers=_PRIVATE)
 
+    @guarded("player")
+    async def deposit_address(request: Request, claims: AccessClaims) -> Response:
+        chains, name = chains_of(), request.path_params["chain"]
+        config = None if chains is None else chains.config(name)
+        if chains is None or config is None:
+            known = ", ".join(chains.names) if chains and chains.names else "none configured"
+            return problem(404, f"no chain {name[:40]!r} (chains: {known})", code="not_found")
+        address = await chains.address(name, claims.subject)
+        incoming = [p for p in await chains.incoming(claims.subject) if p["chain"] == name]
+        return JSONResponse(
+            {
+                "chain": name,
+                "chain_id": config.chain_id,
+                "address": address,
+                "assets": list(config.assets),
+                "confirmations": config.confirmations,
+                "incoming": incoming,
+            },
+            headers=_PRIVATE,
+        )
+
     async def stripe_webhook(request: Request) -> Response:
         deposits = deposits_of()
         if deposits.gateway is None:
@@ -366,6 +389,7 @@ def wallet_routes(
         Route("/v1/credits/use", post_use, methods=["POST"]),
         Route("/v1/admin/credits", post_grant, methods=["POST"]),
         Route("/v1/deposits/{deposit_id}", get_deposit, methods=["GET"]),
+        Route("/v1/deposit-addresses/{chain}", deposit_address, methods=["GET"]),
         Route("/v1/webhooks/stripe", stripe_webhook, methods=["POST"]),
         Route("/v1/wallet", get_wallet, methods=["GET"]),
         Route("/v1/transactions", transactions, methods=["GET"]),

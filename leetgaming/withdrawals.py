@@ -28,10 +28,12 @@ from dataclasses import replace
 from typing import Any, Final
 
 import orjson
+from web3.exceptions import Web3Exception
 
-from ledger import Ledger
+from ledger import Asset, Ledger, Transfer
 from leetgaming import totp
 from leetgaming.audit import AuditLog
+from leetgaming.chain import Chains, ChainSettingsError
 from leetgaming.db import Conn, Database, one_of
 from leetgaming.deposits import Deposits, Row
 from leetgaming.wallet import Wallet
@@ -44,7 +46,7 @@ from wallet.stripe_gateway import GatewayError
 
 log = logging.getLogger("leetgaming.withdrawals")
 
-RAILS: Final = ("card_refund",)
+CARD_REFUND: Final = "card_refund"
 # A request that has not held its money, or a withdrawal still approved or sending, this long
 # after its last change was left by a crash (its own request or command finishes it otherwise)
 STUCK_AFTER_S: Final = 30
@@ -135,6 +137,7 @@ def withdrawal_json(w: wd.Withdrawal) -> dict[str, object]:
         "risk_score": w.risk_score,
         "risk_reasons": list(w.risk_reasons),
         "approved_by": w.approved_by,
+        "provider_ref": w.provider_ref,
         "history": [{"state": s, "by": a} for s, a in w.history],
     }
 
@@ -151,7 +154,9 @@ class Withdrawals:
         publish: Publish,
         limits: wd.Limits | None = None,
         clock_s: Callable[[], float] = time.time,
+        chains: Chains | None = None,
     ) -> None:
+        self.chains = chains
         self.db = db
         self.ledger = ledger
         self.audit = audit
@@ -251,9 +256,7 @@ class Withdrawals:
             )
         return px.value_cents(amount, asset.scale, price.price_e8)
 
-    async def _destination(self, player: str, rail: str, destination: object, asset: str) -> Row:
-        if rail != "card_refund":
-            raise WithdrawalRefused("bad_rail", f"rail is one of {', '.join(RAILS)}")
+    async def _card_destination(self, player: str, destination: object, asset: str) -> Row:
         if not isinstance(destination, str):
             raise WithdrawalRefused("bad_destination", "destination is the id of a card deposit")
         row = await self.deposits.get(destination)
@@ -268,6 +271,29 @@ class Withdrawals:
                 "bad_destination", f"destination is one of your succeeded {asset} card deposits"
             )
         return row
+
+    async def _destination(
+        self, player: str, rail: str, destination: object, asset: Asset, payout: int
+    ) -> str:
+        """The destination a withdrawal of ``payout`` may go to on ``rail``, normalised."""
+        if rail == CARD_REFUND:
+            deposit = await self._card_destination(player, destination, asset.code)
+            d = deposit.deposit
+            refundable = d.amount - deposit.refunded - d.reversed_amount
+            if payout > refundable:
+                raise WithdrawalRefused(
+                    "exceeds_destination",
+                    f"that card deposit can take back at most {asset.format_amount(refundable)} "
+                    f"{asset.code}",
+                )
+            return d.id
+        if self.chains is not None and rail in self.chains.names:
+            try:
+                return self.chains.destination(rail, asset.code, destination)
+            except ValueError as exc:
+                raise WithdrawalRefused("bad_destination", str(exc)) from None
+        rails = [CARD_REFUND, *(self.chains.names if self.chains else ())]
+        raise WithdrawalRefused("bad_rail", f"rail is one of {', '.join(rails)}")
 
     async def _facts(
         self, player: str, usd_cents: int, destination: str, now_s: int
@@ -321,18 +347,11 @@ class Withdrawals:
         if existing is not None and existing[1]:
             return existing[0]
         asset = await self.wallet.asset(asset_code)
-        deposit = await self._destination(player, rail, destination, asset.code)
         fee = self.fees.fee(FeeKind.WITHDRAWAL, amount)
-        refundable = deposit.deposit.amount - deposit.refunded - deposit.deposit.reversed_amount
-        if amount - fee > refundable:
-            raise WithdrawalRefused(
-                "exceeds_destination",
-                f"that card deposit can take back at most {asset.format_amount(refundable)} "
-                f"{asset.code}",
-            )
+        to = await self._destination(player, rail, destination, asset, amount - fee)
         usd_cents = await self._usd_cents(asset.code, amount)
         now = int(self.clock_s())
-        facts = await self._facts(player, usd_cents, deposit.deposit.id, now)
+        facts = await self._facts(player, usd_cents, to, now)
         async with self.db.transaction() as tx:
             await tx.execute(
                 "INSERT INTO withdrawal_locks (player) VALUES (?) ON CONFLICT (player) DO NOTHING",
@@ -356,7 +375,7 @@ class Withdrawals:
                     amount,
                     fee,
                     rail,
-                    deposit.deposit.id,
+                    to,
                     usd_cents,
                     int(total[0]) if total else 0,
                     facts,
@@ -475,11 +494,12 @@ class Withdrawals:
     # -- sending -------------------------------------------------------------------------------
 
     async def send(self, wid: str) -> wd.Withdrawal:
-        """Carry an approved (or interrupted) withdrawal to its end on its rail."""
+        """Carry an approved (or interrupted) withdrawal to its end on its rail; a chain send
+        stays ``sending`` until its transaction is confirmed (the chain's loop calls again)."""
         found = await self.get(wid)
         assert found is not None
         w, _, version = found
-        resumed = w.state is wd.State.SENDING  # a crash came between asking Stripe and now
+        resumed = w.state is wd.State.SENDING  # a crash came between asking the rail and now
         if w.state is wd.State.APPROVED:
             out = wd.sending(w)
             if not await self._save(None, version, out):
@@ -487,6 +507,34 @@ class Withdrawals:
             w, version = out, version + 1
         if w.state is not wd.State.SENDING:
             return w
+        if w.rail == CARD_REFUND:
+            done, transfers, action = await self._send_card(w, resumed)
+        else:
+            ended = await self._send_chain(w)
+            if ended is None:
+                return w
+            done, transfers, action = ended
+        outcomes = await self.ledger.create_transfers(transfers)
+        bad = [o.result for o in outcomes if not o.result.succeeded]
+        if bad:
+            raise RuntimeError(f"the ledger refused to resolve a withdrawal's holds: {bad}")
+        if await self._save(None, version, done):
+            await self.audit.append(
+                None,
+                "system",
+                action,
+                w.id,
+                {"state": str(done.state), "provider_ref": done.provider_ref},
+            )
+            await self.publish(
+                f"user:{w.player}",
+                {"kind": "wallet.withdrawal", "withdrawal": withdrawal_json(done)},
+            )
+        return done
+
+    async def _send_card(
+        self, w: wd.Withdrawal, resumed: bool
+    ) -> tuple[wd.Withdrawal, list[Transfer], str]:
         gateway = self.deposits.gateway
         cause = f"withdrawal:{w.id}"
         deposit = await self._record_refund(w, cause, +1)
@@ -503,23 +551,45 @@ class Withdrawals:
             log.warning(
                 "a withdrawal failed on its rail", extra={"withdrawal": w.id, "error": str(exc)}
             )
-            done, transfers = wd.failed(w)
             await self._record_refund(w, cause, -1)
-            action = "withdrawal.fail"
-        else:
-            done, transfers = wd.sent(w, ref)
-            action = "withdrawal.send"
-        outcomes = await self.ledger.create_transfers(transfers)
-        bad = [o.result for o in outcomes if not o.result.succeeded]
-        if bad:
-            raise RuntimeError(f"the ledger refused to resolve a withdrawal's holds: {bad}")
-        if await self._save(None, version, done):
-            await self.audit.append(None, "system", action, w.id, {"state": str(done.state)})
-            await self.publish(
-                f"user:{w.player}",
-                {"kind": "wallet.withdrawal", "withdrawal": withdrawal_json(done)},
+            return (*wd.failed(w), "withdrawal.fail")
+        return (*wd.sent(w, ref), "withdrawal.send")
+
+    async def _send_chain(
+        self, w: wd.Withdrawal
+    ) -> tuple[wd.Withdrawal, list[Transfer], str] | None:
+        """Sign and broadcast once, then wait for the confirmed receipt: None while waiting."""
+        assert self.chains is not None
+        try:
+            tx_hash = await self.chains.send(w.id, w.rail, w.asset, w.destination, w.payout)
+            paid = await self.chains.outcome(w.rail, w.asset, w.destination, w.payout, tx_hash)
+        except (ChainSettingsError, Web3Exception, OSError) as exc:
+            log.warning(
+                "a chain send is waiting", extra={"withdrawal": w.id, "error": str(exc)[:200]}
             )
-        return done
+            return None
+        if paid is None:
+            return None
+        if not paid:
+            log.warning("a chain send reverted", extra={"withdrawal": w.id, "tx": tx_hash})
+            failed, transfers = wd.failed(w)
+            return replace(failed, provider_ref=tx_hash), transfers, "withdrawal.fail"
+        return (*wd.sent(w, tx_hash), "withdrawal.send")
+
+    async def advance_chain_sends(self, chain: str) -> None:
+        """Take every withdrawal sending on ``chain`` one step further (after each poll)."""
+        for r in await self.db.fetch(
+            "SELECT id FROM withdrawals WHERE held = 1 AND rail = ? AND state IN (?, ?) "
+            "ORDER BY created_at_s LIMIT ?",
+            chain,
+            str(wd.State.APPROVED),
+            str(wd.State.SENDING),
+            LIST_ROWS_MAX,
+        ):
+            try:
+                await self.send(r[0])
+            except Exception:
+                log.exception("a withdrawal could not be advanced", extra={"withdrawal": r[0]})
 
     async def _record_refund(self, w: wd.Withdrawal, cause: str, sign: int) -> Row:
         """Note on the deposit (once) that this withdrawal refunds part of it (sign +1), or

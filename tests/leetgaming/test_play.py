@@ -45,10 +45,15 @@ async def served(tmp_path: Path, backends: dict[str, str]) -> AsyncIterator[tupl
 
 @asynccontextmanager
 async def serving_play(
-    tmp_path: Path, backends: dict[str, str], queues: str, **settings: str
+    tmp_path: Path,
+    backends: dict[str, str],
+    queues: str,
+    app_options: dict[str, Any] | None = None,
+    **settings: str,
 ) -> AsyncIterator[tuple[str, Any]]:
     """The app with ``queues`` (TOML) on ``backends`` and any other ``settings`` (by field
-    name): its websocket URL and its state."""
+    name), built with ``app_options`` (keyword arguments of ``create_app``): its websocket URL
+    and its state."""
     (tmp_path / "queues.toml").write_text(queues)
     port = unused_port()
     env = {
@@ -59,7 +64,7 @@ async def serving_play(
     }
     env |= backends
     env |= {f"LEETGAMING_{name.upper()}": value for name, value in settings.items()}
-    app = create_app(Settings.from_env(env))
+    app = create_app(Settings.from_env(env), **(app_options or {}))
     async with serving(app, port):
         yield f"ws://127.0.0.1:{port}/ws", app.state
 

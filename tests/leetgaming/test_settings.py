@@ -237,3 +237,17 @@ def test_any_out_of_range_port_is_refused(port: int) -> None:
 def test_redacted_never_contains_a_url_password(password: str) -> None:
     url = f"postgresql://lg:{password}@db:5432/lg"
     assert redact_url(url) == "postgresql://lg:***@db:5432/lg"
+
+
+def test_chain_keys_are_checked_and_never_shown() -> None:
+    key, seed = "0x" + "7c" * 32, "z" * 40
+    settings = Settings(chain_hot_wallet_key=key, chain_address_seed=seed)
+    assert key not in repr(settings) and seed not in repr(settings)
+    redacted = settings.redacted()
+    assert (redacted["chain_hot_wallet_key"], redacted["chain_address_seed"]) == ("***", "***")
+    for bad in ("0x" + "7c" * 31, "7c" * 33, "0x" + "zz" * 32, "0x" + "00" * 32):
+        with pytest.raises(SettingsError) as caught:
+            Settings.from_env({"LEETGAMING_CHAIN_HOT_WALLET_KEY": bad})
+        assert bad not in str(caught.value)
+    with pytest.raises(SettingsError, match="32 to 512"):
+        Settings.from_env({"LEETGAMING_CHAIN_ADDRESS_SEED": "short"})
