@@ -60,6 +60,8 @@ from leetgaming.play_api import play_routes
 from leetgaming.problems import problem, rate_limited
 from leetgaming.ratelimit import MemoryRateLimiter, Rate, RateLimiter, RedisRateLimiter
 from leetgaming.settings import Settings
+from leetgaming.subscriptions import Subscriptions
+from leetgaming.subscriptions_api import subscription_routes
 from leetgaming.tournaments import Tournaments
 from leetgaming.tournaments_api import tournament_routes
 from leetgaming.wallet import Wallet
@@ -338,16 +340,28 @@ def create_app(
                 await keys.start()
                 credits = Credits(database, ledger, audit)
                 await credits.start()
-                wallet = Wallet(database, ledger, audit, lots_of=credits.lots)
+                fees = FeeSchedule(
+                    settings.deposit_fee_bps,
+                    settings.withdrawal_fee_bps,
+                    settings.conversion_fee_bps,
+                    settings.pro_deposit_fee_bps,
+                    settings.pro_withdrawal_fee_bps,
+                )
+                wallet = Wallet(database, ledger, audit, fees=fees, lots_of=credits.lots)
                 await wallet.start()
+                subscriptions = Subscriptions(
+                    database, ledger, audit, hub.publish, settings.pro_price_usd_cents
+                )
+                await subscriptions.start()
                 deposits = Deposits(
                     database,
                     ledger,
                     audit,
                     stripe_gateway(settings),
-                    FeeSchedule(),
+                    fees,
                     hub.publish,
                     wallet.assets,
+                    pro_of=subscriptions.is_pro,
                 )
                 await deposits.start()
                 chains = Chains(
@@ -370,7 +384,7 @@ def create_app(
                     audit,
                     wallet,
                     deposits,
-                    FeeSchedule(),
+                    fees,
                     hub.publish,
                     WithdrawalLimits(
                         settings.withdrawal_daily_usd_cents,
@@ -378,9 +392,10 @@ def create_app(
                         settings.withdrawal_review_score,
                     ),
                     chains=chains,
+                    pro_of=subscriptions.is_pro,
                 )
                 await withdrawals.start()
-                app.state.chains = chains
+                app.state.chains, app.state.subscriptions = chains, subscriptions
                 app.state.audit, app.state.idempotency, app.state.wallet = audit, keys, wallet
                 app.state.deposits, app.state.withdrawals = deposits, withdrawals
                 app.state.credits = credits
@@ -398,7 +413,14 @@ def create_app(
                     _every(
                         1.0,
                         lambda: sweep_if_leased(
-                            tickets, hub.node_id, play, tournaments, keys, withdrawals, credits
+                            tickets,
+                            hub.node_id,
+                            play,
+                            tournaments,
+                            keys,
+                            withdrawals,
+                            credits,
+                            subscriptions,
                         ),
                     )
                 )
@@ -512,6 +534,11 @@ def create_app(
                 lambda: app.state.credits,
                 chains_of=lambda: app.state.chains,
             ),
+            *subscription_routes(
+                lambda: app.state.subscriptions,
+                lambda: app.state.identity,
+                lambda: app.state.idempotency,
+            ),
             *withdrawal_routes(
                 lambda: app.state.withdrawals,
                 lambda: app.state.identity,
@@ -574,6 +601,7 @@ async def sweep_if_leased(
     keys: IdempotencyKeys | None = None,
     withdrawals: Withdrawals | None = None,
     credits: Credits | None = None,
+    subscriptions: Subscriptions | None = None,
     ttl_s: float = SWEEP_LEASE_TTL_S,
 ) -> bool:
     """Deadlines and server silence are checked, and tournament outboxes left by a crash
@@ -592,6 +620,8 @@ async def sweep_if_leased(
         await withdrawals.sweep()
     if credits is not None:
         await credits.expire_due()
+    if subscriptions is not None:
+        await subscriptions.sweep()
     return True
 
 

@@ -134,7 +134,9 @@ class Deposits:
         publish: Publish,
         assets: Callable[[], Awaitable[dict[str, Asset]]],
         clock_s: Callable[[], float] = time.time,
+        pro_of: Callable[[str], Awaitable[bool]] | None = None,
     ) -> None:
+        self.pro_of = pro_of  # whether a player pays the Pro rates
         self.assets = assets  # the wallet's cached registry, not a query per deposit
         self.db = db
         self.ledger = ledger
@@ -146,6 +148,11 @@ class Deposits:
 
     async def start(self) -> None:
         await self.db.migrate("deposits", MIGRATIONS)
+
+    async def fee(self, player: str, amount: int) -> int:
+        """The deposit fee ``player`` pays on ``amount`` now (Pro subscribers pay less)."""
+        pro = self.pro_of is not None and await self.pro_of(player)
+        return self.fees.fee(FeeKind.DEPOSIT, amount, pro)
 
     async def get(self, deposit_id: str) -> Row | None:
         row = await self.db.fetchone(f"SELECT {_COLUMNS} FROM deposits WHERE id = ?", deposit_id)
@@ -215,7 +222,7 @@ class Deposits:
             dp.Method.CARD,
             asset.code,
             amount,
-            self.fees.fee(FeeKind.DEPOSIT, amount),
+            await self.fee(player, amount),
         )
         await self._insert(deposit, None)
         intent = await self.gateway.create_intent(
@@ -251,7 +258,7 @@ class Deposits:
             dp.Method.CHAIN,
             payment.asset,
             payment.amount,
-            self.fees.fee(FeeKind.DEPOSIT, payment.amount),
+            await self.fee(player, payment.amount),
             dp.State.PENDING,
         )
         await self._insert(deposit, payment.key)
@@ -343,7 +350,7 @@ class Deposits:
                 log.error("a PaymentIntent does not match its deposit", extra={"deposit": d.id})
                 return "mismatch"
             if received != d.amount:
-                d = replace(d, amount=received, fee=self.fees.fee(FeeKind.DEPOSIT, received))
+                d = replace(d, amount=received, fee=await self.fee(d.player, received))
             done, transfers = dp.credit(d)
             await self.ledger.create_accounts(
                 [

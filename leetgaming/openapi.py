@@ -118,6 +118,17 @@ _DEPOSIT_ADDRESS = _obj(
     confirmations=_INT,
     incoming={"type": "array", "items": _INCOMING},
 )
+_SUBSCRIPTION = _obj(
+    ["id", "plan", "state", "price", "period_start_s", "period_end_s", "renews", "pro"],
+    id=_STR,
+    plan={"const": "pro"},
+    state={"enum": ["active", "cancelling", "lapsed", "ended"]},
+    price=_obj(["asset", "amount", "per"], asset=_STR, amount=_AMOUNT, per={"const": "month"}),
+    period_start_s=_INT,
+    period_end_s=_INT,
+    renews={"type": "boolean"},
+    pro={"type": "boolean"},
+)
 _DEPOSIT = _obj(
     ["id", "method", "state", "asset", "amount", "fee", "net", "reversed"],
     id=_STR,
@@ -303,6 +314,46 @@ def document(version: str) -> dict[str, Any]:
                     ),
                     **_problems(400, 401, 403, 409, 413, 422, 502, 503),
                 },
+            }
+        },
+        "/v1/subscriptions": {
+            "post": {
+                "summary": (
+                    "Subscribe to Pro: the first month is paid from your USD balance at once; "
+                    "renewed monthly; Pro pays 1.5 % on deposits and 2 % on withdrawals"
+                ),
+                "tags": ["wallet"],
+                "security": _BEARER,
+                "parameters": [_IDEMPOTENCY_KEY],
+                "requestBody": _body(["plan"], plan={"const": "pro"}),
+                "responses": {
+                    **_ok(_SUBSCRIPTION, 201),
+                    **_problems(400, 401, 403, 409, 413, 422),
+                },
+            }
+        },
+        "/v1/subscriptions/current": {
+            "get": {
+                "summary": "Your open subscription, or your latest one",
+                "tags": ["wallet"],
+                "security": _BEARER,
+                "responses": {**_ok(_SUBSCRIPTION), **_problems(401, 403, 404)},
+            }
+        },
+        "/v1/subscriptions/current/cancel": {
+            "post": {
+                "summary": "Cancel: Pro to the end of the period that is paid, then ended",
+                "tags": ["wallet"],
+                "security": _BEARER,
+                "responses": {**_ok(_SUBSCRIPTION), **_problems(401, 403, 404, 409)},
+            }
+        },
+        "/v1/subscriptions/current/resume": {
+            "post": {
+                "summary": "Take a cancellation back before the period ends",
+                "tags": ["wallet"],
+                "security": _BEARER,
+                "responses": {**_ok(_SUBSCRIPTION), **_problems(401, 403, 404, 409)},
             }
         },
         "/v1/conversions": {

@@ -77,6 +77,12 @@ class Settings:
     withdrawal_daily_usd_cents: int = 1_000_000  # per player per 24 hours
     withdrawal_approval_usd_cents: int = 100_000  # above it: TOTP and an admin
     withdrawal_review_score: int = 50  # a risk score at or above it: an admin reviews
+    deposit_fee_bps: int = 250  # 2.5 % of what is deposited (card or chain)
+    withdrawal_fee_bps: int = 300
+    conversion_fee_bps: int = 100
+    pro_deposit_fee_bps: int = 150  # what Pro subscribers pay instead
+    pro_withdrawal_fee_bps: int = 200
+    pro_price_usd_cents: int = 999  # a month of Pro, paid from the wallet's USD
     chains_file: str | None = None  # TOML (see leetgaming.chain); unset: no on-chain money
     chain_address_seed: str | None = field(default=None, repr=False)  # derives deposit keys
     chain_hot_wallet_key: str | None = field(default=None, repr=False)  # 0x + 64 hex: pays out
@@ -303,6 +309,27 @@ def _check_optional_secret(value: object) -> str | None:
     return "expected a non-empty secret of at most 512 characters"  # never echo it
 
 
+_FEE_RATES: Final = (
+    "deposit_fee_bps",
+    "withdrawal_fee_bps",
+    "conversion_fee_bps",
+    "pro_deposit_fee_bps",
+    "pro_withdrawal_fee_bps",
+)
+
+
+def _check_fee_rate(value: object) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 5_000:
+        return f"expected basis points 0..5000 (250 is 2.5 %), got {str(value)!r}"
+    return None
+
+
+def _check_price(value: object) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1_000_000:
+        return f"expected US cents 1..1000000, got {str(value)!r}"
+    return None
+
+
 def _check_chains_file(value: object) -> str | None:
     if value is None:
         return None
@@ -360,6 +387,8 @@ _PARSERS: Final[dict[str, Callable[[str], object]]] = {
     "withdrawal_daily_usd_cents": _int_parser(0, None),
     "withdrawal_approval_usd_cents": _int_parser(0, None),
     "withdrawal_review_score": _int_parser(0, None),
+    **{name: _int_parser(0, 5_000) for name in _FEE_RATES},
+    "pro_price_usd_cents": _int_parser(1, 1_000_000),
     "chains_file": _parse_optional_str,
     "chain_address_seed": _parse_optional_str,
     "chain_hot_wallet_key": _parse_optional_str,
@@ -385,6 +414,8 @@ _CHECKS: Final[dict[str, Callable[[object], str | None]]] = {
     "withdrawal_daily_usd_cents": _check_non_negative,
     "withdrawal_approval_usd_cents": _check_non_negative,
     "withdrawal_review_score": _check_non_negative,
+    **{name: _check_fee_rate for name in _FEE_RATES},
+    "pro_price_usd_cents": _check_price,
     "chains_file": _check_chains_file,
     "chain_address_seed": _check_address_seed,
     "chain_hot_wallet_key": _check_private_key,

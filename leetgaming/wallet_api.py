@@ -25,6 +25,7 @@ from leetgaming.deposits import DepositRefused, Deposits, RetryLater, deposit_js
 from leetgaming.idempotency_store import IdempotencyKeys
 from leetgaming.identity import Identity
 from leetgaming.problems import problem
+from leetgaming.subscriptions import SubscriptionRefused
 from leetgaming.tokens import AccessClaims
 from leetgaming.wallet import ConversionRefused, HistoryQuery, UnknownAsset, Wallet
 from leetgaming.withdrawals import WithdrawalRefused
@@ -78,6 +79,7 @@ def guard(
                 WithdrawalRefused,
                 ConversionRefused,
                 CreditsRefused,
+                SubscriptionRefused,
             ) as refused:
                 return problem(refused.status, str(refused), code=refused.code)
             except GatewayError as failed:

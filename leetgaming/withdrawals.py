@@ -155,8 +155,10 @@ class Withdrawals:
         limits: wd.Limits | None = None,
         clock_s: Callable[[], float] = time.time,
         chains: Chains | None = None,
+        pro_of: Callable[[str], Awaitable[bool]] | None = None,
     ) -> None:
         self.chains = chains
+        self.pro_of = pro_of  # whether a player pays the Pro rates
         self.db = db
         self.ledger = ledger
         self.audit = audit
@@ -347,7 +349,8 @@ class Withdrawals:
         if existing is not None and existing[1]:
             return existing[0]
         asset = await self.wallet.asset(asset_code)
-        fee = self.fees.fee(FeeKind.WITHDRAWAL, amount)
+        pro = self.pro_of is not None and await self.pro_of(player)
+        fee = self.fees.fee(FeeKind.WITHDRAWAL, amount, pro)
         to = await self._destination(player, rail, destination, asset, amount - fee)
         usd_cents = await self._usd_cents(asset.code, amount)
         now = int(self.clock_s())
