@@ -30,6 +30,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Final
 
+import httpx
 import redis.asyncio as aioredis
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -48,6 +49,7 @@ from leetgaming.chain import Chains, ChainSettingsError, ChainSetup, Node, load_
 from leetgaming.credits import Credits
 from leetgaming.db import open_database
 from leetgaming.deposits import Deposits
+from leetgaming.external_auth import PROVIDER_TIMEOUT_S, GoogleVerifier, Providers
 from leetgaming.health import PROBE_TIMEOUT_S, Probe, database_probe, redis_probe
 from leetgaming.idempotency_store import IdempotencyKeys
 from leetgaming.identity import Identity
@@ -318,6 +320,14 @@ def create_app(
             identity = Identity.for_settings(settings, database, passwords, mailer)
             await identity.start()
             app.state.identity = identity
+            app.state.providers = providers = Providers(
+                None
+                if settings.google_client_id is None
+                else GoogleVerifier(settings.google_client_id, settings.google_issuer),
+                settings.steam_openid_endpoint,
+                httpx.AsyncClient(timeout=PROVIDER_TIMEOUT_S),
+                settings.base_url,
+            )
             play = Play(
                 database,
                 tickets,
@@ -459,6 +469,7 @@ def create_app(
                     await hub.stop()
                     if deposits.gateway is not None:
                         await deposits.gateway.close()
+                    await providers.close()
                     if redis_client is not None:
                         await redis_client.aclose()
         finally:
@@ -549,6 +560,7 @@ def create_app(
                 limiter,
                 lambda: int(time.time() * 1000),
                 auth_limits,
+                lambda: app.state.providers,
             ),
         ],
         middleware=[

@@ -12,12 +12,20 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
+from urllib.parse import urlencode
 
 import orjson
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from leetgaming.external_auth import (
+    ExternalAuthError,
+    Providers,
+    check_assertion,
+    steam_login_url,
+    steam_verify,
+)
 from leetgaming.identity import Identity, IdentityError, Session, normalize_email
 from leetgaming.problems import problem, rate_limited
 from leetgaming.ratelimit import Rate, RateLimiter, key_of
@@ -83,6 +91,7 @@ _STATUS: Final = {
     "invalid_email": 422,
     "invalid_password": 422,
     "invalid_name": 422,
+    "account_exists": 409,
 }
 
 
@@ -112,6 +121,7 @@ def auth_routes(
     limiter: RateLimiter,
     clock_ms: Callable[[], int],
     limits: AuthLimits | None = None,
+    providers_of: Callable[[], Providers | None] = lambda: None,
 ) -> list[Route]:
     """The routes; ``identity_of`` gives the running app's identity service (it is opened in
     the app's lifespan, after the routes are made)."""
@@ -143,6 +153,9 @@ def auth_routes(
                 return refused.response
             except IdentityError as exc:
                 return _refusal(exc)
+            except ExternalAuthError as exc:
+                status = 503 if exc.code == "provider_unavailable" else 401
+                return problem(status, str(exc), code=exc.code)
 
         return run
 
@@ -179,6 +192,65 @@ def auth_routes(
         body = await json_body(request, "refresh_token")
         await limit((f"token:ip:{ip(request)}", limits.token_per_ip))
         return _session_body(await identity_of().refresh(body.get("refresh_token")))
+
+    def configured(name: str) -> Providers:
+        providers = providers_of()
+        if providers is None or (name == "google" and providers.google is None):
+            raise Refused(problem(404, f"sign-in with {name} is not configured", code="not_found"))
+        if name == "steam" and providers.steam_endpoint is None:
+            raise Refused(problem(404, "sign-in with steam is not configured", code="not_found"))
+        return providers
+
+    @endpoint
+    async def google(request: Request) -> Response:
+        body = await json_body(request, "id_token")
+        await limit((f"login:ip:{ip(request)}", limits.login_per_ip))
+        verifier = configured("google").google
+        assert verifier is not None
+        found = await verifier.verify(body.get("id_token"))
+        return _session_body(
+            await identity_of().external_login("google", found.subject, found.email)
+        )
+
+    @endpoint
+    async def steam_start(request: Request) -> Response:
+        providers = configured("steam")
+        assert providers.steam_endpoint is not None
+        url = steam_login_url(
+            providers.steam_endpoint, providers.steam_return_to, providers.base_url
+        )
+        return RedirectResponse(url, status_code=302, headers=_NO_STORE)
+
+    async def steam_callback(request: Request) -> Response:
+        """Back from Steam: to the portal with a login code, or the reason it failed, in the
+        fragment."""
+        try:
+            providers = configured("steam")
+            assert providers.steam_endpoint is not None
+            await limit((f"login:ip:{ip(request)}", limits.login_per_ip))
+            params = dict(request.query_params)
+            steam_id, nonce = check_assertion(
+                params, providers.steam_endpoint, providers.steam_return_to, clock_ms() / 1000
+            )
+            if not await steam_verify(providers.http, providers.steam_endpoint, params):
+                raise ExternalAuthError("invalid_assertion", "Steam did not confirm the sign-in")
+            if not await identity_of().remember_nonce(f"steam:{nonce}"):
+                raise ExternalAuthError("invalid_assertion", "this sign-in was already used")
+            session = await identity_of().external_login("steam", steam_id, None)
+            fragment = urlencode({"login_code": await identity_of().login_code(session)})
+        except Refused as refused:
+            return refused.response
+        except (ExternalAuthError, IdentityError) as exc:
+            fragment = urlencode({"login_error": exc.code})
+        base = providers_of()
+        home = base.base_url.rstrip("/") if base is not None else ""
+        return RedirectResponse(f"{home}/#{fragment}", status_code=303, headers=_NO_STORE)
+
+    @endpoint
+    async def exchange(request: Request) -> Response:
+        body = await json_body(request, "code")
+        await limit((f"token:ip:{ip(request)}", limits.token_per_ip))
+        return _session_body(await identity_of().exchange(body.get("code")))
 
     @endpoint
     async def logout(request: Request) -> Response:
@@ -259,6 +331,10 @@ def auth_routes(
         Route("/v1/auth/login", login, methods=["POST"]),
         Route("/v1/auth/refresh", refresh, methods=["POST"]),
         Route("/v1/auth/logout", logout, methods=["POST"]),
+        Route("/v1/auth/google", google, methods=["POST"]),
+        Route("/v1/auth/steam/start", steam_start, methods=["GET"]),
+        Route("/v1/auth/steam/callback", steam_callback, methods=["GET"]),
+        Route("/v1/auth/exchange", exchange, methods=["POST"]),
         Route("/v1/auth/game-server", game_server_token, methods=["POST"]),
         Route("/v1/me", me, methods=["GET"]),
         Route("/v1/admin/game-servers", game_servers, methods=["GET", "POST"]),

@@ -96,7 +96,30 @@ MIGRATIONS: Final = [
         secret TEXT NOT NULL
     )
     """,
+    """
+    CREATE TABLE external_identities (
+        provider TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        created_s BIGINT NOT NULL,
+        PRIMARY KEY (provider, subject)
+    );
+    CREATE INDEX external_identities_by_user ON external_identities (user_id);
+    CREATE TABLE login_codes (
+        code_hash TEXT PRIMARY KEY,
+        subject TEXT NOT NULL,
+        role TEXT NOT NULL,
+        expires_s BIGINT NOT NULL
+    );
+    CREATE TABLE openid_nonces (
+        nonce TEXT PRIMARY KEY,
+        seen_s BIGINT NOT NULL
+    )
+    """,
 ]
+LOGIN_CODE_TTL_S: Final = 120
+NONCE_KEPT_S: Final = 900
+NO_PASSWORD: Final = "!"  # an account that signs in only through its provider
 
 
 class IdentityError(Exception):
@@ -114,6 +137,7 @@ class Problem(enum.StrEnum):
     INVALID_TOKEN = "invalid_token"
     INVALID_NAME = "invalid_name"
     EMAIL_TAKEN = "email_taken"  # the operator's CLI only; never over HTTP
+    ACCOUNT_EXISTS = "account_exists"  # a provider's email that has a password account
 
 
 def normalize_email(email: object) -> str:
@@ -335,6 +359,110 @@ class Identity:
                 row[1],
             )
         return await self._start_session(user_id, role)
+
+    # Sign-in through a provider (Google, Steam) ------------------------------------------------
+
+    async def external_login(self, provider: str, subject: str, email: str | None) -> Session:
+        """A session for whoever ``provider`` vouches is ``subject``: their account, made on
+        first sign-in (with no password). A Google email that already has a password account
+        is refused rather than taken over: that person signs in with their password."""
+        for _ in range(REFRESH_RACE_RETRIES):
+            row = await self.db.fetchone(
+                "SELECT u.id, u.role FROM external_identities e JOIN users u ON u.id = e.user_id "
+                "WHERE e.provider = ? AND e.subject = ?",
+                provider,
+                subject,
+            )
+            if row is not None:
+                return await self._start_session(str(row[0]), str(row[1]))
+            user_id = _new_id()
+            address = (
+                normalize_email(email) if email else f"{provider}-{subject}@{provider}.invalid"
+            )
+            try:
+                async with self.db.transaction() as tx:
+                    await tx.execute(
+                        "INSERT INTO users (id, email, password_hash, role, created_s) "
+                        "VALUES (?, ?, ?, 'player', ?)",
+                        user_id,
+                        address,
+                        NO_PASSWORD,
+                        self.clock(),
+                    )
+                    await tx.execute(
+                        "INSERT INTO external_identities (provider, subject, user_id, created_s) "
+                        "VALUES (?, ?, ?, ?)",
+                        provider,
+                        subject,
+                        user_id,
+                        self.clock(),
+                    )
+            except Exception as exc:
+                if not is_unique_violation(exc):
+                    raise
+                taken = await self.db.fetchone("SELECT 1 FROM users WHERE email = ?", address)
+                linked = await self.db.fetchone(
+                    "SELECT 1 FROM external_identities WHERE provider = ? AND subject = ?",
+                    provider,
+                    subject,
+                )
+                if taken and not linked:
+                    raise IdentityError(
+                        Problem.ACCOUNT_EXISTS,
+                        "an account has this email: sign in with its password",
+                    ) from None
+                continue  # a concurrent first sign-in made the account: use it
+            return await self._start_session(user_id, "player")
+        raise RuntimeError("a first sign-in kept racing")
+
+    async def external_subject(self, provider: str, user_id: str) -> str | None:
+        """The id ``provider`` knows the account by (a SteamID64), if it signed in that way."""
+        row = await self.db.fetchone(
+            "SELECT subject FROM external_identities WHERE provider = ? AND user_id = ?",
+            provider,
+            user_id,
+        )
+        return None if row is None else str(row[0])
+
+    async def remember_nonce(self, nonce: str) -> bool:
+        """Whether ``nonce`` is new (and now remembered); a replayed assertion is not."""
+        now = self.clock()
+        await self.db.execute("DELETE FROM openid_nonces WHERE seen_s < ?", now - NONCE_KEPT_S)
+        inserted = await self.db.execute(
+            "INSERT INTO openid_nonces (nonce, seen_s) VALUES (?, ?) ON CONFLICT DO NOTHING",
+            nonce,
+            now,
+        )
+        return inserted == 1
+
+    async def login_code(self, session: Session) -> str:
+        """A one-time code, good for two minutes, that :meth:`exchange` turns into a session
+        for the same account (the browser carries it in a URL fragment)."""
+        code = _new_token()
+        await self.db.execute(
+            "INSERT INTO login_codes (code_hash, subject, role, expires_s) VALUES (?, ?, ?, ?)",
+            token_hash(code),
+            session.subject,
+            session.role,
+            self.clock() + LOGIN_CODE_TTL_S,
+        )
+        return code
+
+    async def exchange(self, code: object) -> Session:
+        refusal = IdentityError(Problem.INVALID_TOKEN, "the login code is unknown, used or expired")
+        if not isinstance(code, str) or not 0 < len(code) <= 128:
+            raise refusal
+        hashed = token_hash(code)
+        row = await self.db.fetchone(
+            "SELECT subject, role, expires_s FROM login_codes WHERE code_hash = ?", hashed
+        )
+        if row is None or not await self.db.execute(
+            "DELETE FROM login_codes WHERE code_hash = ?", hashed
+        ):
+            raise refusal
+        if int(row[2]) < self.clock():
+            raise refusal
+        return await self._start_session(str(row[0]), str(row[1]))
 
     async def user(self, user_id: str) -> tuple[str, str] | None:
         """``(email, role)`` of an account."""

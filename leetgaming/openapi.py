@@ -264,6 +264,111 @@ def _path(name: str, description: str) -> dict[str, Any]:
 
 _BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
 
+_SESSION = _obj(
+    ["subject", "role", "access_token", "token_type", "expires_in", "refresh_token"],
+    subject=_STR,
+    role={"enum": ["player", "admin"]},
+    access_token=_STR,
+    token_type={"const": "Bearer"},
+    expires_in=_INT,
+    refresh_token=_STR,
+)
+_REDIRECT = {"description": "a redirect (Location)", "headers": {"Location": {"schema": _STR}}}
+
+
+def _session_route(summary: str, required: list[str], *extra: int, **fields: Any) -> dict[str, Any]:
+    return {
+        "post": {
+            "summary": summary,
+            "tags": ["identity"],
+            "requestBody": _body(required, **fields),
+            "responses": {**_ok(_SESSION), **_problems(400, 401, 413, 422, 429, *extra)},
+        }
+    }
+
+
+_IDENTITY_PATHS: dict[str, Any] = {
+    "/v1/auth/register": {
+        "post": {
+            "summary": (
+                "Register: always 202, taken or not; the address gets a link to confirm (or a "
+                "notice that it has an account)"
+            ),
+            "tags": ["identity"],
+            "requestBody": _body(["email", "password"], email=_STR, password=_STR),
+            "responses": {
+                **_ok(_obj(["status", "detail"], status=_STR, detail=_STR), 202),
+                **_problems(400, 413, 422, 429),
+            },
+        }
+    },
+    "/v1/auth/confirm": _session_route(
+        "Confirm a registration with the mailed token: the account and a session",
+        ["token"],
+        token=_STR,
+    ),
+    "/v1/auth/login": _session_route(
+        "Sign in with email and password: one 401 for every refusal",
+        ["email", "password"],
+        email=_STR,
+        password=_STR,
+    ),
+    "/v1/auth/refresh": _session_route(
+        "A new session pair; the refresh token is spent (reusing it ends the session)",
+        ["refresh_token"],
+        refresh_token=_STR,
+    ),
+    "/v1/auth/logout": {
+        "post": {
+            "summary": "End the session of a refresh token",
+            "tags": ["identity"],
+            "requestBody": _body(["refresh_token"], refresh_token=_STR),
+            "responses": {"204": {"description": "ended"}, **_problems(400, 413, 422)},
+        }
+    },
+    "/v1/auth/google": _session_route(
+        "Sign in with a Google ID token (checked against Google's published keys)",
+        ["id_token"],
+        404,
+        409,
+        503,
+        id_token=_STR,
+    ),
+    "/v1/auth/exchange": _session_route(
+        "Turn the one-time login code of a Steam sign-in into a session",
+        ["code"],
+        code=_STR,
+    ),
+    "/v1/auth/steam/start": {
+        "get": {
+            "summary": "Sign in with Steam: redirects to Steam's OpenID 2.0 login",
+            "tags": ["identity"],
+            "responses": {"302": _REDIRECT, **_problems(404)},
+        }
+    },
+    "/v1/auth/steam/callback": {
+        "get": {
+            "summary": (
+                "Where Steam sends the browser back: verified with Steam, then a redirect to the "
+                "portal with #login_code=… (or #login_error=…)"
+            ),
+            "tags": ["identity"],
+            "responses": {"303": _REDIRECT, **_problems(404, 429)},
+        }
+    },
+    "/v1/me": {
+        "get": {
+            "summary": "Who the access token belongs to",
+            "tags": ["identity"],
+            "security": _BEARER,
+            "responses": {
+                **_ok(_obj(["subject", "role"], subject=_STR, role=_STR, email=_STR)),
+                **_problems(401),
+            },
+        }
+    },
+}
+
 
 def document(version: str) -> dict[str, Any]:
     """The OpenAPI document of this server."""
@@ -543,6 +648,7 @@ def document(version: str) -> dict[str, Any]:
                 },
             }
         },
+        **_IDENTITY_PATHS,
         "/v1/me/totp/confirm": {
             "post": {
                 "summary": "Finish enrolment with a first code",

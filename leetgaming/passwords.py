@@ -7,6 +7,7 @@ upgraded transparently when the cost parameters change (``needs_rehash``).
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher
@@ -52,7 +53,11 @@ class Passwords:
         """True when ``password`` matches; with no account (``None``) it still costs a check."""
         try:
             ok = self._hasher.verify(stored_hash or self._dummy, password)
-        except (VerifyMismatchError, VerificationError, InvalidHashError):
+        except InvalidHashError:  # an account with no password: the same work all the same
+            with contextlib.suppress(VerifyMismatchError, VerificationError):
+                self._hasher.verify(self._dummy, password)
+            return False
+        except (VerifyMismatchError, VerificationError):
             return False
         return ok and stored_hash is not None
 

@@ -83,6 +83,9 @@ class Settings:
     pro_deposit_fee_bps: int = 150  # what Pro subscribers pay instead
     pro_withdrawal_fee_bps: int = 200
     pro_price_usd_cents: int = 999  # a month of Pro, paid from the wallet's USD
+    google_client_id: str | None = None  # unset: no Google sign-in
+    google_issuer: str = "https://accounts.google.com"  # a local OIDC provider in tests
+    steam_openid_endpoint: str | None = None  # https://steamcommunity.com/openid/login
     chains_file: str | None = None  # TOML (see leetgaming.chain); unset: no on-chain money
     chain_address_seed: str | None = field(default=None, repr=False)  # derives deposit keys
     chain_hot_wallet_key: str | None = field(default=None, repr=False)  # 0x + 64 hex: pays out
@@ -330,6 +333,12 @@ def _check_price(value: object) -> str | None:
     return None
 
 
+def _check_client_id(value: object) -> str | None:
+    if value is None or (isinstance(value, str) and 0 < len(value) <= 255 and value.strip()):
+        return None
+    return "expected an OAuth client id of 1 to 255 characters"
+
+
 def _check_chains_file(value: object) -> str | None:
     if value is None:
         return None
@@ -389,6 +398,9 @@ _PARSERS: Final[dict[str, Callable[[str], object]]] = {
     "withdrawal_review_score": _int_parser(0, None),
     **{name: _int_parser(0, 5_000) for name in _FEE_RATES},
     "pro_price_usd_cents": _int_parser(1, 1_000_000),
+    "google_client_id": _parse_optional_str,
+    "google_issuer": _parse_str,
+    "steam_openid_endpoint": _parse_optional_str,
     "chains_file": _parse_optional_str,
     "chain_address_seed": _parse_optional_str,
     "chain_hot_wallet_key": _parse_optional_str,
@@ -416,6 +428,9 @@ _CHECKS: Final[dict[str, Callable[[object], str | None]]] = {
     "withdrawal_review_score": _check_non_negative,
     **{name: _check_fee_rate for name in _FEE_RATES},
     "pro_price_usd_cents": _check_price,
+    "google_client_id": _check_client_id,
+    "google_issuer": _check_public_url,
+    "steam_openid_endpoint": _check_public_url,
     "chains_file": _check_chains_file,
     "chain_address_seed": _check_address_seed,
     "chain_hot_wallet_key": _check_private_key,

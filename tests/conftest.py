@@ -45,6 +45,14 @@ def _unreachable(what: str, url: str, exc: BaseException) -> None:
     )
 
 
+async def _pg_execute(server_url: str, statement: str) -> None:
+    connection = await asyncpg.connect(server_url, timeout=CONNECT_TIMEOUT_S)
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
 def _with_database(url: str, database: str) -> str:
     parts = urlsplit(url)
     return urlunsplit(parts._replace(path="/" + database))
@@ -61,21 +69,16 @@ def postgres_url(postgres_server_url: str) -> Iterator[str]:
     """The URL of a fresh database ``lgtest_<hex>``, dropped at the end of the session."""
     database = f"lgtest_{secrets.token_hex(4)}"
 
-    async def execute(statement: str) -> None:
-        connection = await asyncpg.connect(postgres_server_url, timeout=CONNECT_TIMEOUT_S)
-        try:
-            await connection.execute(statement)
-        finally:
-            await connection.close()
-
     try:
-        asyncio.run(execute(f'CREATE DATABASE "{database}"'))
+        asyncio.run(_pg_execute(postgres_server_url, f'CREATE DATABASE "{database}"'))
     except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
         _unreachable("PostgreSQL", postgres_server_url, exc)
     try:
         yield _with_database(postgres_server_url, database)
     finally:
-        asyncio.run(execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+        asyncio.run(
+            _pg_execute(postgres_server_url, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        )
 
 
 @pytest.fixture(scope="session")
@@ -129,6 +132,35 @@ def backends(
         "LEETGAMING_REDIS_URL": redis_url,
         "LEETGAMING_REDIS_PREFIX": redis_prefix,
     }
+
+
+@pytest.fixture(params=["embedded", "distributed"])
+def own_backends(
+    request: pytest.FixtureRequest,
+    tmp_path: object,
+    postgres_server_url: str,
+    redis_url: str,
+    redis_prefix: str,
+) -> Iterator[dict[str, str]]:
+    """Like ``backends``, but distributed on a PostgreSQL database of the test's own (dropped
+    afterwards): for a test that changes what is shared by every player, such as the price
+    table, which the session's database must not carry into other tests."""
+    if request.param == "embedded":
+        yield {"LEETGAMING_DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3"}
+        return
+    database = f"lgtest_own_{secrets.token_hex(4)}"
+
+    asyncio.run(_pg_execute(postgres_server_url, f'CREATE DATABASE "{database}"'))
+    try:
+        yield {
+            "LEETGAMING_DATABASE_URL": _with_database(postgres_server_url, database),
+            "LEETGAMING_REDIS_URL": redis_url,
+            "LEETGAMING_REDIS_PREFIX": redis_prefix,
+        }
+    finally:
+        asyncio.run(
+            _pg_execute(postgres_server_url, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        )
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

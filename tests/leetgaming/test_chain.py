@@ -204,8 +204,9 @@ async def _none(check: Callable[[], Awaitable[list[Any]]]) -> bool:
 
 
 async def test_withdrawals_on_chain_sent_reverted_rebroadcast_and_refused(
-    tmp_path: Path, backends: dict[str, str]
+    tmp_path: Path, own_backends: dict[str, str]
 ) -> None:
+    backends = own_backends  # it sets prices
     evm, chain = Evm(), f"eth{secrets.token_hex(3)}"
     settings = await chains_file(tmp_path, evm, chain)
     me = f"c{secrets.token_hex(4)}"
