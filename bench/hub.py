@@ -340,7 +340,9 @@ class Tokens:
         token = self._cache.get((subject, role))
         if token is None:
             now = int(time.time())
-            token = issue_access_token(self.secret, subject, role, "bench", now, TOKEN_TTL_S)
+            token = issue_access_token(
+                self.secret, subject, role, "bench", now, TOKEN_TTL_S, mfa=role == "admin"
+            )
             self._cache[(subject, role)] = token
         return token
 

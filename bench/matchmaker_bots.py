@@ -118,7 +118,9 @@ async def _player(
 async def _game_server(cluster: Cluster, ready: asyncio.Event, stats: dict[str, int]) -> None:
     """Registers one server and finishes every match it is given (the first team wins)."""
     base = f"http://127.0.0.1:{cluster.ports[0]}"
-    admin = issue_access_token(cluster.secret, "bench-admin", "admin", "bench", int(time.time()))
+    admin = issue_access_token(
+        cluster.secret, "bench-admin", "admin", "bench", int(time.time()), mfa=True
+    )
     async with httpx.AsyncClient(base_url=base, timeout=FRAME_TIMEOUT_S) as http:
         issued = await http.post(
             "/v1/admin/game-servers",

@@ -477,7 +477,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             f"setup: {len(players)} players with a $500 card deposit in {setup_s:.1f} s", flush=True
         )
         admin_token = issue_access_token(
-            secret, "bench-admin", "admin", "bench", int(time.time()), 3600
+            secret, "bench-admin", "admin", "bench", int(time.time()), 3600, mfa=True
         )
         results: dict[int, list[dict[str, Any]]] = {r: [] for r in rates}
         references: dict[int, list[dict[str, Any]]] = {r: [] for r in rates}

@@ -161,7 +161,9 @@ async def fund(database_url: str, players: list[str], amount: int) -> None:
 
 
 def token(c: Cluster, subject: str, role: str = "player") -> str:
-    return issue_access_token(c.secret, subject, role, "bench", int(time.time()))
+    return issue_access_token(
+        c.secret, subject, role, "bench", int(time.time()), mfa=role == "admin"
+    )
 
 
 @dataclass

@@ -66,6 +66,7 @@ from leetgaming.subscriptions import Subscriptions
 from leetgaming.subscriptions_api import subscription_routes
 from leetgaming.tournaments import Tournaments
 from leetgaming.tournaments_api import tournament_routes
+from leetgaming.two_factor import TwoFactor
 from leetgaming.wallet import Wallet
 from leetgaming.wallet_api import wallet_routes
 from leetgaming.withdrawals import Withdrawals
@@ -320,6 +321,8 @@ def create_app(
             identity = Identity.for_settings(settings, database, passwords, mailer)
             await identity.start()
             app.state.identity = identity
+            two_factor = identity.two_factor = TwoFactor(database, identity.secret)
+            await two_factor.start()
             app.state.providers = providers = Providers(
                 None
                 if settings.google_client_id is None
@@ -344,7 +347,7 @@ def create_app(
             matchmaker = Matchmaker(tickets, queues, hub.node_id, play.on_event)
             async with Ledger(store) as ledger:
                 app.state.ledger = ledger
-                audit = AuditLog(database, time.time_ns)
+                audit = two_factor.audit = AuditLog(database, time.time_ns)
                 await audit.start()
                 keys = IdempotencyKeys(database)
                 await keys.start()
@@ -403,8 +406,10 @@ def create_app(
                     ),
                     chains=chains,
                     pro_of=subscriptions.is_pro,
+                    two_factor=two_factor,
                 )
                 await withdrawals.start()
+                deposits.on_refund_failed = withdrawals.refund_failed
                 app.state.chains, app.state.subscriptions = chains, subscriptions
                 app.state.audit, app.state.idempotency, app.state.wallet = audit, keys, wallet
                 app.state.deposits, app.state.withdrawals = deposits, withdrawals
@@ -485,6 +490,8 @@ def create_app(
         claims = app.state.identity.verify(token)
         if claims is None or claims.role not in _TOKEN_ROLES:
             return None
+        if claims.role == "admin" and not claims.mfa:
+            return None  # an admin acts only in a session begun with a TOTP code
         return Credential(Principal(Role(claims.role), claims.subject), claims.expires_at_s)
 
     redis_client: aioredis.Redis | None = None

@@ -92,6 +92,8 @@ _STATUS: Final = {
     "invalid_password": 422,
     "invalid_name": 422,
     "account_exists": 409,
+    "totp_required": 401,
+    "bad_totp": 401,
 }
 
 
@@ -105,6 +107,18 @@ def bearer(request: Request, identity: Identity) -> AccessClaims | None:
     if scheme.lower() != "bearer" or not token:
         return None
     return identity.verify(token.strip())
+
+
+def admin_without_mfa(claims: AccessClaims) -> Response | None:
+    """The refusal of an admin session that did not begin with a TOTP code, or None."""
+    if claims.role == "admin" and not claims.mfa:
+        return problem(
+            403,
+            "admins sign in with a TOTP code: enrol (POST /v1/me/totp), then sign in again "
+            "with {email, password, totp}",
+            code="admin_mfa_required",
+        )
+    return None
 
 
 def unauthorized() -> Response:
@@ -180,12 +194,15 @@ def auth_routes(
 
     @endpoint
     async def login(request: Request) -> Response:
-        body = await json_body(request, "email", "password")
+        body = await json_body(request, "email", "password", "totp")
         await limit(
             (f"login:ip:{ip(request)}", limits.login_per_ip),
             (key_of("login:account", account(body.get("email"))), limits.login_per_account),
         )
-        return _session_body(await identity_of().login(body.get("email"), body.get("password")))
+        session = await identity_of().login(
+            body.get("email"), body.get("password"), body.get("totp")
+        )
+        return _session_body(session)
 
     @endpoint
     async def refresh(request: Request) -> Response:
@@ -294,7 +311,7 @@ def auth_routes(
             return unauthorized()
         if claims.role != "admin":
             return problem(403, "admins only", code="forbidden")
-        return claims
+        return admin_without_mfa(claims) or claims
 
     @endpoint
     async def game_servers(request: Request) -> Response:

@@ -8,6 +8,8 @@ happened; only a verified event moves money:
 - ``payment_intent.succeeded``: the wallet is credited the amount received and pays the
   deposit fee (:func:`wallet.deposits.credit`);
 - ``payment_intent.payment_failed``: the deposit fails, nothing moves;
+- ``refund.failed`` (or a refund updated to ``failed``): a withdrawal's refund bounced; the
+  withdrawal is returned to the wallet (:meth:`leetgaming.withdrawals.Withdrawals.refund_failed`);
 - ``charge.refunded``: the refunded total (cumulative, as Stripe reports it) beyond what was
   already taken back is reversed; ``charge.dispute.closed`` with ``status: lost`` reverses the
   disputed amount. A reversal takes what the wallet still has and books the rest as the
@@ -137,6 +139,8 @@ class Deposits:
         pro_of: Callable[[str], Awaitable[bool]] | None = None,
     ) -> None:
         self.pro_of = pro_of  # whether a player pays the Pro rates
+        # a refund we made that failed (a withdrawal to a card that bounced)
+        self.on_refund_failed: Callable[[dict[str, Any]], Awaitable[str]] | None = None
         self.assets = assets  # the wallet's cached registry, not a query per deposit
         self.db = db
         self.ledger = ledger
@@ -314,6 +318,10 @@ class Deposits:
             outcome = await self._refunded(obj)
         elif kind == "charge.dispute.closed":
             outcome = await self._dispute_closed(obj)
+        elif kind in ("refund.failed", "refund.updated", "charge.refund.updated"):
+            handler = self.on_refund_failed
+            failed = obj.get("status") == "failed" and handler is not None
+            outcome = await handler(obj) if failed and handler is not None else "ignored"
         else:
             outcome = "ignored"
         await self.db.execute(

@@ -46,6 +46,7 @@ from leetgaming.tokens import (
     token_hash,
     verify_access_token,
 )
+from leetgaming.two_factor import TwoFactor, TwoFactorRefused
 
 EMAIL_CHARS_MAX: Final = 254
 NAME_CHARS_MAX: Final = 64
@@ -117,6 +118,7 @@ MIGRATIONS: Final = [
     )
     """,
 ]
+MIGRATIONS.append("ALTER TABLE refresh_families ADD COLUMN mfa INTEGER NOT NULL DEFAULT 0")
 LOGIN_CODE_TTL_S: Final = 120
 NONCE_KEPT_S: Final = 900
 NO_PASSWORD: Final = "!"  # an account that signs in only through its provider
@@ -138,6 +140,8 @@ class Problem(enum.StrEnum):
     INVALID_NAME = "invalid_name"
     EMAIL_TAKEN = "email_taken"  # the operator's CLI only; never over HTTP
     ACCOUNT_EXISTS = "account_exists"  # a provider's email that has a password account
+    TOTP_REQUIRED = "totp_required"  # an enrolled admin signs in with a code
+    BAD_TOTP = "bad_totp"
 
 
 def normalize_email(email: object) -> str:
@@ -204,6 +208,7 @@ class Identity:
         self.clock = clock
         self.public_url = public_url.rstrip("/")
         self._secret = secret_key
+        self.two_factor: TwoFactor | None = None  # set once the signing key is known
 
     @classmethod
     def for_settings(
@@ -334,7 +339,9 @@ class Identity:
             raise
         return user_id
 
-    async def login(self, email: object, password: object) -> Session:
+    async def login(self, email: object, password: object, code: object = None) -> Session:
+        """A session for the right email and password; with a TOTP code (required of an
+        admin who has enrolled) the session is marked as begun with a second factor."""
         refusal = IdentityError(Problem.INVALID_CREDENTIALS, "wrong email or password")
         if not isinstance(password, str) or self.passwords.problem(password) is not None:
             raise refusal
@@ -358,7 +365,18 @@ class Identity:
                 user_id,
                 row[1],
             )
-        return await self._start_session(user_id, role)
+        mfa = False
+        if self.two_factor is not None and (
+            code is not None or (role == "admin" and await self.two_factor.enrolled(user_id))
+        ):
+            if code is None:
+                raise IdentityError(Problem.TOTP_REQUIRED, "send your TOTP code as totp")
+            try:
+                await self.two_factor.check(user_id, code)
+            except TwoFactorRefused as refused:
+                raise IdentityError(Problem.BAD_TOTP, str(refused)) from None
+            mfa = True
+        return await self._start_session(user_id, role, mfa)
 
     # Sign-in through a provider (Google, Steam) ------------------------------------------------
 
@@ -471,18 +489,17 @@ class Identity:
 
     # Sessions -----------------------------------------------------------------------------
 
-    def _access(self, subject: str, role: str, session: str) -> tuple[str, int]:
-        return issue_access_token(self.secret, subject, role, session, self.clock()), (
-            ACCESS_TOKEN_TTL_S
-        )
+    def _access(self, subject: str, role: str, session: str, mfa: bool) -> tuple[str, int]:
+        token = issue_access_token(self.secret, subject, role, session, self.clock(), mfa=mfa)
+        return token, ACCESS_TOKEN_TTL_S
 
-    async def _start_session(self, subject: str, role: str) -> Session:
+    async def _start_session(self, subject: str, role: str, mfa: bool = False) -> Session:
         refresh = _new_token()
-        family = start_family(_new_id(), subject, role, refresh, self.clock())
+        family = start_family(_new_id(), subject, role, refresh, self.clock(), mfa)
         await self.db.execute(
             "INSERT INTO refresh_families "
-            "(id, subject, role, current_hash, created_s, last_used_s, state) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "(id, subject, role, current_hash, created_s, last_used_s, state, mfa) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             family.id,
             family.subject,
             family.role,
@@ -490,12 +507,13 @@ class Identity:
             family.created_s,
             family.last_used_s,
             family.state.value,
+            int(mfa),
         )
-        access, ttl = self._access(subject, role, family.id)
+        access, ttl = self._access(subject, role, family.id, mfa)
         return Session(subject, role, access, ttl, refresh)
 
     async def _family_of(self, conn: Conn, presented_hash: str) -> RefreshFamily | None:
-        columns = "id, subject, role, current_hash, created_s, last_used_s, state"
+        columns = "id, subject, role, current_hash, created_s, last_used_s, state, mfa"
         row = await conn.fetchone(
             f"SELECT {columns} FROM refresh_families WHERE current_hash = ?", presented_hash
         )
@@ -521,6 +539,7 @@ class Identity:
             int(row[4]),
             int(row[5]),
             FamilyState(row[6]),
+            bool(row[7]),
         )
 
     async def refresh(self, presented: object) -> Session:
@@ -556,7 +575,7 @@ class Identity:
                     continue  # the family changed meanwhile (a concurrent use): read it again
             if refusal is not None:
                 raise IdentityError(Problem.INVALID_TOKEN, f"sign in again ({refusal})")
-            access, ttl = self._access(family.subject, family.role, family.id)
+            access, ttl = self._access(family.subject, family.role, family.id, family.mfa)
             return Session(family.subject, family.role, access, ttl, next_token)
         raise IdentityError(Problem.INVALID_TOKEN, "sign in again")
 

@@ -169,6 +169,7 @@ _WITHDRAWAL = _obj(
             "failed",
             "rejected",
             "cancelled",
+            "returned",
         ]
     },
     asset=_STR,
@@ -308,10 +309,14 @@ _IDENTITY_PATHS: dict[str, Any] = {
         token=_STR,
     ),
     "/v1/auth/login": _session_route(
-        "Sign in with email and password: one 401 for every refusal",
+        (
+            "Sign in with email and password (one 401 for every refusal); an admin who has "
+            "enrolled adds a TOTP code, without which admin routes refuse the session"
+        ),
         ["email", "password"],
         email=_STR,
         password=_STR,
+        totp=_STR,
     ),
     "/v1/auth/refresh": _session_route(
         "A new session pair; the refresh token is spent (reusing it ends the session)",

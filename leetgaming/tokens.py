@@ -37,10 +37,18 @@ class AccessClaims:
     role: str
     session: str
     expires_at_s: int
+    mfa: bool = False  # the session began with a second factor (amr has "otp")
 
 
 def issue_access_token(
-    secret: str, subject: str, role: str, session: str, now_s: int, ttl_s: int = ACCESS_TOKEN_TTL_S
+    secret: str,
+    subject: str,
+    role: str,
+    session: str,
+    now_s: int,
+    ttl_s: int = ACCESS_TOKEN_TTL_S,
+    *,
+    mfa: bool = False,
 ) -> str:
     claims = {
         "iss": ISSUER,
@@ -50,6 +58,7 @@ def issue_access_token(
         "sid": session,
         "iat": now_s,
         "exp": now_s + ttl_s,
+        "amr": ["pwd", "otp"] if mfa else ["pwd"],  # RFC 8176 method references
     }
     return jwt.encode(claims, secret, algorithm="HS256")
 
@@ -74,7 +83,9 @@ def verify_access_token(secret: str, token: str, now_s: int) -> AccessClaims | N
         return None
     if not all(isinstance(claims[k], str) for k in ("sub", "role", "sid")):
         return None
-    return AccessClaims(claims["sub"], claims["role"], claims["sid"], expires)
+    amr = claims.get("amr")
+    mfa = isinstance(amr, list) and "otp" in amr
+    return AccessClaims(claims["sub"], claims["role"], claims["sid"], expires, mfa)
 
 
 def token_hash(token: str) -> str:
@@ -97,6 +108,7 @@ class RefreshFamily:
     created_s: int
     last_used_s: int
     state: FamilyState = FamilyState.ACTIVE
+    mfa: bool = False  # begun with a second factor: every access token of it says so
 
 
 class Refusal(enum.StrEnum):
@@ -107,8 +119,12 @@ class Refusal(enum.StrEnum):
     REVOKED = "revoked"
 
 
-def start_family(family_id: str, subject: str, role: str, token: str, now_s: int) -> RefreshFamily:
-    return RefreshFamily(family_id, subject, role, token_hash(token), frozenset(), now_s, now_s)
+def start_family(
+    family_id: str, subject: str, role: str, token: str, now_s: int, mfa: bool = False
+) -> RefreshFamily:
+    return RefreshFamily(
+        family_id, subject, role, token_hash(token), frozenset(), now_s, now_s, mfa=mfa
+    )
 
 
 def rotate(

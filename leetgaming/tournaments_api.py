@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from leetgaming.auth_api import Refused, bearer, json_body, unauthorized
+from leetgaming.auth_api import Refused, admin_without_mfa, bearer, json_body, unauthorized
 from leetgaming.identity import Identity
 from leetgaming.problems import problem
 from leetgaming.tokens import AccessClaims
@@ -178,6 +178,8 @@ def tournament_routes(
                     return unauthorized()
                 if role is not None and claims.role != role:
                     return problem(403, f"{role}s only", code="forbidden")
+                if (no_mfa := admin_without_mfa(claims)) is not None:
+                    return no_mfa
                 empty = request.headers.get("content-length") in (None, "0")
                 try:
                     body = await json_body(request, *fields) if fields and not empty else {}

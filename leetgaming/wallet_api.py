@@ -18,7 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ledger import parse_id
-from leetgaming.auth_api import Refused, bearer, json_body, unauthorized
+from leetgaming.auth_api import Refused, admin_without_mfa, bearer, json_body, unauthorized
 from leetgaming.chain import Chains
 from leetgaming.credits import Credits, CreditsRefused
 from leetgaming.deposits import DepositRefused, Deposits, RetryLater, deposit_json
@@ -27,6 +27,7 @@ from leetgaming.identity import Identity
 from leetgaming.problems import problem
 from leetgaming.subscriptions import SubscriptionRefused
 from leetgaming.tokens import AccessClaims
+from leetgaming.two_factor import TwoFactorRefused
 from leetgaming.wallet import ConversionRefused, HistoryQuery, UnknownAsset, Wallet
 from leetgaming.withdrawals import WithdrawalRefused
 from wallet import accounts
@@ -54,9 +55,10 @@ def _int_param(request: Request, name: str, low: int, high: int) -> int | None:
 
 
 def guard(
-    identity_of: Callable[[], Identity], *roles: str
+    identity_of: Callable[[], Identity], *roles: str, mfa_exempt: bool = False
 ) -> Callable[[Handler], Callable[[Request], Awaitable[Response]]]:
-    """Authenticate with one of ``roles`` and turn the wallet's refusals into problems."""
+    """Authenticate with one of ``roles`` and turn the wallet's refusals into problems. An
+    admin's session must have begun with a TOTP code, except where ``mfa_exempt`` (enrolment)."""
     allowed = frozenset(roles)
 
     def wrap(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
@@ -66,6 +68,8 @@ def guard(
                 return unauthorized()
             if claims.role not in allowed:
                 return problem(403, f"{' or '.join(sorted(allowed))} only", code="forbidden")
+            if not mfa_exempt and (no_mfa := admin_without_mfa(claims)) is not None:
+                return no_mfa
             try:
                 return await handler(request, claims)
             except Refused as refused:
@@ -80,6 +84,7 @@ def guard(
                 ConversionRefused,
                 CreditsRefused,
                 SubscriptionRefused,
+                TwoFactorRefused,
             ) as refused:
                 return problem(refused.status, str(refused), code=refused.code)
             except GatewayError as failed:

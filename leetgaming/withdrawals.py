@@ -15,8 +15,8 @@ holds are posted (``sent``); on a refusal they are voided (``failed``) and the d
 taken back. A crash anywhere in between leaves ``sending``, and the sweeper runs the same steps
 again, which post and refund at most once.
 
-TOTP: a player enrols (a secret shown once, confirmed with a first code) before any withdrawal
-above the approval threshold; each code is usable once.
+TOTP (:mod:`leetgaming.two_factor`): a player enrols (a secret shown once, confirmed with a
+first code) before any withdrawal above the approval threshold; each code is usable once.
 """
 
 from __future__ import annotations
@@ -31,11 +31,11 @@ import orjson
 from web3.exceptions import Web3Exception
 
 from ledger import Asset, Ledger, Transfer
-from leetgaming import totp
 from leetgaming.audit import AuditLog
 from leetgaming.chain import Chains, ChainSettingsError
 from leetgaming.db import Conn, Database, one_of
-from leetgaming.deposits import Deposits, Row
+from leetgaming.deposits import Deposits, RetryLater, Row
+from leetgaming.two_factor import TwoFactor
 from leetgaming.wallet import Wallet
 from wallet import accounts
 from wallet import deposits as dp
@@ -77,13 +77,7 @@ MIGRATIONS: Final = (
     );
     CREATE INDEX withdrawals_by_player ON withdrawals (player, created_at_s);
     CREATE INDEX withdrawals_by_state ON withdrawals (state, created_at_s);
-    CREATE TABLE withdrawal_locks (player TEXT PRIMARY KEY);
-    CREATE TABLE totp_secrets (
-        player TEXT PRIMARY KEY,
-        secret TEXT NOT NULL,
-        confirmed INTEGER NOT NULL,
-        last_step BIGINT
-    )
+    CREATE TABLE withdrawal_locks (player TEXT PRIMARY KEY)
     """,
 )
 
@@ -156,7 +150,9 @@ class Withdrawals:
         clock_s: Callable[[], float] = time.time,
         chains: Chains | None = None,
         pro_of: Callable[[str], Awaitable[bool]] | None = None,
+        two_factor: TwoFactor | None = None,
     ) -> None:
+        self.two_factor = two_factor
         self.chains = chains
         self.pro_of = pro_of  # whether a player pays the Pro rates
         self.db = db
@@ -171,46 +167,6 @@ class Withdrawals:
 
     async def start(self) -> None:
         await self.db.migrate("withdrawals", MIGRATIONS)
-
-    # -- TOTP ----------------------------------------------------------------------------------
-
-    async def enrol_totp(self, player: str) -> tuple[str, str]:
-        """A new secret (replacing one not yet confirmed) and its ``otpauth://`` URI."""
-        row = await self.db.fetchone("SELECT confirmed FROM totp_secrets WHERE player = ?", player)
-        if row is not None and row[0]:
-            raise WithdrawalRefused("totp_enrolled", "two-factor authentication is already on", 409)
-        secret = totp.new_secret()
-        await self.db.execute(
-            "INSERT INTO totp_secrets (player, secret, confirmed) VALUES (?, ?, 0) "
-            "ON CONFLICT (player) DO UPDATE SET secret = excluded.secret",
-            player,
-            secret,
-        )
-        return secret, totp.provisioning_uri(secret, player)
-
-    async def check_totp(self, player: str, code: object, *, enrolling: bool = False) -> None:
-        """Accept one code (each once), or refuse; ``enrolling`` confirms a new secret."""
-        row = await self.db.fetchone(
-            "SELECT secret, confirmed, last_step FROM totp_secrets WHERE player = ?", player
-        )
-        if row is None or (not row[1] and not enrolling):
-            raise WithdrawalRefused(
-                "totp_required", "turn on two-factor authentication first (POST /v1/me/totp)", 403
-            )
-        step = totp.verify(row[0], code, self.clock_s(), None if row[2] is None else int(row[2]))
-        if step is None:
-            raise WithdrawalRefused("bad_totp", "the code is wrong, expired or already used", 403)
-        used = await self.db.execute(
-            "UPDATE totp_secrets SET last_step = ?, confirmed = 1 WHERE player = ? "
-            "AND (last_step IS NULL OR last_step < ?)",
-            step,
-            player,
-            step,
-        )
-        if not used:
-            raise WithdrawalRefused("bad_totp", "the code is wrong, expired or already used", 403)
-        if enrolling:
-            await self.audit.append(None, player, "totp.enable", player)
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -478,7 +434,9 @@ class Withdrawals:
         raise RuntimeError("a withdrawal kept changing under a command")
 
     async def confirm(self, player: str, wid: str, code: object) -> wd.Withdrawal:
-        await self.check_totp(player, code)
+        if self.two_factor is None:
+            raise WithdrawalRefused("totp_unavailable", "two-factor authentication is off", 503)
+        await self.two_factor.check(player, code)
         return await self._step(
             wid, player, "withdrawal.confirm_totp", lambda w: (wd.confirm_totp(w), []), player
         )
@@ -593,6 +551,43 @@ class Withdrawals:
                 await self.send(r[0])
             except Exception:
                 log.exception("a withdrawal could not be advanced", extra={"withdrawal": r[0]})
+
+    async def refund_failed(self, refund: dict[str, Any]) -> str:
+        """Stripe says a refund we made for a withdrawal failed: the money never reached the
+        card, so the withdrawal is returned (payout and fee back to the wallet), once."""
+        metadata = refund.get("metadata") or {}
+        wid, ref = metadata.get("withdrawal"), refund.get("id")
+        if not isinstance(wid, str) or not isinstance(ref, str):
+            return "not_ours"
+        for _ in range(10):
+            found = await self.get(wid)
+            if found is None or found[0].rail != CARD_REFUND:
+                return "not_ours"
+            w, _, version = found
+            if w.state is wd.State.RETURNED:
+                return "already_returned"
+            if w.state is wd.State.SENDING:
+                raise RetryLater("the withdrawal is still being sent")
+            if w.state is not wd.State.SENT or w.provider_ref != ref:
+                log.error(
+                    "a failed refund does not match its withdrawal", extra={"withdrawal": wid}
+                )
+                return "mismatch"
+            done, transfers = wd.returned(w)
+            outcomes = await self.ledger.create_transfers(transfers)
+            bad = [o.result for o in outcomes if not o.result.succeeded]
+            if bad:
+                raise RuntimeError(f"the ledger refused a withdrawal's return: {bad}")
+            if not await self._save(None, version, done):
+                continue
+            await self._record_refund(w, f"withdrawal:{w.id}", -1)
+            await self.audit.append(None, "stripe", "withdrawal.return", w.id, {"refund": ref})
+            await self.publish(
+                f"user:{w.player}",
+                {"kind": "wallet.withdrawal", "withdrawal": withdrawal_json(done)},
+            )
+            return "returned"
+        raise RuntimeError("a withdrawal kept changing under a failed refund")
 
     async def _record_refund(self, w: wd.Withdrawal, cause: str, sign: int) -> Row:
         """Note on the deposit (once) that this withdrawal refunds part of it (sign +1), or

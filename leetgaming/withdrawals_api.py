@@ -17,6 +17,7 @@ from leetgaming.idempotency_store import IdempotencyKeys
 from leetgaming.identity import Identity
 from leetgaming.problems import problem
 from leetgaming.tokens import AccessClaims
+from leetgaming.two_factor import TwoFactor
 from leetgaming.wallet_api import guard, idempotent
 from leetgaming.withdrawals import Withdrawals, withdrawal_json
 from wallet import withdrawals as wd
@@ -79,19 +80,27 @@ def withdrawal_routes(
         w = await withdrawals_of().cancel(claims.subject, request.path_params["withdrawal_id"])
         return JSONResponse(withdrawal_json(w), headers=_PRIVATE)
 
-    @player
+    # an admin enrols with a password-only session: the one thing such a session may do
+    enrolling = guard(identity_of, "player", "admin", mfa_exempt=True)
+
+    def two_factor() -> TwoFactor:
+        found = withdrawals_of().two_factor
+        assert found is not None
+        return found
+
+    @enrolling
     async def enrol(request: Request, claims: AccessClaims) -> Response:
-        secret, uri = await withdrawals_of().enrol_totp(claims.subject)
+        secret, uri = await two_factor().enrol(claims.subject)
         return JSONResponse(
             {"secret": secret, "otpauth_uri": uri, "detail": "confirm with a first code"},
             status_code=201,
             headers=_PRIVATE,
         )
 
-    @player
+    @enrolling
     async def confirm_enrolment(request: Request, claims: AccessClaims) -> Response:
         body = await json_body(request, "code")
-        await withdrawals_of().check_totp(claims.subject, body.get("code"), enrolling=True)
+        await two_factor().check(claims.subject, body.get("code"), enrolling=True)
         return JSONResponse({"totp": "on"}, headers=_PRIVATE)
 
     @admin

@@ -39,6 +39,7 @@ class Code:
     CREDIT_GRANT: Final = 9
     BREAKAGE: Final = 15  # expired game credits
     CREDIT_SPEND: Final = 16  # credits used (an XP boost consumed)
+    WITHDRAWAL_RETURN: Final = 17  # a sent withdrawal that bounced (a refund that failed)
     ENTRY_FEE: Final = 10
     RAKE: Final = 11
     GUARANTEE: Final = 12
@@ -59,6 +60,7 @@ KIND_OF_CODE: Final[dict[int, str]] = {
     Code.CREDIT_GRANT: "credit_grant",
     Code.BREAKAGE: "credit_expiry",
     Code.CREDIT_SPEND: "credit_spend",
+    Code.WITHDRAWAL_RETURN: "withdrawal_return",
     Code.ENTRY_FEE: "entry_fee",
     Code.RAKE: "rake",
     Code.GUARANTEE: "guarantee",

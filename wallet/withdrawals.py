@@ -14,7 +14,9 @@ fee to revenue) and it waits for what it needs:
 An approved withdrawal is sent on its rail (``sending``, with an idempotency key derived from
 its id, so a crash and a retry send once); success posts both holds (``sent``), failure voids
 them (``failed``). An admin may reject, and the player may cancel, anything not yet sending:
-both void the holds. Every transition is in :data:`TRANSITIONS`; any other is an error.
+both void the holds. A sent withdrawal the rail gives back later (a card refund that failed)
+is ``returned``: the payout and the fee go back to the wallet. Every transition is in
+:data:`TRANSITIONS`; any other is an error.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ class State(enum.StrEnum):
     FAILED = "failed"
     REJECTED = "rejected"
     CANCELLED = "cancelled"
+    RETURNED = "returned"  # sent, then bounced: the money is back in the wallet
 
 
 OPEN: Final = frozenset(
@@ -52,10 +55,11 @@ TRANSITIONS: Final[dict[State, frozenset[State]]] = {
     State.IN_REVIEW: frozenset({State.APPROVED, State.REJECTED, State.CANCELLED}),
     State.APPROVED: frozenset({State.SENDING, State.REJECTED, State.CANCELLED}),
     State.SENDING: frozenset({State.SENT, State.FAILED}),
-    State.SENT: frozenset(),
+    State.SENT: frozenset({State.RETURNED}),
     State.FAILED: frozenset(),
     State.REJECTED: frozenset(),
     State.CANCELLED: frozenset(),
+    State.RETURNED: frozenset(),
 }
 COUNTS_TOWARD_LIMIT: Final = frozenset(OPEN | {State.SENDING, State.SENT})
 
@@ -274,3 +278,31 @@ def sent(w: Withdrawal, provider_ref: str) -> tuple[Withdrawal, list[Transfer]]:
 
 def failed(w: Withdrawal) -> tuple[Withdrawal, list[Transfer]]:
     return move(w, State.FAILED, "system"), _resolve(w, TransferFlags.VOID_PENDING, "void")
+
+
+def returned(w: Withdrawal) -> tuple[Withdrawal, list[Transfer]]:
+    """A sent withdrawal bounced: its payout and its fee back to the wallet, linked."""
+    done = move(w, State.RETURNED, "system")
+    wallet = accounts.user(w.player, w.asset).id
+    back = Transfer(
+        derive_id("withdrawal.return", w.id),
+        accounts.settlement(w.asset).id,
+        wallet,
+        w.payout,
+        w.asset,
+        Code.WITHDRAWAL_RETURN,
+        TransferFlags.LINKED if w.fee else TransferFlags.NONE,
+        metadata={"withdrawal": w.id},
+    )
+    if not w.fee:
+        return done, [back]
+    fee = Transfer(
+        derive_id("withdrawal.fee.return", w.id),
+        accounts.revenue(w.asset).id,
+        wallet,
+        w.fee,
+        w.asset,
+        Code.WITHDRAWAL_RETURN,
+        metadata={"withdrawal": w.id},
+    )
+    return done, [back, fee]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import email
 import email.policy
 import re
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ import pytest
 from starlette.applications import Starlette
 from websockets.asyncio.client import connect
 
+from leetgaming import totp
 from leetgaming.app import create_app
 from leetgaming.auth_api import AuthLimits
 from leetgaming.passwords import PasswordPolicy, Passwords
@@ -67,6 +69,71 @@ async def sign_up(api: Api, address: str) -> dict[str, object]:
     assert confirmed.headers["cache-control"] == "no-store"
     body: dict[str, object] = confirmed.json()
     return body
+
+
+async def login(api: Api, address: str, **extra: object) -> httpx.Response:
+    return await api.http.post(
+        "/v1/auth/login", json={"email": address, "password": PASSWORD, **extra}
+    )
+
+
+async def mfa_admin(api: Api, address: str) -> dict[str, str]:
+    """An admin made by the operator (the app's identity service stands in for the CLI, which
+    test_cli_admin covers), enrolled in TOTP, signed in with a code: its auth header."""
+    await api.app.state.identity.create_admin(address, PASSWORD)
+    first = (await login(api, address)).json()
+    password_only = {"Authorization": f"Bearer {first['access_token']}"}
+    enrolled = await api.http.post("/v1/me/totp", headers=password_only)
+    assert enrolled.status_code == 201, enrolled.text
+    secret = enrolled.json()["secret"]
+    now = time.time()
+    confirmed = await api.http.post(
+        "/v1/me/totp/confirm", json={"code": totp.code_at(secret, now)}, headers=password_only
+    )
+    assert confirmed.status_code == 200, confirmed.text
+    signed_in = await login(api, address, totp=totp.code_at(secret, now + totp.STEP_S))
+    assert signed_in.status_code == 200, signed_in.text
+    return {"Authorization": f"Bearer {signed_in.json()['access_token']}"}
+
+
+async def test_admins_act_only_in_a_session_begun_with_a_totp_code(api: Api) -> None:
+    address = "ada@example.com"
+    await api.app.state.identity.create_admin(address, PASSWORD)
+    first = await login(api, address)
+    assert first.status_code == 200  # not enrolled yet: a password-only session
+    password_only = {"Authorization": f"Bearer {first.json()['access_token']}"}
+    for method, path in [
+        ("GET", "/v1/admin/game-servers"),
+        ("GET", "/v1/admin/withdrawals"),
+        ("GET", "/v1/admin/audit"),
+        ("POST", "/v1/admin/tournaments"),
+    ]:
+        refused = await api.http.request(method, path, headers=password_only, json={})
+        assert (refused.status_code, refused.json()["code"]) == (403, "admin_mfa_required"), path
+    async with connect(api.ws_url) as ws:
+        denied = await call(ws, type="auth", id="a", data={"token": first.json()["access_token"]})
+        assert denied["type"] == "error"
+    enrolled = await api.http.post("/v1/me/totp", headers=password_only)
+    secret = enrolled.json()["secret"]
+    now = time.time()
+    await api.http.post(
+        "/v1/me/totp/confirm", json={"code": totp.code_at(secret, now)}, headers=password_only
+    )
+    # enrolled: a code is required, then the session is an admin's, and so is its refresh
+    needed = await login(api, address)
+    assert (needed.status_code, needed.json()["code"]) == (401, "totp_required")
+    signed_in = await login(api, address, totp=totp.code_at(secret, now + totp.STEP_S))
+    assert signed_in.status_code == 200, signed_in.text
+    refreshed = await api.http.post(
+        "/v1/auth/refresh", json={"refresh_token": signed_in.json()["refresh_token"]}
+    )
+    auth = {"Authorization": f"Bearer {refreshed.json()['access_token']}"}
+    assert (await api.http.get("/v1/admin/game-servers", headers=auth)).status_code == 200
+    # the stored secret is sealed: the database alone does not give the codes
+    stored = await api.app.state.identity.db.fetchone(
+        "SELECT secret FROM totp_secrets WHERE player = ?", signed_in.json()["subject"]
+    )
+    assert stored[0].startswith("v1:") and secret not in stored[0]
 
 
 async def test_sign_up_sign_in_refresh_and_log_out(api: Api) -> None:
@@ -174,15 +241,7 @@ async def test_game_servers_get_keys_from_admins_only_and_exchange_them(api: Api
         headers={"Authorization": f"Bearer {player['access_token']}"},
     )
     assert (as_player.status_code, as_player.json()["code"]) == (403, "forbidden")
-    # No endpoint makes an admin: the operator's CLI does (tested in test_cli_admin). Here the
-    # app's identity service stands in for it.
-    await api.app.state.identity.create_admin("root@example.com", PASSWORD)
-    admin = (
-        await api.http.post(
-            "/v1/auth/login", json={"email": "root@example.com", "password": PASSWORD}
-        )
-    ).json()
-    auth = {"Authorization": f"Bearer {admin['access_token']}"}
+    auth = await mfa_admin(api, "root@example.com")
     issued = await api.http.post("/v1/admin/game-servers", json={"name": "eu-1"}, headers=auth)
     assert issued.status_code == 201 and issued.json()["key"].startswith("lgsk_")
     listed = await api.http.get("/v1/admin/game-servers", headers=auth)

@@ -77,7 +77,9 @@ def served(tmp_path_factory: pytest.TempPathFactory, localstripe: str) -> Iterat
 def test_every_documented_operation_holds_to_its_document(served: str, role: str) -> None:
     schema = schemathesis.openapi.from_url(f"{served}/openapi.json")
     subject = f"st-{role}-{secrets.token_hex(3)}"
-    token = issue_access_token(SECRET, subject, role, "s", int(time.time()), 3600)
+    token = issue_access_token(
+        SECRET, subject, role, "s", int(time.time()), 3600, mfa=role == "admin"
+    )
     headers = {"Authorization": f"Bearer {token}"}
     failures: list[str] = []
     operations = 0

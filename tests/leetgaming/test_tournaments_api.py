@@ -44,7 +44,7 @@ CONFIG = {
 
 
 def token(subject: str, role: str = "player") -> dict[str, str]:
-    issued = issue_access_token(SECRET, subject, role, "s", int(time.time()))
+    issued = issue_access_token(SECRET, subject, role, "s", int(time.time()), mfa=role == "admin")
     return {"Authorization": f"Bearer {issued}"}
 
 

@@ -32,7 +32,7 @@ async def server(tmp_path: Path) -> AsyncIterator[str]:
 
 
 def token(subject: str, role: str = "player") -> str:
-    return issue_access_token(SECRET, subject, role, "s", int(time.time()))
+    return issue_access_token(SECRET, subject, role, "s", int(time.time()), mfa=role == "admin")
 
 
 async def test_spectator_follows_lobby_chat_and_recovers_after_reconnect(server: str) -> None:

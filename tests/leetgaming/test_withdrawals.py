@@ -224,7 +224,7 @@ class Crash(BaseException):
     """The process dies here (not an error the code could handle)."""
 
 
-async def test_a_crash_while_sending_is_finished_by_the_sweeper_once(
+async def test_a_crash_while_sending_is_finished_once_and_a_failed_refund_returned(
     tmp_path: Path, backends: dict[str, str], localstripe: str
 ) -> None:
     me = f"c{secrets.token_hex(4)}"
@@ -286,4 +286,29 @@ async def test_a_crash_while_sending_is_finished_by_the_sweeper_once(
                 sdk.v1.refunds.list, params={"payment_intent": card["payment_intent"]}
             )
             assert [(r.amount, r.metadata["withdrawal"]) for r in refunds.data] == [(9_700, wid)]
+            assert (await reconcile(state.ledger.store)).ok
+
+            # days later the card's bank refuses the refund: the withdrawal comes back, once
+            refund = {
+                "id": refunds.data[0].id,
+                "object": "refund",
+                "status": "failed",
+                "amount": 9_700,
+                "payment_intent": card["payment_intent"],
+                "metadata": {"withdrawal": wid},
+            }
+            other = await webhook(http, stripe_event("refund.failed", refund | {"id": "re_x"}))
+            assert other.json()["outcome"] == "mismatch"  # not the refund this withdrawal made
+            assert (await usd(http, me))["available"] == str(48_750 - 10_000)
+            answer = await webhook(http, stripe_event("refund.failed", refund))
+            assert answer.json()["outcome"] == "returned"
+            again = await webhook(http, stripe_event("refund.updated", refund))
+            assert again.json()["outcome"] == "already_returned"
+            assert (await usd(http, me))["available"] == str(48_750)  # payout and fee back
+            body = (await http.get(f"/v1/withdrawals/{wid}", headers=token(me))).json()
+            assert body["state"] == "returned"
+            back = (
+                await http.get("/v1/transactions?kind=withdrawal_return", headers=token(me))
+            ).json()["transactions"]
+            assert sorted(int(t["amount"]) for t in back) == [300, 9_700]
             assert (await reconcile(state.ledger.store)).ok

@@ -139,3 +139,28 @@ def test_a_fee_free_withdrawal_holds_once_and_a_fee_must_leave_something() -> No
     with pytest.raises(wd.Refused) as tiny:
         ask(99, fee=0)
     assert tiny.value.code == "amount_too_small"
+
+
+def test_a_sent_withdrawal_that_bounces_is_returned_with_its_fee() -> None:
+    w, _ = ask(10_000)
+    done, _ = wd.sent(wd.sending(w), "re_1")
+    back, transfers = wd.returned(done)
+    assert back.state is State.RETURNED
+    payout, fee = transfers
+    wallet = accounts.user("p1", "USD").id
+    assert (payout.debit_account_id, payout.credit_account_id, payout.amount) == (
+        accounts.settlement("USD").id,
+        wallet,
+        9_700,
+    )
+    assert (fee.debit_account_id, fee.credit_account_id, fee.amount) == (
+        accounts.revenue("USD").id,
+        wallet,
+        300,
+    )
+    assert payout.flags == TransferFlags.LINKED and payout.code == accounts.Code.WITHDRAWAL_RETURN
+    assert wd.returned(done)[1][0].id == payout.id  # the same ids every time
+    with pytest.raises(wd.IllegalTransition):
+        wd.returned(back)
+    with pytest.raises(wd.IllegalTransition):
+        wd.returned(w)  # not sent
