@@ -120,6 +120,7 @@ MIGRATIONS: Final = [
 ]
 MIGRATIONS.append("ALTER TABLE refresh_families ADD COLUMN mfa INTEGER NOT NULL DEFAULT 0")
 LOGIN_CODE_TTL_S: Final = 120
+VERIFIED_TOKENS_MAX: Final = 10_000  # remembered verified access tokens per process
 NONCE_KEPT_S: Final = 900
 NO_PASSWORD: Final = "!"  # an account that signs in only through its provider
 
@@ -209,6 +210,7 @@ class Identity:
         self.public_url = public_url.rstrip("/")
         self._secret = secret_key
         self.two_factor: TwoFactor | None = None  # set once the signing key is known
+        self._verified: dict[str, AccessClaims] = {}
 
     @classmethod
     def for_settings(
@@ -248,7 +250,19 @@ class Identity:
         return self._secret
 
     def verify(self, token: str) -> AccessClaims | None:
-        return verify_access_token(self.secret, token, self.clock())
+        """The claims of a valid access token. Tokens verified before are remembered until they
+        expire (a client sends the same one for minutes; HMAC and claim checks cost more than
+        the rest of a cheap request); refusals are not remembered."""
+        now = self.clock()
+        known = self._verified.get(token)
+        if known is not None:
+            return known if now < known.expires_at_s else None
+        claims = verify_access_token(self.secret, token, now)
+        if claims is not None:
+            if len(self._verified) >= VERIFIED_TOKENS_MAX:
+                self._verified.clear()
+            self._verified[token] = claims
+        return claims
 
     # Players ------------------------------------------------------------------------------
 
