@@ -325,3 +325,93 @@ async def test_withdrawals_on_chain_sent_reverted_rebroadcast_and_refused(
             assert await evm.balance("USDC", payee) == 48_500_000 + 19_400_000
             assert await available(http, me, "USDC") == 27_500_000
             assert (await reconcile(state.ledger.store)).ok
+
+
+async def test_two_chains_at_once_with_eth_as_a_token_where_it_is_not_native(
+    tmp_path: Path, own_backends: dict[str, str]
+) -> None:
+    """Ethereum-like (ETH native) and Polygon-like (the native coin is not ours; ETH is wrapped
+    ETH, an ERC-20 with 18 decimals) watched side by side, each its own EVM."""
+    ethereum, polygon = Evm(), Evm()
+    eth_name, pol_name = f"eth{secrets.token_hex(3)}", f"pol{secrets.token_hex(3)}"
+    eth_usdc = await ethereum.deploy("USDC", 6)
+    pol_usdc, pol_weth = await polygon.deploy("USDC", 6), await polygon.deploy("WETH", 18)
+    chain_id = await ethereum.w3.eth.chain_id
+    path = tmp_path / "chains.toml"
+    path.write_text(
+        f"""
+[chains.{eth_name}]
+chain_id = {chain_id}
+confirmations = 2
+start_block = 0
+native_asset = "ETH"
+[chains.{eth_name}.tokens]
+USDC = "{eth_usdc}"
+
+[chains.{pol_name}]
+chain_id = {chain_id}
+confirmations = 4
+start_block = 0
+[chains.{pol_name}.tokens]
+USDC = "{pol_usdc}"
+ETH = "{pol_weth}"
+"""
+    )
+    settings = {
+        "chains_file": str(path),
+        "chain_address_seed": SEED,
+        "chain_hot_wallet_key": HOT_KEY,
+        "chain_poll_interval_ms": "100",
+        "rest_requests_per_min": "100000",
+    }
+    hot = Account.from_key(HOT_KEY).address
+    await polygon.pay_eth(hot, 10**18)  # gas on Polygon
+    await polygon.mint("WETH", hot, 10**18)
+    me = f"c{secrets.token_hex(4)}"
+    options = {"chain_nodes": {eth_name: ethereum.w3, pol_name: polygon.w3}}
+    async with serving_play(tmp_path, own_backends, QUEUES, options, **settings) as (ws, state):
+        base = ws.replace("ws://", "http://").removesuffix("/ws")
+        async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+            put = await http.put(
+                "/v1/admin/prices/ETH", json={"price_usd": "2000"}, headers=token("root", "admin")
+            )
+            assert put.status_code == 200, put.text
+            on_eth = await address_of(http, me, eth_name)
+            on_pol = await address_of(http, me, pol_name)
+            assert on_eth["address"] != on_pol["address"]
+            assert (on_eth["assets"], on_pol["assets"]) == (["ETH", "USDC"], ["USDC", "ETH"])
+            alice = await polygon.wallet()
+            await polygon.mint("WETH", alice.address, 10**18)
+            await polygon.mint("USDC", alice.address, 5_000_000)
+            await polygon.pay_token(alice, "WETH", on_pol["address"], 4 * 10**17)
+            await polygon.pay_token(alice, "USDC", on_pol["address"], 5_000_000)
+            await polygon.pay_eth(on_pol["address"], 10**18)  # the native coin: not ours
+            await ethereum.pay_eth(on_eth["address"], 10**17)
+            ethereum.mine(1)
+            polygon.mine(3)
+            await credited(http, me, "ETH", 4 * 10**17 - 10**16 + 10**17 - 25 * 10**14)
+            await credited(http, me, "USDC", 4_875_000)
+
+            # ETH out on Polygon: a WETH transfer from the hot wallet
+            payee = Account.create().address
+            made = await http.post(
+                "/v1/withdrawals",
+                json={
+                    "asset": "ETH",
+                    "amount": str(10**17),
+                    "rail": pol_name,
+                    "destination": payee,
+                },
+                headers=token(me) | {"Idempotency-Key": secrets.token_hex(8)},
+            )
+            assert made.status_code == 201, made.text
+            polygon.mine(3)
+
+            async def sent() -> bool:
+                got = await http.get(f"/v1/withdrawals/{made.json()['id']}", headers=token(me))
+                return bool(got.json()["state"] == "sent")
+
+            await eventually(sent, "the Polygon send to confirm")
+            assert await polygon.balance("WETH", payee) == 10**17 - 3 * 10**15  # less the 3 %
+            assert await ethereum.w3.eth.get_balance(payee) == 0  # nothing on the other chain
+            assert (await reconcile(state.ledger.store)).ok
