@@ -37,7 +37,8 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from web3 import AsyncHTTPProvider, AsyncWeb3
 
@@ -96,6 +97,8 @@ _QUIET_ROUTES: Final = frozenset({"/healthz", "/readyz", "/metrics"})
 # Payment providers' webhooks come from a few addresses of theirs, in bursts, and are
 # verified by signature: the per-address limit would only make them retry.
 _UNLIMITED_PREFIX: Final = "/v1/webhooks/"
+# the REST API and its documents; the portal's static files and the probes are not counted
+_LIMITED_PREFIXES: Final = ("/v1/", "/openapi.json", "/docs")
 
 log = logging.getLogger("leetgaming.app")
 request_log = logging.getLogger("leetgaming.http")
@@ -210,8 +213,8 @@ class SecurityHeaders:
 class RestRateLimit:
     """ASGI middleware: at most ``rate`` HTTP requests per client IP (100 a minute by default,
     ``LEETGAMING_REST_REQUESTS_PER_MIN``), shared by every process through Redis when it is
-    configured; beyond it a 429 problem with ``Retry-After``. Probes, metrics and websockets
-    are not counted (the hub limits its own messages)."""
+    configured; beyond it a 429 problem with ``Retry-After``. Probes, metrics, the portal's
+    static files and websockets are not counted (the hub limits its own messages)."""
 
     def __init__(
         self, app: ASGIApp, limiter: RateLimiter, rate: Rate, clock_ms: Callable[[], int]
@@ -223,7 +226,11 @@ class RestRateLimit:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
-        if scope["type"] != "http" or path in _QUIET_ROUTES or path.startswith(_UNLIMITED_PREFIX):
+        if (
+            scope["type"] != "http"
+            or not path.startswith(_LIMITED_PREFIXES)
+            or path.startswith(_UNLIMITED_PREFIX)
+        ):
             await self.app(scope, receive, send)
             return
         client = scope.get("client")
@@ -569,6 +576,7 @@ def create_app(
                 auth_limits,
                 lambda: app.state.providers,
             ),
+            *portal_routes(settings),
         ],
         middleware=[
             Middleware(RequestObserver, metrics=metrics),
@@ -588,6 +596,27 @@ def create_app(
     app.state.metrics = metrics
     app.state.probes = probes
     return app
+
+
+PORTAL_DIR_DEFAULT: Final = Path(__file__).resolve().parent.parent / "frontend" / "dist"
+PORTAL_MISSING: Final = """<!doctype html><html lang="en"><meta charset="utf-8">
+<title>LeetGaming</title><h1>LeetGaming</h1>
+<p>The web portal is not built. Build it with <code>./scripts/build-portal</code> (Node.js 20.19+),
+or start the server with <code>./scripts/serve</code>, which builds it. The API is at
+<a href="/docs">/docs</a>.</p></html>"""
+
+
+def portal_routes(settings: Settings) -> list[BaseRoute]:
+    """The web portal's static files at ``/`` (last, so every API route comes first): the
+    built ``frontend/dist``, or a page saying how to build it."""
+    folder = Path(settings.portal_dir) if settings.portal_dir else PORTAL_DIR_DEFAULT
+    if (folder / "index.html").is_file():
+        return [Mount("/", app=StaticFiles(directory=folder, html=True), name="portal")]
+
+    async def missing(request: Request) -> Response:
+        return HTMLResponse(PORTAL_MISSING)
+
+    return [Route("/", missing, methods=["GET"])]
 
 
 def stripe_gateway(settings: Settings) -> StripeGateway | None:

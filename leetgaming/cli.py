@@ -44,7 +44,7 @@ from leetgaming.db import open_database
 from leetgaming.identity import Identity, IdentityError
 from leetgaming.logs import configure_logging
 from leetgaming.settings import Settings, SettingsError, redact_url
-from realtime.envelope import FRAME_BYTES_MAX
+from realtime.envelope import FRAME_BYTES_MAX, protocol_schema
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -339,11 +339,25 @@ def _add_reconcile(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
     parser.set_defaults(handler=_reconcile)
 
 
+def _protocol_schema(args: argparse.Namespace, settings: Settings) -> int:
+    print(json.dumps(protocol_schema(), indent=1, sort_keys=True))
+    return EXIT_OK
+
+
+def _add_protocol_schema(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "protocol-schema",
+        help="print the realtime protocol's JSON Schema (frontend/protocol.schema.json)",
+    )
+    parser.set_defaults(handler=_protocol_schema)
+
+
 _SUBCOMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [
     _add_serve,
     _add_migrate,
     _add_reconcile,
     _add_admin,
+    _add_protocol_schema,
 ]
 
 

@@ -86,6 +86,7 @@ class Settings:
     google_client_id: str | None = None  # unset: no Google sign-in
     google_issuer: str = "https://accounts.google.com"  # a local OIDC provider in tests
     steam_openid_endpoint: str | None = None  # https://steamcommunity.com/openid/login
+    portal_dir: str | None = None  # the built web portal; unset: frontend/dist of this checkout
     chains_file: str | None = None  # TOML (see leetgaming.chain); unset: no on-chain money
     chain_address_seed: str | None = field(default=None, repr=False)  # derives deposit keys
     chain_hot_wallet_key: str | None = field(default=None, repr=False)  # 0x + 64 hex: pays out
@@ -339,6 +340,12 @@ def _check_client_id(value: object) -> str | None:
     return "expected an OAuth client id of 1 to 255 characters"
 
 
+def _check_portal_dir(value: object) -> str | None:
+    if value is None or (isinstance(value, str) and (Path(value) / "index.html").is_file()):
+        return None
+    return f"expected a folder with the built portal's index.html, got {value!r}"
+
+
 def _check_chains_file(value: object) -> str | None:
     if value is None:
         return None
@@ -401,6 +408,7 @@ _PARSERS: Final[dict[str, Callable[[str], object]]] = {
     "google_client_id": _parse_optional_str,
     "google_issuer": _parse_str,
     "steam_openid_endpoint": _parse_optional_str,
+    "portal_dir": _parse_optional_str,
     "chains_file": _parse_optional_str,
     "chain_address_seed": _parse_optional_str,
     "chain_hot_wallet_key": _parse_optional_str,
@@ -431,6 +439,7 @@ _CHECKS: Final[dict[str, Callable[[object], str | None]]] = {
     "google_client_id": _check_client_id,
     "google_issuer": _check_public_url,
     "steam_openid_endpoint": _check_public_url,
+    "portal_dir": _check_portal_dir,
     "chains_file": _check_chains_file,
     "chain_address_seed": _check_address_seed,
     "chain_hot_wallet_key": _check_private_key,

@@ -199,7 +199,7 @@ async def test_an_unhandled_error_is_a_500_problem_without_details(tmp_path: Pat
         raise RuntimeError("secret internals: postgresql://lg:dbpass@db/lg")
 
     app = create_app(sqlite_settings(tmp_path))
-    app.router.routes.append(Route("/boom/{n:int}", boom))
+    app.router.routes.insert(0, Route("/boom/{n:int}", boom))  # before the portal at /
     async with client_for(app, raise_app_exceptions=False) as client:
         response = await client.get("/boom/7")
         metrics = await client.get("/metrics")
