@@ -132,36 +132,8 @@ async def test_a_tournament_from_creation_to_payout_over_rest_and_the_hub(
                 )
                 play.result_key_of = _key_of(server, key)
                 payouts: list[dict[str, Any]] = []
-                while True:
-                    rows = await play.db.fetch(
-                        "SELECT id, document FROM matches WHERE state = ? ORDER BY id",
-                        "ready_check",
-                    )
-                    mine = [
-                        (r[0], orjson.loads(r[1])["teams"])
-                        for r in rows
-                        if str(r[0]).startswith(f"t.{tid}.")
-                    ]
-                    if not mine:
-                        break
-                    match_id, teams = mine[0]
-                    for team in teams:
-                        for p in team:
-                            await play.call(
-                                Principal(Role.PLAYER, p), "match.accept", {"match": match_id}
-                            )
-                    ranks = [0, 1]
-                    digest = hashlib.sha256(key.encode()).hexdigest()
-                    signature = hmac.new(
-                        digest.encode(), result_message(match_id, ranks), hashlib.sha256
-                    ).hexdigest()
-                    result = await play.call(
-                        Principal(Role.GAME_SERVER, server),
-                        "match.result",
-                        {"match": match_id, "ranks": ranks, "signature": signature},
-                    )
-                    assert result["state"] == "finished"
-                    await state.tournaments.quiet()  # the next matches start in the background
+                while await play_one_match(state, tid, server, key):
+                    pass
                 # Everything published reached the spectator: apply it
                 fresh = (await http.get(f"/v1/tournaments/{tid}/bracket")).json()
                 while view["version"] < fresh["version"] or not payouts:
@@ -185,6 +157,36 @@ async def test_a_tournament_from_creation_to_payout_over_rest_and_the_hub(
             history = (await http.get(f"/v1/players/{champion}/tournaments")).json()["tournaments"]
             assert [(h["id"], h["place"]) for h in history] == [(tid, 1)]
             assert (await http.get("/v1/tournaments/nope/bracket")).status_code == 404
+
+
+async def play_one_match(state: Any, tid: str, server: str, key: str) -> bool:
+    """Accept the ready check of the tournament's first match waiting for one and report the
+    first team as the winner, signed as the game server ``server`` (registered with ``key``);
+    False when no match of the tournament waits."""
+    play = state.play
+    rows = await play.db.fetch(
+        "SELECT id, document FROM matches WHERE state = ? ORDER BY id", "ready_check"
+    )
+    mine = [(r[0], orjson.loads(r[1])["teams"]) for r in rows if str(r[0]).startswith(f"t.{tid}.")]
+    if not mine:
+        return False
+    match_id, teams = mine[0]
+    for team in teams:
+        for p in team:
+            await play.call(Principal(Role.PLAYER, p), "match.accept", {"match": match_id})
+    ranks = [0, 1]
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    signature = hmac.new(
+        digest.encode(), result_message(match_id, ranks), hashlib.sha256
+    ).hexdigest()
+    result = await play.call(
+        Principal(Role.GAME_SERVER, server),
+        "match.result",
+        {"match": match_id, "ranks": ranks, "signature": signature},
+    )
+    assert result["state"] == "finished"
+    await state.tournaments.quiet()  # the next matches start in the background
+    return True
 
 
 def _key_of(server: str, key: str) -> Any:

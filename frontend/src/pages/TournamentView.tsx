@@ -88,13 +88,13 @@ export function TournamentView({ id, realtime }: { id: string; realtime: Realtim
         ))}
       </div>
       {snap.places && (
-        <ol className="places" aria-label="Final places">
+        <ul className="places" aria-label="Final places">
           {snap.places.map(([place, who]) => (
             <li key={place}>
               {place}. {who.join(", ")}
             </li>
           ))}
-        </ol>
+        </ul>
       )}
     </section>
   );
