@@ -5,36 +5,22 @@ to the end: every result the server has is on the page, without a reload."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import httpx
 from playwright.async_api import Page, expect
 
-from ledger import Transfer, derive_id
 from realtime.channel import Principal, Role
-from wallet import accounts
 
 from ..leetgaming.test_play import serving_play
-from ..leetgaming.test_tournaments_api import CONFIG, QUEUES, _key_of, play_one_match, token
+from ..leetgaming.test_tournaments_api import (
+    CONFIG,
+    QUEUES,
+    _key_of,
+    fund_players,
+    play_one_match,
+    token,
+)
 from .conftest import screenshot
-
-
-async def fund(ledger: Any, players: list[str]) -> None:
-    for n, p in enumerate(players):
-        await ledger.create_accounts([accounts.settlement("USD"), accounts.user(p, "USD")])
-        [ok] = await ledger.create_transfers(
-            [
-                Transfer(
-                    derive_id("test.deposit", p, n),
-                    accounts.settlement("USD").id,
-                    accounts.user(p, "USD").id,
-                    2_000,
-                    "USD",
-                    1,
-                )
-            ]
-        )
-        assert ok.result == "ok"
 
 
 async def shown_version(page: Page) -> int:
@@ -54,7 +40,7 @@ async def test_a_spectator_watches_a_double_elimination_bracket_fill_up_live(
             tid = created.json()["id"]
             await http.post(f"/v1/admin/tournaments/{tid}/open-registration", headers=admin)
             players = [f"s{i}" for i in range(4)]
-            await fund(state.ledger, players)
+            await fund_players(state.ledger, players, 2_000)
             for p in players:
                 joined = await http.post(f"/v1/tournaments/{tid}/registration", headers=token(p))
                 assert joined.status_code == 201, joined.text

@@ -72,21 +72,7 @@ async def test_a_tournament_from_creation_to_payout_over_rest_and_the_hub(
             poor = await http.post(f"/v1/tournaments/{tid}/registration", headers=token("p0"))
             assert poor.status_code == 409 and poor.json()["code"] == "insufficient_funds"
             ledger = state.ledger
-            for n, p in enumerate(players):
-                await ledger.create_accounts([accounts.settlement("USD"), accounts.user(p, "USD")])
-                [ok] = await ledger.create_transfers(
-                    [
-                        Transfer(
-                            derive_id("test.deposit", p, n),
-                            accounts.settlement("USD").id,
-                            accounts.user(p, "USD").id,
-                            2_000,
-                            "USD",
-                            1,
-                        )
-                    ]
-                )
-                assert ok.result == "ok"
+            await fund_players(ledger, players, 2_000)
             for p in players:
                 joined = await http.post(f"/v1/tournaments/{tid}/registration", headers=token(p))
                 assert joined.status_code == 201, joined.text
@@ -157,6 +143,25 @@ async def test_a_tournament_from_creation_to_payout_over_rest_and_the_hub(
             history = (await http.get(f"/v1/players/{champion}/tournaments")).json()["tournaments"]
             assert [(h["id"], h["place"]) for h in history] == [(tid, 1)]
             assert (await http.get("/v1/tournaments/nope/bracket")).status_code == 404
+
+
+async def fund_players(ledger: Any, players: list[str], usd_cents: int) -> None:
+    """Give each player ``usd_cents`` (as a deposit would)."""
+    for n, p in enumerate(players):
+        await ledger.create_accounts([accounts.settlement("USD"), accounts.user(p, "USD")])
+        [ok] = await ledger.create_transfers(
+            [
+                Transfer(
+                    derive_id("test.deposit", p, n),
+                    accounts.settlement("USD").id,
+                    accounts.user(p, "USD").id,
+                    usd_cents,
+                    "USD",
+                    1,
+                )
+            ]
+        )
+        assert ok.result == "ok"
 
 
 async def play_one_match(state: Any, tid: str, server: str, key: str) -> bool:
