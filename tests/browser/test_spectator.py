@@ -1,13 +1,15 @@
 """In Debian's Chromium (headless, driven by Playwright): a spectator without an account opens
 a double-elimination bracket in the web portal and watches it update live while bots play it
-to the end: every result the server has is on the page, without a reload."""
+to the end, through a lost connection (a banner, then recovery without a reload): every result
+the server has is on the page."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import httpx
-from playwright.async_api import Page, expect
+from playwright.async_api import Page, WebSocketRoute, expect
 
 from realtime.channel import Principal, Role
 
@@ -46,6 +48,19 @@ async def test_a_spectator_watches_a_double_elimination_bracket_fill_up_live(
                 assert joined.status_code == 201, joined.text
             await http.post(f"/v1/admin/tournaments/{tid}/seed", json={}, headers=admin)
 
+            # the page's websocket goes through a switch the test can turn off
+            network = {"down": False}
+            sockets: list[WebSocketRoute] = []
+
+            async def through(route: WebSocketRoute) -> None:
+                if network["down"]:
+                    await route.close(code=4000, reason="network lost")
+                    return
+                route.connect_to_server()
+                sockets.append(route)
+
+            await page.route_web_socket(re.compile(r".*/ws$"), through)
+
             # the spectator arrives from the list, with no account
             await page.goto(f"{base}/#/tournaments")
             await page.get_by_role("link", name=CONFIG["name"]).click()
@@ -69,6 +84,20 @@ async def test_a_spectator_watches_a_double_elimination_bracket_fill_up_live(
                 await expect(page.get_by_test_id("version")).to_have_text(str(fresh["version"]))
                 if played == 2:
                     await screenshot(page, screenshots, "spectator-2-running")
+                    # the connection drops: a banner says so; a match ends meanwhile; back
+                    # online, the page recovers what it missed without a reload
+                    network["down"] = True
+                    for route in list(sockets):
+                        await route.close(code=4000, reason="network lost")
+                    banner = page.get_by_role("status")
+                    await expect(banner).to_contain_text("Reconnecting")
+                    await screenshot(page, screenshots, "spectator-2b-offline")
+                    assert await play_one_match(state, tid, server, key)
+                    played += 1
+                    network["down"] = False
+                    await expect(banner).to_have_count(0, timeout=30_000)
+                    fresh = (await http.get(f"/v1/tournaments/{tid}/bracket")).json()
+                    await expect(page.get_by_test_id("version")).to_have_text(str(fresh["version"]))
             assert played >= 6  # 4 players, double elimination: 6 or 7 matches
 
             fresh = (await http.get(f"/v1/tournaments/{tid}/bracket")).json()
