@@ -36,7 +36,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -611,7 +611,15 @@ def portal_routes(settings: Settings) -> list[BaseRoute]:
     built ``frontend/dist``, or a page saying how to build it."""
     folder = Path(settings.portal_dir) if settings.portal_dir else PORTAL_DIR_DEFAULT
     if (folder / "index.html").is_file():
-        return [Mount("/", app=StaticFiles(directory=folder, html=True), name="portal")]
+
+        async def index(request: Request) -> Response:
+            return FileResponse(folder / "index.html", headers={"Cache-Control": "no-store"})
+
+        return [
+            # a mailed confirmation link (/confirm#token=…) opens the portal, which reads it
+            Route("/confirm", index, methods=["GET"]),
+            Mount("/", app=StaticFiles(directory=folder, html=True), name="portal"),
+        ]
 
     async def missing(request: Request) -> Response:
         return HTMLResponse(PORTAL_MISSING)

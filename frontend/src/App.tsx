@@ -1,9 +1,13 @@
 import { useEffect, useMemo, useState } from "react";
+import { ApiError } from "./api";
+import { auth, type Session } from "./auth";
 import { RealtimeClient, type Status } from "./realtime";
+import { SignIn } from "./pages/SignIn";
 import { TournamentList } from "./pages/TournamentList";
 import { TournamentView } from "./pages/TournamentView";
+import { Wallet } from "./pages/Wallet";
 
-/** The route in the URL's fragment: #/tournaments, #/tournaments/<id>. */
+/** The route in the URL's fragment: #/tournaments, #/tournaments/<id>, #/wallet, #/signin. */
 function useRoute(): string[] {
   const read = () => window.location.hash.replace(/^#\/?/, "").split("/").filter(Boolean);
   const [route, setRoute] = useState(read);
@@ -20,16 +24,51 @@ function socketUrl(): string {
   return `${scheme}://${window.location.host}/ws`;
 }
 
+/** A mailed confirmation link (/confirm#token=…): create the account, sign in, go on. */
+async function confirmFromLink(): Promise<string | null> {
+  if (window.location.pathname !== "/confirm") return null;
+  const token = new URLSearchParams(window.location.hash.slice(1)).get("token");
+  window.history.replaceState(null, "", "/#/wallet"); // the token leaves the address bar
+  window.dispatchEvent(new HashChangeEvent("hashchange"));
+  if (!token) return "the link has no token";
+  try {
+    await auth.confirm(token);
+    return null;
+  } catch (e) {
+    return e instanceof ApiError ? e.message : "the link could not be used";
+  }
+}
+
 export function App() {
   const route = useRoute();
-  const realtime = useMemo(() => new RealtimeClient(socketUrl()), []);
+  const realtime = useMemo(() => new RealtimeClient(socketUrl(), { token: () => auth.token() }), []);
   const [status, setStatus] = useState<Status>("connecting");
+  const [session, setSession] = useState<Session | null>(auth.session);
+  const [notice, setNotice] = useState<string | null>(null);
   useEffect(() => realtime.onStatus(setStatus), [realtime]);
+  useEffect(
+    () =>
+      auth.onChange((s) => {
+        setSession(s);
+        realtime.reauthenticate(); // the socket speaks for whoever is signed in now
+      }),
+    [realtime],
+  );
+  useEffect(() => {
+    void confirmFromLink().then((problem) => {
+      if (problem) setNotice(problem);
+      else if (!auth.session) void auth.refresh();
+    });
+  }, []);
   useEffect(() => () => realtime.stop(), [realtime]);
 
   let page;
   if (route[0] === "tournaments" && route[1]) {
     page = <TournamentView id={decodeURIComponent(route[1])} realtime={realtime} />;
+  } else if (route[0] === "wallet") {
+    page = <Wallet key={session?.subject ?? "anonymous"} realtime={realtime} />;
+  } else if (route[0] === "signin") {
+    page = <SignIn />;
   } else {
     page = <TournamentList />;
   }
@@ -44,11 +83,24 @@ export function App() {
         </a>
         <nav aria-label="Main">
           <a href="#/tournaments">Tournaments</a>
+          <a href="#/wallet">Wallet</a>
+          {session ? (
+            <button type="button" className="link" onClick={() => void auth.logout()}>
+              Sign out
+            </button>
+          ) : (
+            <a href="#/signin">Sign in</a>
+          )}
         </nav>
       </header>
       {status === "reconnecting" && (
         <div className="banner" role="status" aria-live="polite">
           Connection lost. Reconnecting…
+        </div>
+      )}
+      {notice && (
+        <div className="banner" role="alert">
+          {notice}
         </div>
       )}
       <main id="main" tabIndex={-1}>

@@ -60,3 +60,7 @@ def screenshots() -> Path:
 
 async def screenshot(page: Page, folder: Path, name: str) -> None:
     await page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
+
+
+# the card tests' Stripe-compatible server, shared with tests/leetgaming
+from ..leetgaming.conftest import localstripe  # noqa: E402, F401

@@ -1,0 +1,77 @@
+// The signed-in session: the access token in memory, the refresh token in this tab's
+// sessionStorage (gone when the tab closes), refreshed a minute before the access token ends.
+
+import { api } from "./api";
+
+export interface Session {
+  subject: string;
+  role: string;
+  access_token: string;
+  expires_in: number;
+  refresh_token: string;
+}
+
+const KEY = "leetgaming.refresh";
+type Listener = (s: Session | null) => void;
+
+class Auth {
+  session: Session | null = null;
+  private timer: ReturnType<typeof setTimeout> | null = null;
+  private readonly listeners = new Set<Listener>();
+
+  onChange(listener: Listener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  token(): string | null {
+    return this.session?.access_token ?? null;
+  }
+
+  private set(session: Session | null): void {
+    this.session = session;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    if (session) {
+      sessionStorage.setItem(KEY, session.refresh_token);
+      const wait = Math.max(5, session.expires_in - 60) * 1000;
+      this.timer = setTimeout(() => void this.refresh(), wait);
+    } else {
+      sessionStorage.removeItem(KEY);
+    }
+    for (const listener of this.listeners) listener(session);
+  }
+
+  async login(email: string, password: string): Promise<void> {
+    this.set(await api<Session>("/v1/auth/login", { body: { email, password } }));
+  }
+
+  async register(email: string, password: string): Promise<void> {
+    await api("/v1/auth/register", { body: { email, password } });
+  }
+
+  async confirm(token: string): Promise<void> {
+    this.set(await api<Session>("/v1/auth/confirm", { body: { token } }));
+  }
+
+  /** Resume the tab's session (after a reload), or keep it fresh. */
+  async refresh(): Promise<boolean> {
+    const refresh_token = this.session?.refresh_token ?? sessionStorage.getItem(KEY);
+    if (!refresh_token) return false;
+    try {
+      this.set(await api<Session>("/v1/auth/refresh", { body: { refresh_token } }));
+      return true;
+    } catch {
+      this.set(null);
+      return false;
+    }
+  }
+
+  async logout(): Promise<void> {
+    const refresh_token = this.session?.refresh_token;
+    this.set(null);
+    if (refresh_token) await api("/v1/auth/logout", { body: { refresh_token } }).catch(() => {});
+  }
+}
+
+export const auth = new Auth();

@@ -1,0 +1,119 @@
+import { useState, type FormEvent } from "react";
+import { ApiError } from "../api";
+import { auth } from "../auth";
+
+const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+
+interface FieldProps {
+  id: string;
+  label: string;
+  type: string;
+  autoComplete: string;
+  value: string;
+  onChange: (value: string) => void;
+  error: string | undefined;
+}
+
+/** A labelled input whose problem is shown under it and announced with it. */
+function Field({ id, label, type, autoComplete, value, onChange, error }: FieldProps) {
+  return (
+    <>
+      <label htmlFor={id}>{label}</label>
+      <input
+        id={id}
+        type={type}
+        autoComplete={autoComplete}
+        value={value}
+        onChange={(e) => onChange(e.target.value)}
+        aria-invalid={Boolean(error)}
+        aria-describedby={error ? `${id}-error` : undefined}
+      />
+      {error && (
+        <p id={`${id}-error`} className="field-error">
+          {error}
+        </p>
+      )}
+    </>
+  );
+}
+
+/** Sign in, or register (a mailed link finishes it). Problems are shown next to the field. */
+export function SignIn() {
+  const [mode, setMode] = useState<"login" | "register">("login");
+  const [email, setEmail] = useState("");
+  const [password, setPassword] = useState("");
+  const [errors, setErrors] = useState<{ email?: string; password?: string; form?: string }>({});
+  const [sent, setSent] = useState(false);
+  const [busy, setBusy] = useState(false);
+
+  const submit = async (event: FormEvent) => {
+    event.preventDefault();
+    const found: typeof errors = {};
+    if (!EMAIL.test(email.trim())) found.email = "Enter an email address like name@example.com";
+    if (password.length < 10) found.password = "At least 10 characters";
+    setErrors(found);
+    if (found.email || found.password) return;
+    setBusy(true);
+    try {
+      if (mode === "login") {
+        await auth.login(email.trim(), password);
+        window.location.hash = "#/wallet";
+      } else {
+        await auth.register(email.trim(), password);
+        setSent(true);
+      }
+    } catch (e) {
+      const message = e instanceof ApiError ? e.message : "Something went wrong";
+      setErrors(e instanceof ApiError && e.code === "invalid_password" ? { password: message } : { form: message });
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  if (sent) {
+    return (
+      <section aria-labelledby="signin-title">
+        <h1 id="signin-title">Check your mail</h1>
+        <p role="status">We sent a link to {email}. Open it to finish creating your account.</p>
+      </section>
+    );
+  }
+  return (
+    <section aria-labelledby="signin-title" className="narrow">
+      <h1 id="signin-title">{mode === "login" ? "Sign in" : "Create an account"}</h1>
+      <form onSubmit={submit} noValidate>
+        <Field
+          id="email"
+          label="Email"
+          type="email"
+          autoComplete="email"
+          value={email}
+          onChange={setEmail}
+          error={errors.email}
+        />
+        <Field
+          id="password"
+          label="Password"
+          type="password"
+          autoComplete={mode === "login" ? "current-password" : "new-password"}
+          value={password}
+          onChange={setPassword}
+          error={errors.password}
+        />
+        {errors.form && (
+          <p role="alert" className="field-error">
+            {errors.form}
+          </p>
+        )}
+        <button type="submit" disabled={busy}>
+          {mode === "login" ? "Sign in" : "Create account"}
+        </button>
+      </form>
+      <p>
+        <button type="button" className="link" onClick={() => setMode(mode === "login" ? "register" : "login")}>
+          {mode === "login" ? "New here? Create an account" : "Have an account? Sign in"}
+        </button>
+      </p>
+    </section>
+  );
+}
