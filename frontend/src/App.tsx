@@ -2,6 +2,7 @@ import { useEffect, useMemo, useState } from "react";
 import { ApiError } from "./api";
 import { auth, type Session } from "./auth";
 import { RealtimeClient, type Status } from "./realtime";
+import { Admin } from "./pages/Admin";
 import { SignIn } from "./pages/SignIn";
 import { TournamentList } from "./pages/TournamentList";
 import { TournamentView } from "./pages/TournamentView";
@@ -67,6 +68,8 @@ export function App() {
     page = <TournamentView id={decodeURIComponent(route[1])} realtime={realtime} />;
   } else if (route[0] === "wallet") {
     page = <Wallet key={session?.subject ?? "anonymous"} realtime={realtime} />;
+  } else if (route[0] === "admin") {
+    page = <Admin key={session?.subject ?? "anonymous"} />;
   } else if (route[0] === "signin") {
     page = <SignIn />;
   } else {
@@ -84,6 +87,7 @@ export function App() {
         <nav aria-label="Main">
           <a href="#/tournaments">Tournaments</a>
           <a href="#/wallet">Wallet</a>
+          {session?.role === "admin" && <a href="#/admin">Admin</a>}
           {session ? (
             <button type="button" className="link" onClick={() => void auth.logout()}>
               Sign out

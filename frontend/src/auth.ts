@@ -42,8 +42,10 @@ class Auth {
     for (const listener of this.listeners) listener(session);
   }
 
-  async login(email: string, password: string): Promise<void> {
-    this.set(await api<Session>("/v1/auth/login", { body: { email, password } }));
+  /** Sign in; an admin enrolled in TOTP adds the code (the server asks: `totp_required`). */
+  async login(email: string, password: string, totp?: string): Promise<void> {
+    const body = totp ? { email, password, totp } : { email, password };
+    this.set(await api<Session>("/v1/auth/login", { body }));
   }
 
   async register(email: string, password: string): Promise<void> {

@@ -105,6 +105,18 @@ describe("the realtime client", () => {
     expect(resets).toBe(2);
   });
 
+  it("switches identity at once, without saying the connection was lost", () => {
+    const { client, sockets, timers } = harness();
+    const seen: string[] = [];
+    client.onStatus((s) => seen.push(s));
+    sockets[0]!.open();
+    sockets[0]!.server({ type: "auth_ok", id: "1", data: { role: "spectator", subject: "", session: "" } });
+    client.reauthenticate();
+    expect(sockets).toHaveLength(2); // a new socket at once, no backoff timer
+    expect(timers).toHaveLength(0);
+    expect(seen).not.toContain("reconnecting");
+  });
+
   it("stops on the do-not-reconnect close codes", () => {
     const { client, sockets, timers } = harness();
     sockets[0]!.open();

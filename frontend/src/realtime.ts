@@ -80,6 +80,7 @@ export class RealtimeClient {
   private attempt = 0;
   private nextId = 1;
   private stopped = false;
+  private switching = false; // closed on purpose to sign in as someone else
   private timer: unknown = null;
   private readonly opts: Required<Omit<Options, "token">> & Pick<Options, "token">;
 
@@ -135,9 +136,12 @@ export class RealtimeClient {
     this.send({ v: 1, type: "publish", id: this.id(), ch, data: { body } });
   }
 
-  /** Reconnect now with the current token (after signing in or out). */
+  /** Reconnect now with the current token (after signing in or out): at once, and without
+   * the status saying the connection was lost. */
   reauthenticate(): void {
-    this.ws?.close(1000, "reauthenticate");
+    if (!this.ws) return; // a reconnect is due anyway and will send the current token
+    this.switching = true;
+    this.ws.close(1000, "reauthenticate");
   }
 
   stop(): void {
@@ -185,6 +189,12 @@ export class RealtimeClient {
     }
     if (this.stopped || !shouldReconnect(code)) {
       this.setStatus("stopped");
+      return;
+    }
+    if (this.switching) {
+      this.switching = false;
+      this.setStatus("connecting");
+      this.open();
       return;
     }
     this.setStatus("reconnecting");

@@ -15,7 +15,7 @@ import httpx
 import stripe
 from playwright.async_api import Page, expect
 
-from ..leetgaming.test_deposits import SK, WHSEC
+from ..leetgaming.test_deposits import SK, send_webhooks
 from ..leetgaming.test_play import serving_play
 from ..leetgaming.test_wallet_api import QUEUES
 from ..leetgaming.test_withdrawals import deposited, stripe_settings
@@ -32,10 +32,7 @@ async def test_a_player_signs_up_confirms_and_watches_a_deposit_arrive(
     async with serving_play(tmp_path, backends, QUEUES, **settings) as (ws_url, state):
         base = ws_url.replace("ws://", "http://").removesuffix("/ws")
         async with httpx.AsyncClient(base_url=base, timeout=30) as http:
-            await http.post(
-                f"{localstripe}/_config/webhooks/leetgaming",
-                data={"url": f"{base}/v1/webhooks/stripe", "secret": WHSEC},
-            )
+            await send_webhooks(http, localstripe, base)
             await page.goto(f"{base}/#/signin")
             await page.get_by_role("button", name="New here? Create an account").click()
             await page.get_by_label("Email").fill("not-an-email")

@@ -47,6 +47,15 @@ async def webhook(http: httpx.AsyncClient, event: dict[str, Any]) -> httpx.Respo
     )
 
 
+async def send_webhooks(http: httpx.AsyncClient, localstripe: str, base: str) -> None:
+    """Have localstripe deliver its events to the app at ``base``, signed with WHSEC."""
+    hook = await http.post(
+        f"{localstripe}/_config/webhooks/leetgaming",
+        data={"url": f"{base}/v1/webhooks/stripe", "secret": WHSEC},
+    )
+    assert hook.status_code == 200, hook.text
+
+
 def stripe_event(kind: str, obj: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": f"evt_{secrets.token_hex(8)}",

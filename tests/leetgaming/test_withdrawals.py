@@ -21,7 +21,7 @@ from wallet import accounts
 from wallet import withdrawals as wd
 
 from .openapi_check import conforms
-from .test_deposits import SK, WHSEC, pay, state_of, stripe_event, usd, webhook
+from .test_deposits import SK, WHSEC, pay, send_webhooks, state_of, stripe_event, usd, webhook
 from .test_play import serving_play
 from .test_wallet_api import QUEUES, token
 
@@ -61,10 +61,7 @@ async def test_withdrawals_limits_two_factor_approval_review_and_races(
         base = ws_url.replace("ws://", "http://").removesuffix("/ws")
         async with httpx.AsyncClient(base_url=base, timeout=30) as http:
             doc = (await http.get("/openapi.json")).json()
-            await http.post(
-                f"{localstripe}/_config/webhooks/leetgaming",
-                data={"url": f"{base}/v1/webhooks/stripe", "secret": WHSEC},
-            )
+            await send_webhooks(http, localstripe, base)
             small = await deposited(http, sdk, me, 50_000)  # $500: $487.50 after the fee
             big = await deposited(http, sdk, me, 1_000_000)  # $10,000: $9,750 after the fee
             assert (await usd(http, me))["available"] == str(48_750 + 975_000)
@@ -233,10 +230,7 @@ async def test_a_crash_while_sending_is_finished_once_and_a_failed_refund_return
     async with serving_play(tmp_path, backends, QUEUES, **settings) as (ws_url, state):
         base = ws_url.replace("ws://", "http://").removesuffix("/ws")
         async with httpx.AsyncClient(base_url=base, timeout=30) as http:
-            await http.post(
-                f"{localstripe}/_config/webhooks/leetgaming",
-                data={"url": f"{base}/v1/webhooks/stripe", "secret": WHSEC},
-            )
+            await send_webhooks(http, localstripe, base)
             card = await deposited(http, sdk, me, 50_000)
             gateway = state.deposits.gateway
             real_refund = gateway.refund

@@ -42,7 +42,9 @@ export function SignIn() {
   const [mode, setMode] = useState<"login" | "register">("login");
   const [email, setEmail] = useState("");
   const [password, setPassword] = useState("");
-  const [errors, setErrors] = useState<{ email?: string; password?: string; form?: string }>({});
+  const [code, setCode] = useState("");
+  const [needsCode, setNeedsCode] = useState(false);
+  const [errors, setErrors] = useState<{ email?: string; password?: string; code?: string; form?: string }>({});
   const [sent, setSent] = useState(false);
   const [busy, setBusy] = useState(false);
 
@@ -51,20 +53,29 @@ export function SignIn() {
     const found: typeof errors = {};
     if (!EMAIL.test(email.trim())) found.email = "Enter an email address like name@example.com";
     if (password.length < 10) found.password = "At least 10 characters";
+    if (needsCode && !/^\d{6}$/.test(code.trim())) found.code = "The 6 digits your authenticator app shows";
     setErrors(found);
-    if (found.email || found.password) return;
+    if (found.email || found.password || found.code) return;
     setBusy(true);
     try {
       if (mode === "login") {
-        await auth.login(email.trim(), password);
-        window.location.hash = "#/wallet";
+        await auth.login(email.trim(), password, needsCode ? code.trim() : undefined);
+        window.location.hash = auth.session?.role === "admin" ? "#/admin" : "#/wallet";
       } else {
         await auth.register(email.trim(), password);
         setSent(true);
       }
     } catch (e) {
       const message = e instanceof ApiError ? e.message : "Something went wrong";
-      setErrors(e instanceof ApiError && e.code === "invalid_password" ? { password: message } : { form: message });
+      const why = e instanceof ApiError ? e.code : "";
+      if (why === "totp_required") {
+        setNeedsCode(true);
+        setErrors({ code: "Enter the code from your authenticator app" });
+      } else if (why === "bad_totp") {
+        setErrors({ code: message });
+      } else {
+        setErrors(why === "invalid_password" ? { password: message } : { form: message });
+      }
     } finally {
       setBusy(false);
     }
@@ -100,6 +111,17 @@ export function SignIn() {
           onChange={setPassword}
           error={errors.password}
         />
+        {needsCode && (
+          <Field
+            id="totp"
+            label="Authenticator code"
+            type="text"
+            autoComplete="one-time-code"
+            value={code}
+            onChange={setCode}
+            error={errors.code}
+          />
+        )}
         {errors.form && (
           <p role="alert" className="field-error">
             {errors.form}
