@@ -142,7 +142,24 @@ def play_routes(
             status_code=201,
         )
 
+    async def list_queues(request: Request) -> Response:
+        queues = play_of().queues
+        return JSONResponse(
+            {
+                "queues": [
+                    {
+                        "queue": name,
+                        "team_size": q.rules.team_size,
+                        "teams": q.rules.teams,
+                        "ready_check_s": q.ready_check_s,
+                    }
+                    for name, q in sorted(queues.items())
+                ]
+            }
+        )
+
     routes = [
+        Route("/v1/queues", list_queues, methods=["GET"]),
         Route("/v1/leaderboards/{mode}", leaderboard, methods=["GET"]),
         Route("/v1/players/{player}/ratings/{mode}", history, methods=["GET"]),
         Route("/v1/tickets", ticket_create, methods=["POST"]),

@@ -3,6 +3,7 @@ import { ApiError } from "./api";
 import { auth, type Session } from "./auth";
 import { RealtimeClient, type Status } from "./realtime";
 import { Admin } from "./pages/Admin";
+import { Lobby } from "./pages/Lobby";
 import { SignIn } from "./pages/SignIn";
 import { TournamentList } from "./pages/TournamentList";
 import { TournamentView } from "./pages/TournamentView";
@@ -68,6 +69,8 @@ export function App() {
     page = <TournamentView id={decodeURIComponent(route[1])} realtime={realtime} />;
   } else if (route[0] === "wallet") {
     page = <Wallet key={session?.subject ?? "anonymous"} realtime={realtime} />;
+  } else if (route[0] === "play") {
+    page = <Lobby key={session?.subject ?? "anonymous"} realtime={realtime} />;
   } else if (route[0] === "admin") {
     page = <Admin key={session?.subject ?? "anonymous"} />;
   } else if (route[0] === "signin") {
@@ -85,6 +88,7 @@ export function App() {
           LeetGaming
         </a>
         <nav aria-label="Main">
+          <a href="#/play">Play</a>
           <a href="#/tournaments">Tournaments</a>
           <a href="#/wallet">Wallet</a>
           {session?.role === "admin" && <a href="#/admin">Admin</a>}

@@ -6,15 +6,22 @@ it on any uncaught script error; screenshots go to ``LEETGAMING_TEST_SCREENSHOTS
 
 from __future__ import annotations
 
+import email
+import email.policy
 import os
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page, async_playwright, expect
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM_DEFAULT = "/usr/lib/chromium/chromium"
+# what the page must show, it must show within this (a loaded 2-core machine runs the server,
+# the browser and the suite at once: Playwright's 5 s default is tight)
+EXPECT_TIMEOUT_MS = 20_000
+expect.set_options(timeout=EXPECT_TIMEOUT_MS)
 
 
 @pytest.fixture
@@ -60,6 +67,32 @@ def screenshots() -> Path:
 
 async def screenshot(page: Page, folder: Path, name: str) -> None:
     await page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
+
+
+PASSWORD = "correct horse battery staple"
+
+
+async def open_registration(page: Page, base: str) -> None:
+    await page.goto(f"{base}/#/signin")
+    await page.get_by_role("button", name="New here? Create an account").click()
+
+
+async def submit_registration(page: Page, address: str) -> None:
+    await page.get_by_label("Email").fill(address)
+    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_role("button", name="Create account").click()
+    await expect(page.get_by_role("heading", name="Check your mail")).to_be_visible()
+
+
+async def open_confirmation(page: Page, mail_dir: Path) -> None:
+    """Open the link of the one mail sent so far, as the player would: signed in after it."""
+    [mail] = list(mail_dir.glob("*.eml"))
+    message = email.message_from_bytes(mail.read_bytes(), policy=email.policy.default)
+    text = message.get_content()  # type: ignore[attr-defined]
+    link = re.search(r"(http://\S+/confirm#token=\S+)", text)
+    assert link, text
+    await page.goto(link.group(1))
+    await expect(page.get_by_role("button", name="Sign out")).to_be_visible()
 
 
 # the card tests' Stripe-compatible server, shared with tests/leetgaming

@@ -164,6 +164,20 @@ async def fund_players(ledger: Any, players: list[str], usd_cents: int) -> None:
         assert ok.result == "ok"
 
 
+async def report_result(
+    state: Any, server: str, key: str, match_id: str, ranks: list[int]
+) -> dict[str, Any]:
+    """The game server ``server`` (registered with ``key``) reports ``ranks``, signed."""
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    signature = hmac.new(digest.encode(), result_message(match_id, ranks), hashlib.sha256)
+    answer: dict[str, Any] = await state.play.call(
+        Principal(Role.GAME_SERVER, server),
+        "match.result",
+        {"match": match_id, "ranks": ranks, "signature": signature.hexdigest()},
+    )
+    return answer
+
+
 async def play_one_match(state: Any, tid: str, server: str, key: str) -> bool:
     """Accept the ready check of the tournament's first match waiting for one and report the
     first team as the winner, signed as the game server ``server`` (registered with ``key``);
@@ -179,16 +193,7 @@ async def play_one_match(state: Any, tid: str, server: str, key: str) -> bool:
     for team in teams:
         for p in team:
             await play.call(Principal(Role.PLAYER, p), "match.accept", {"match": match_id})
-    ranks = [0, 1]
-    digest = hashlib.sha256(key.encode()).hexdigest()
-    signature = hmac.new(
-        digest.encode(), result_message(match_id, ranks), hashlib.sha256
-    ).hexdigest()
-    result = await play.call(
-        Principal(Role.GAME_SERVER, server),
-        "match.result",
-        {"match": match_id, "ranks": ranks, "signature": signature},
-    )
+    result = await report_result(state, server, key, match_id, [0, 1])
     assert result["state"] == "finished"
     await state.tournaments.quiet()  # the next matches start in the background
     return True
