@@ -263,6 +263,16 @@ def auth_routes(
         home = base.base_url.rstrip("/") if base is not None else ""
         return RedirectResponse(f"{home}/#{fragment}", status_code=303, headers=_NO_STORE)
 
+    async def providers(request: Request) -> Response:
+        configured = providers_of()
+        google = None if configured is None else configured.google
+        return JSONResponse(
+            {
+                "google": None if google is None else {"client_id": google.client_id},
+                "steam": configured is not None and configured.steam_endpoint is not None,
+            }
+        )
+
     @endpoint
     async def exchange(request: Request) -> Response:
         body = await json_body(request, "code")
@@ -352,6 +362,7 @@ def auth_routes(
         Route("/v1/auth/steam/start", steam_start, methods=["GET"]),
         Route("/v1/auth/steam/callback", steam_callback, methods=["GET"]),
         Route("/v1/auth/exchange", exchange, methods=["POST"]),
+        Route("/v1/auth/providers", providers, methods=["GET"]),
         Route("/v1/auth/game-server", game_server_token, methods=["POST"]),
         Route("/v1/me", me, methods=["GET"]),
         Route("/v1/admin/game-servers", game_servers, methods=["GET", "POST"]),

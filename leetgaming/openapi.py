@@ -344,6 +344,19 @@ _IDENTITY_PATHS: dict[str, Any] = {
         ["code"],
         code=_STR,
     ),
+    "/v1/auth/providers": {
+        "get": {
+            "summary": "Which sign-in providers this server offers (Google's client id, Steam)",
+            "tags": ["identity"],
+            "responses": _ok(
+                _obj(
+                    ["google", "steam"],
+                    google=_nullable(_obj(["client_id"], client_id=_STR)),
+                    steam={"type": "boolean"},
+                )
+            ),
+        }
+    },
     "/v1/auth/steam/start": {
         "get": {
             "summary": "Sign in with Steam: redirects to Steam's OpenID 2.0 login",
@@ -801,6 +814,23 @@ def document(version: str) -> dict[str, Any]:
                     ),
                     **_problems(401, 403, 404),
                 },
+            }
+        },
+        "/v1/assets": {
+            "get": {
+                "summary": "Every asset: its code, its scale (digits after the point) and kind",
+                "tags": ["wallet"],
+                "responses": _ok(
+                    _obj(
+                        ["assets"],
+                        assets={
+                            "type": "array",
+                            "items": _obj(
+                                ["asset", "scale", "kind"], asset=_STR, scale=_INT, kind=_STR
+                            ),
+                        },
+                    )
+                ),
             }
         },
         "/v1/prices": {

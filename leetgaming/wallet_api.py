@@ -197,6 +197,17 @@ def wallet_routes(
             headers=_PRIVATE,
         )
 
+    async def list_assets(request: Request) -> Response:
+        assets = await wallet_of().assets()
+        return JSONResponse(
+            {
+                "assets": [
+                    {"asset": a.code, "scale": a.scale, "kind": str(a.kind)}
+                    for a in sorted(assets.values(), key=lambda a: a.code)
+                ]
+            }
+        )
+
     async def list_prices(request: Request) -> Response:
         table = await wallet_of().prices()
         return JSONResponse(
@@ -401,6 +412,7 @@ def wallet_routes(
         Route("/v1/wallet", get_wallet, methods=["GET"]),
         Route("/v1/transactions", transactions, methods=["GET"]),
         Route("/v1/transactions/{transfer_id}", transaction, methods=["GET"]),
+        Route("/v1/assets", list_assets, methods=["GET"]),
         Route("/v1/prices", list_prices, methods=["GET"]),
         Route("/v1/admin/prices/{asset}", set_price, methods=["PUT"]),
         Route("/v1/admin/audit", audit_log, methods=["GET"]),

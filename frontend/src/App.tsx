@@ -26,9 +26,26 @@ function socketUrl(): string {
   return `${scheme}://${window.location.host}/ws`;
 }
 
+/** Back from Steam: /#login_code=… (or #login_error=…) becomes a session (or a notice). */
+async function signInFromProvider(): Promise<string | null> {
+  const params = new URLSearchParams(window.location.hash.slice(1));
+  const code = params.get("login_code");
+  const failed = params.get("login_error");
+  if (!code && !failed) return null;
+  window.history.replaceState(null, "", "/#/play"); // the code leaves the address bar
+  window.dispatchEvent(new HashChangeEvent("hashchange"));
+  if (failed) return `Steam sign-in failed (${failed})`;
+  try {
+    await auth.exchange(code ?? "");
+    return null;
+  } catch (e) {
+    return e instanceof ApiError ? e.message : "the sign-in could not be finished";
+  }
+}
+
 /** A mailed confirmation link (/confirm#token=…): create the account, sign in, go on. */
 async function confirmFromLink(): Promise<string | null> {
-  if (window.location.pathname !== "/confirm") return null;
+  if (window.location.pathname !== "/confirm") return signInFromProvider();
   const token = new URLSearchParams(window.location.hash.slice(1)).get("token");
   window.history.replaceState(null, "", "/#/wallet"); // the token leaves the address bar
   window.dispatchEvent(new HashChangeEvent("hashchange"));

@@ -56,6 +56,11 @@ class Auth {
     this.set(await api<Session>("/v1/auth/confirm", { body: { token } }));
   }
 
+  /** The one-time code a Steam sign-in brought back (in the URL fragment). */
+  async exchange(code: string): Promise<void> {
+    this.set(await api<Session>("/v1/auth/exchange", { body: { code } }));
+  }
+
   /** Resume the tab's session (after a reload), or keep it fresh. */
   async refresh(): Promise<boolean> {
     const refresh_token = this.session?.refresh_token ?? sessionStorage.getItem(KEY);

@@ -1,5 +1,6 @@
 import { useCallback, useEffect, useState } from "react";
 import { api, ApiError } from "../api";
+import { assetScales } from "../assets";
 import { auth } from "../auth";
 import { formatUnits } from "../money";
 
@@ -15,19 +16,20 @@ interface Waiting {
   risk_reasons: string[];
 }
 
-const SCALE: Record<string, number> = { USD: 2, EUR: 2, GBP: 2, USDC: 6, USDT: 6, ETH: 18 };
-
 /** The withdrawals waiting for an admin: over the approval threshold, or held for review. */
 export function Admin() {
   const [rows, setRows] = useState<Waiting[] | null>(null);
   const [message, setMessage] = useState<string | null>(null);
+  const [scale, setScale] = useState<Record<string, number>>({});
   const session = auth.session;
 
   const load = useCallback(async () => {
     try {
-      const body = await api<{ withdrawals: Waiting[] }>("/v1/admin/withdrawals?queue=all", {
-        token: auth.token(),
-      });
+      const [body, scales] = await Promise.all([
+        api<{ withdrawals: Waiting[] }>("/v1/admin/withdrawals?queue=all", { token: auth.token() }),
+        assetScales(),
+      ]);
+      setScale(scales);
       setRows(body.withdrawals);
     } catch (e) {
       setMessage(e instanceof ApiError ? e.message : "could not load the queue");
@@ -72,7 +74,7 @@ export function Admin() {
               <tr key={w.id} data-withdrawal={w.id}>
                 <td>{w.player}</td>
                 <td>
-                  {formatUnits(w.amount, SCALE[w.asset] ?? 0)} {w.asset}
+                  {formatUnits(w.amount, scale[w.asset] ?? 0)} {w.asset}
                 </td>
                 <td>
                   {w.state.replaceAll("_", " ")}

@@ -1,5 +1,5 @@
-import { useState, type FormEvent } from "react";
-import { ApiError } from "../api";
+import { useEffect, useState, type FormEvent } from "react";
+import { api, ApiError } from "../api";
 import { auth } from "../auth";
 
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
@@ -47,6 +47,12 @@ export function SignIn() {
   const [errors, setErrors] = useState<{ email?: string; password?: string; code?: string; form?: string }>({});
   const [sent, setSent] = useState(false);
   const [busy, setBusy] = useState(false);
+  const [steam, setSteam] = useState(false);
+  useEffect(() => {
+    api<{ steam: boolean }>("/v1/auth/providers")
+      .then((p) => setSteam(p.steam))
+      .catch(() => setSteam(false));
+  }, []);
 
   const submit = async (event: FormEvent) => {
     event.preventDefault();
@@ -131,6 +137,13 @@ export function SignIn() {
           {mode === "login" ? "Sign in" : "Create account"}
         </button>
       </form>
+      {steam && (
+        <p>
+          <a className="provider" href="/v1/auth/steam/start">
+            Sign in with Steam
+          </a>
+        </p>
+      )}
       <p>
         <button type="button" className="link" onClick={() => setMode(mode === "login" ? "register" : "login")}>
           {mode === "login" ? "New here? Create an account" : "Have an account? Sign in"}
