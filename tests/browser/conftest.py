@@ -11,8 +11,11 @@ import email.policy
 import os
 import re
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
@@ -97,3 +100,35 @@ async def open_confirmation(page: Page, mail_dir: Path) -> None:
 
 # the card tests' Stripe-compatible server, shared with tests/leetgaming
 from ..leetgaming.conftest import localstripe  # noqa: E402, F401
+
+
+async def open_tournament(http: httpx.AsyncClient, config: dict[str, object]) -> str:
+    """An admin creates a tournament of ``config`` and opens its registration: its id."""
+    admin = admin_token()
+    created = await http.post("/v1/admin/tournaments", json=config, headers=admin)
+    assert created.status_code == 201, created.text
+    tid: str = created.json()["id"]
+    opened = await http.post(f"/v1/admin/tournaments/{tid}/open-registration", headers=admin)
+    assert opened.status_code == 200, opened.text
+    return tid
+
+
+def admin_token() -> dict[str, str]:
+    from ..leetgaming.test_tournaments_api import token
+
+    return token("root", "admin")
+
+
+@asynccontextmanager
+async def portal_app(
+    tmp_path: Path, queues: str, **settings: str
+) -> AsyncIterator[tuple[str, Any, httpx.AsyncClient]]:
+    """The app on the embedded defaults in the test's folder, serving the built portal: its
+    base URL, its state and an HTTP client for the test's own calls."""
+    from ..leetgaming.test_play import serving_play
+
+    backends = {"LEETGAMING_DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3"}
+    async with serving_play(tmp_path, backends, queues, **settings) as (ws_url, state):
+        base = ws_url.replace("ws://", "http://").removesuffix("/ws")
+        async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+            yield base, state, http

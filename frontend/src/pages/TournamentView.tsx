@@ -1,5 +1,8 @@
 import { useEffect, useRef, useState } from "react";
 import { api, ApiError } from "../api";
+import { assetScales } from "../assets";
+import { auth } from "../auth";
+import { formatUnits } from "../money";
 import { applyDelta, columns, decide, type Delta, type MatchEntry, type Snapshot } from "../bracket";
 import type { RealtimeClient } from "../realtime";
 
@@ -62,6 +65,88 @@ function side(m: MatchEntry, i: number) {
   );
 }
 
+interface Entry {
+  roster: string[];
+  checked_in: string[];
+}
+
+/** The signed-in player's part: register (the fee and what the balance will be after it),
+ * withdraw, check in. The bracket's deltas say what the server did. */
+function EntryPanel({ snap }: { snap: Snapshot }) {
+  const session = auth.session;
+  const [balance, setBalance] = useState<{ available: string; scale: number } | null>(null);
+  const [problem, setProblem] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  const fee = snap.entry_fee as { asset: string; amount: string } | null;
+  useEffect(() => {
+    if (!session || !fee) return;
+    Promise.all([api<{ balances: { asset: string; available: string }[] }>("/v1/wallet", { token: auth.token() }), assetScales()])
+      .then(([w, scales]) => {
+        const row = w.balances.find((b) => b.asset === fee.asset);
+        setBalance({ available: row?.available ?? "0", scale: scales[fee.asset] ?? 0 });
+      })
+      .catch(() => setBalance(null));
+  }, [session, fee?.asset, fee?.amount, snap.version]);
+  if (!session) {
+    return snap.phase === "registration" ? (
+      <p>
+        <a href="#/signin">Sign in</a> to register.
+      </p>
+    ) : null;
+  }
+  const me = session.subject;
+  const mine = Object.values(snap.entries as Record<string, Entry>).find((e) => e.roster.includes(me));
+  const act = async (path: string, method: string) => {
+    setBusy(true);
+    setProblem(null);
+    try {
+      await api(`/v1/tournaments/${encodeURIComponent(snap.id)}${path}`, { method, token: auth.token(), body: method === "DELETE" ? undefined : {} });
+    } catch (e) {
+      setProblem(e instanceof ApiError ? e.message : "that did not work");
+    } finally {
+      setBusy(false);
+    }
+  };
+  const feeText = fee && balance ? `${formatUnits(fee.amount, balance.scale)} ${fee.asset}` : null;
+  const after =
+    fee && balance ? formatUnits((BigInt(balance.available) - BigInt(fee.amount)).toString(), balance.scale) : null;
+  return (
+    <div className="entry" aria-label="Your entry" role="region">
+      {problem && <p role="alert">{problem}</p>}
+      {snap.phase === "registration" && !mine && (
+        <>
+          <p>
+            Entry fee: <strong>{feeText ?? "free"}</strong>
+            {after !== null && (
+              <>
+                {" "}
+                · your balance after it: <strong data-testid="balance-after">{after} {fee?.asset}</strong>
+              </>
+            )}
+          </p>
+          <button type="button" disabled={busy} onClick={() => void act("/registration", "POST")}>
+            Register
+          </button>
+        </>
+      )}
+      {mine && snap.phase === "registration" && (
+        <>
+          <p role="status">You are registered.</p>
+          <button type="button" className="secondary" disabled={busy} onClick={() => void act("/registration", "DELETE")}>
+            Withdraw
+          </button>
+        </>
+      )}
+      {mine && snap.phase === "check_in" && !mine.checked_in.includes(me) && (
+        <button type="button" disabled={busy} onClick={() => void act("/check-in", "POST")}>
+          Check in
+        </button>
+      )}
+      {mine && snap.phase === "check_in" && mine.checked_in.includes(me) && <p role="status">You are checked in.</p>}
+    </div>
+  );
+}
+
 export function TournamentView({ id, realtime }: { id: string; realtime: RealtimeClient }) {
   const { snap, error } = useBracket(id, realtime);
   if (error) return <p role="alert">{error}</p>;
@@ -72,6 +157,7 @@ export function TournamentView({ id, realtime }: { id: string; realtime: Realtim
       <p className="muted">
         <span data-testid="phase">{snap.phase}</span> · version <span data-testid="version">{snap.version}</span>
       </p>
+      <EntryPanel snap={snap} />
       <div className="bracket" role="list" aria-label="Bracket">
         {columns(snap).map((c) => (
           <div className="round" role="listitem" key={`${c.stage}-${c.round}`}>

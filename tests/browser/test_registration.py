@@ -1,0 +1,57 @@
+"""In Debian's Chromium: a signed-in player opens a paid tournament, sees the entry fee and
+what their balance will be after it, registers, and checks in when the admin opens the
+check-in, each step arriving on the page through the bracket's live deltas."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+from playwright.async_api import Page, expect
+
+from wallet import accounts
+
+from ..leetgaming.test_tournaments_api import CONFIG, QUEUES, fund_players, token
+from .conftest import (
+    open_confirmation,
+    open_registration,
+    open_tournament,
+    portal_app,
+    screenshot,
+    submit_registration,
+)
+
+
+async def test_a_player_registers_and_checks_in_from_the_tournament_page(
+    tmp_path: Path, page: Page, screenshots: Path
+) -> None:
+    async with portal_app(tmp_path, QUEUES) as (base, state, http):
+        admin = token("root", "admin")
+        tid = await open_tournament(http, CONFIG | {"check_in_s": 600})
+
+        address = f"entrant{secrets.token_hex(3)}@example.com"
+        await open_registration(page, base)
+        await submit_registration(page, address)
+        await open_confirmation(page, tmp_path / "mail")
+        [(me,)] = await state.identity.db.fetch("SELECT id FROM users WHERE email = ?", address)
+        await fund_players(state.ledger, [me], 2_500)
+
+        await page.get_by_role("link", name="Tournaments").click()
+        await page.get_by_role("link", name=CONFIG["name"]).click()
+        entry = page.get_by_role("region", name="Your entry")
+        await expect(entry).to_contain_text("Entry fee: 10.00 USD")
+        await expect(page.get_by_test_id("balance-after")).to_have_text("15.00 USD")
+        await screenshot(page, screenshots, "entry-1-fee")
+        await entry.get_by_role("button", name="Register").click()
+        await expect(entry).to_contain_text("You are registered.")
+        [wallet] = await state.ledger.lookup_accounts([accounts.user(me, "USD").id])
+        assert wallet.balance.available == 1_500  # the fee is held
+
+        opened = await http.post(f"/v1/admin/tournaments/{tid}/open-check-in", headers=admin)
+        assert opened.status_code == 200, opened.text
+        await expect(page.get_by_test_id("phase")).to_have_text("check_in")
+        await entry.get_by_role("button", name="Check in").click()
+        await expect(entry).to_contain_text("You are checked in.")
+        await screenshot(page, screenshots, "entry-2-checked-in")
+        snapshot = (await http.get(f"/v1/tournaments/{tid}/bracket")).json()
+        assert [e["checked_in"] for e in snapshot["entries"].values()] == [[me]]
