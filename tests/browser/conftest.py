@@ -132,3 +132,19 @@ async def portal_app(
         base = ws_url.replace("ws://", "http://").removesuffix("/ws")
         async with httpx.AsyncClient(base_url=base, timeout=30) as http:
             yield base, state, http
+
+
+async def seeded_tournament(
+    http: httpx.AsyncClient, state: Any, config: dict[str, object], players: list[str]
+) -> str:
+    """A tournament of ``config`` with ``players`` funded, registered and seeded: its id."""
+    from ..leetgaming.test_tournaments_api import fund_players, token
+
+    tid = await open_tournament(http, config)
+    await fund_players(state.ledger, players, 2_000)
+    for p in players:
+        joined = await http.post(f"/v1/tournaments/{tid}/registration", headers=token(p))
+        assert joined.status_code == 201, joined.text
+    seeded = await http.post(f"/v1/admin/tournaments/{tid}/seed", json={}, headers=admin_token())
+    assert seeded.status_code == 200, seeded.text
+    return tid

@@ -4,7 +4,9 @@ check-in, each step arriving on the page through the bracket's live deltas."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
+import time
 from pathlib import Path
 
 from playwright.async_api import Page, expect
@@ -44,8 +46,14 @@ async def test_a_player_registers_and_checks_in_from_the_tournament_page(
         await screenshot(page, screenshots, "entry-1-fee")
         await entry.get_by_role("button", name="Register").click()
         await expect(entry).to_contain_text("You are registered.")
-        [wallet] = await state.ledger.lookup_accounts([accounts.user(me, "USD").id])
-        assert wallet.balance.available == 1_500  # the fee is held
+        # the fee is held (by the registration's outbox, just after the entry is recorded)
+        deadline = time.monotonic() + 20
+        while True:
+            [wallet] = await state.ledger.lookup_accounts([accounts.user(me, "USD").id])
+            if wallet.balance.available == 1_500 or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.05)
+        assert (wallet.balance.available, wallet.balance.debits_pending) == (1_500, 1_000)
 
         opened = await http.post(f"/v1/admin/tournaments/{tid}/open-check-in", headers=admin)
         assert opened.status_code == 200, opened.text

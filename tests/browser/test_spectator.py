@@ -16,11 +16,10 @@ from ..leetgaming.test_tournaments_api import (
     CONFIG,
     QUEUES,
     _key_of,
-    fund_players,
     play_one_match,
     token,
 )
-from .conftest import open_tournament, portal_app, screenshot
+from .conftest import portal_app, screenshot, seeded_tournament
 
 
 async def shown_version(page: Page) -> int:
@@ -32,13 +31,7 @@ async def test_a_spectator_watches_a_double_elimination_bracket_fill_up_live(
 ) -> None:
     async with portal_app(tmp_path, QUEUES) as (base, state, http):
         admin = token("root", "admin")
-        tid = await open_tournament(http, CONFIG)
-        players = [f"s{i}" for i in range(4)]
-        await fund_players(state.ledger, players, 2_000)
-        for p in players:
-            joined = await http.post(f"/v1/tournaments/{tid}/registration", headers=token(p))
-            assert joined.status_code == 201, joined.text
-        await http.post(f"/v1/admin/tournaments/{tid}/seed", json={}, headers=admin)
+        tid = await seeded_tournament(http, state, CONFIG, [f"s{i}" for i in range(4)])
 
         # the page's websocket goes through a switch the test can turn off
         network = {"down": False}

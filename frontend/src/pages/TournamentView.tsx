@@ -147,6 +147,48 @@ function EntryPanel({ snap }: { snap: Snapshot }) {
   );
 }
 
+interface Standing {
+  place: number;
+  teams: string[];
+  points?: number;
+  buchholz?: number;
+}
+
+/** The table of a Swiss or a league (points so far), or the final places: fetched again
+ * whenever the bracket's version moves. */
+function Standings({ id, version, format }: { id: string; version: number; format: string }) {
+  const [rows, setRows] = useState<Standing[]>([]);
+  useEffect(() => {
+    api<{ standings: Standing[] }>(`/v1/tournaments/${encodeURIComponent(id)}/standings`)
+      .then((r) => setRows(r.standings))
+      .catch(() => setRows([]));
+  }, [id, version]);
+  if (rows.length === 0 || !["swiss", "round_robin"].includes(format)) return null;
+  const swiss = rows.some((r) => r.buchholz !== undefined);
+  return (
+    <table aria-label="Standings">
+      <thead>
+        <tr>
+          <th scope="col">Place</th>
+          <th scope="col">Team</th>
+          {rows.some((r) => r.points !== undefined) && <th scope="col">Points</th>}
+          {swiss && <th scope="col">Buchholz</th>}
+        </tr>
+      </thead>
+      <tbody>
+        {rows.map((r) => (
+          <tr key={`${r.place}-${r.teams.join(",")}`}>
+            <td>{r.place}</td>
+            <th scope="row">{r.teams.join(", ")}</th>
+            {r.points !== undefined && <td>{r.points}</td>}
+            {swiss && <td>{r.buchholz}</td>}
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
+}
+
 export function TournamentView({ id, realtime }: { id: string; realtime: RealtimeClient }) {
   const { snap, error } = useBracket(id, realtime);
   if (error) return <p role="alert">{error}</p>;
@@ -158,6 +200,7 @@ export function TournamentView({ id, realtime }: { id: string; realtime: Realtim
         <span data-testid="phase">{snap.phase}</span> · version <span data-testid="version">{snap.version}</span>
       </p>
       <EntryPanel snap={snap} />
+      <Standings id={snap.id} version={snap.version} format={String(snap.format ?? "")} />
       <div className="bracket" role="list" aria-label="Bracket">
         {columns(snap).map((c) => (
           <div className="round" role="listitem" key={`${c.stage}-${c.round}`}>
