@@ -330,12 +330,15 @@ def create_app(
             app.state.identity = identity
             two_factor = identity.two_factor = TwoFactor(database, identity.secret)
             await two_factor.start()
+            provider_http = httpx.AsyncClient(timeout=PROVIDER_TIMEOUT_S)
             app.state.providers = providers = Providers(
                 None
                 if settings.google_client_id is None
-                else GoogleVerifier(settings.google_client_id, settings.google_issuer),
+                else GoogleVerifier(
+                    settings.google_client_id, settings.google_issuer, provider_http
+                ),
                 settings.steam_openid_endpoint,
-                httpx.AsyncClient(timeout=PROVIDER_TIMEOUT_S),
+                provider_http,
                 settings.base_url,
             )
             play = Play(

@@ -527,12 +527,17 @@ class Chains:
             "WHERE chain = ? AND state = ? AND block <= ? ORDER BY block LIMIT ?",
             chain,
             INCOMING,
-            tip - confirmations + 1,
+            tip,
             PAYMENTS_PER_CREDIT_MAX,
         )
+        players = {}
+        incoming = []
         for r in rows:
             payment = ch.Payment(chain, r[0], int(r[1]), int(r[2]), r[3], r[4], int(r[5]))
-            await self.credit(payment, r[6])
+            players[payment.key] = r[6]
+            incoming.append(payment)
+        for payment in ch.due(incoming, tip, confirmations):
+            await self.credit(payment, players[payment.key])
             await self.db.execute(
                 "UPDATE chain_payments SET state = ? WHERE key = ? AND state = ?",
                 CREDITED,

@@ -263,6 +263,4 @@ class Providers:
         return f"{self.base_url.rstrip('/')}/v1/auth/steam/callback"
 
     async def close(self) -> None:
-        await self.http.aclose()
-        if self.google is not None:
-            await self.google.close()
+        await self.http.aclose()  # the Google verifier's client too

@@ -287,7 +287,7 @@ def _check_public_url(value: object) -> str | None:
     return None
 
 
-def _check_queues_file(value: object) -> str | None:
+def _check_toml_file(value: object) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or not Path(value).is_file():
@@ -344,14 +344,6 @@ def _check_portal_dir(value: object) -> str | None:
     if value is None or (isinstance(value, str) and (Path(value) / "index.html").is_file()):
         return None
     return f"expected a folder with the built portal's index.html, got {value!r}"
-
-
-def _check_chains_file(value: object) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str) or not Path(value).is_file():
-        return f"expected a readable TOML file, got {value!r}"
-    return None
 
 
 def _check_address_seed(value: object) -> str | None:
@@ -426,7 +418,7 @@ _CHECKS: Final[dict[str, Callable[[object], str | None]]] = {
     "secret_key": _check_secret_key,
     "public_url": _check_public_url,
     "mail_dir": _check_mail_dir,
-    "queues_file": _check_queues_file,
+    "queues_file": _check_toml_file,
     "rest_requests_per_min": _check_rest_rate,
     "stripe_secret_key": _check_optional_secret,
     "stripe_webhook_secret": _check_optional_secret,
@@ -440,7 +432,7 @@ _CHECKS: Final[dict[str, Callable[[object], str | None]]] = {
     "google_issuer": _check_public_url,
     "steam_openid_endpoint": _check_public_url,
     "portal_dir": _check_portal_dir,
-    "chains_file": _check_chains_file,
+    "chains_file": _check_toml_file,
     "chain_address_seed": _check_address_seed,
     "chain_hot_wallet_key": _check_private_key,
     "chain_poll_interval_ms": _check_poll_interval,

@@ -148,9 +148,10 @@ class Withdrawals:
         publish: Publish,
         limits: wd.Limits | None = None,
         clock_s: Callable[[], float] = time.time,
+        *,
+        two_factor: TwoFactor,
         chains: Chains | None = None,
         pro_of: Callable[[str], Awaitable[bool]] | None = None,
-        two_factor: TwoFactor | None = None,
     ) -> None:
         self.two_factor = two_factor
         self.chains = chains
@@ -434,8 +435,6 @@ class Withdrawals:
         raise RuntimeError("a withdrawal kept changing under a command")
 
     async def confirm(self, player: str, wid: str, code: object) -> wd.Withdrawal:
-        if self.two_factor is None:
-            raise WithdrawalRefused("totp_unavailable", "two-factor authentication is off", 503)
         await self.two_factor.check(player, code)
         return await self._step(
             wid, player, "withdrawal.confirm_totp", lambda w: (wd.confirm_totp(w), []), player

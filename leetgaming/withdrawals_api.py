@@ -84,9 +84,7 @@ def withdrawal_routes(
     enrolling = guard(identity_of, "player", "admin", mfa_exempt=True)
 
     def two_factor() -> TwoFactor:
-        found = withdrawals_of().two_factor
-        assert found is not None
-        return found
+        return withdrawals_of().two_factor
 
     @enrolling
     async def enrol(request: Request, claims: AccessClaims) -> Response:

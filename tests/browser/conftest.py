@@ -19,6 +19,11 @@ import httpx
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
+# the card tests' Stripe-compatible server, shared with tests/leetgaming
+from ..leetgaming.conftest import localstripe  # noqa: F401
+from ..leetgaming.test_play import serving_play
+from ..leetgaming.test_tournaments_api import fund_players, token
+
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM_DEFAULT = "/usr/lib/chromium/chromium"
 # what the page must show, it must show within this (a loaded 2-core machine runs the server,
@@ -98,10 +103,6 @@ async def open_confirmation(page: Page, mail_dir: Path) -> None:
     await expect(page.get_by_role("button", name="Sign out")).to_be_visible()
 
 
-# the card tests' Stripe-compatible server, shared with tests/leetgaming
-from ..leetgaming.conftest import localstripe  # noqa: E402, F401
-
-
 async def open_tournament(http: httpx.AsyncClient, config: dict[str, object]) -> str:
     """An admin creates a tournament of ``config`` and opens its registration: its id."""
     admin = admin_token()
@@ -114,8 +115,6 @@ async def open_tournament(http: httpx.AsyncClient, config: dict[str, object]) ->
 
 
 def admin_token() -> dict[str, str]:
-    from ..leetgaming.test_tournaments_api import token
-
     return token("root", "admin")
 
 
@@ -125,8 +124,6 @@ async def portal_app(
 ) -> AsyncIterator[tuple[str, Any, httpx.AsyncClient]]:
     """The app on the embedded defaults in the test's folder, serving the built portal: its
     base URL, its state and an HTTP client for the test's own calls."""
-    from ..leetgaming.test_play import serving_play
-
     backends = {"LEETGAMING_DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3"}
     async with serving_play(tmp_path, backends, queues, **settings) as (ws_url, state):
         base = ws_url.replace("ws://", "http://").removesuffix("/ws")
@@ -138,8 +135,6 @@ async def seeded_tournament(
     http: httpx.AsyncClient, state: Any, config: dict[str, object], players: list[str]
 ) -> str:
     """A tournament of ``config`` with ``players`` funded, registered and seeded: its id."""
-    from ..leetgaming.test_tournaments_api import fund_players, token
-
     tid = await open_tournament(http, config)
     await fund_players(state.ledger, players, 2_000)
     for p in players:
