@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import ctypes
 import gc
 import getpass
@@ -41,9 +42,18 @@ from uvicorn.config import STARTUP_FAILURE
 from ledger import open_store, reconcile
 from leetgaming.app import create_app
 from leetgaming.db import open_database
+from leetgaming.demo import (
+    DemoUnavailable,
+    deliver_webhooks,
+    demo_options,
+    demo_settings,
+    localstripe,
+    quiet_clients,
+)
 from leetgaming.identity import Identity, IdentityError
 from leetgaming.logs import configure_logging
-from leetgaming.settings import Settings, SettingsError, redact_url
+from leetgaming.settings import Settings, SettingsError, env_name, redact_url
+from leetgaming.simulate import Options, Simulation, summary_text
 from realtime.envelope import FRAME_BYTES_MAX, protocol_schema
 
 EXIT_OK = 0
@@ -215,6 +225,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
     previous = {sig: signal.signal(sig, stop_requested) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
+        if args.demo:
+            return _serve_demo(args, settings)
         if settings.workers == 1:
             config = _uvicorn_config(create_app(settings), settings, args)
             server = _AnnouncingServer(config, describe(settings))
@@ -225,6 +237,140 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _listen_url(settings: Settings) -> str:
+    """Where this machine reaches the server (a wildcard address is reached on loopback)."""
+    host = settings.host
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{settings.port}"
+
+
+def _serve_demo(args: argparse.Namespace, settings: Settings) -> int:
+    if settings.workers != 1:
+        print("leetgaming: the demo runs in one process (LEETGAMING_WORKERS=1)", file=sys.stderr)
+        return EXIT_USAGE
+    database_named = env_name("database_url") in os.environ
+
+    async def run() -> int:
+        async with localstripe() as stripe_base:
+            demo = demo_settings(settings, database_named, stripe_base)
+            _ensure_sqlite_directory(demo)
+            app = create_app(demo)
+            banner = (
+                f"{describe(demo)}\n"
+                "demo: bot players and game servers are playing; open the URL above "
+                f"(card payments go to localstripe at {stripe_base})"
+            )
+            server = _AnnouncingServer(_uvicorn_config(app, demo, args), banner)
+            serving = asyncio.create_task(server.serve())
+            while not server.started and not serving.done():
+                await asyncio.sleep(0.05)
+            if not server.started:
+                await serving
+                return EXIT_FAILURE
+            listen = _listen_url(demo)
+            await deliver_webhooks(stripe_base, demo, listen)
+            sim = Simulation(demo_options(demo, listen, args.seed), sys.stdout)
+            simulating = asyncio.create_task(sim.run(app.state.identity))
+            while not serving.done():
+                if server.should_exit and not simulating.done():
+                    simulating.cancel()  # the server drains: the bots go first
+                await asyncio.wait([serving], timeout=0.2)
+            simulating.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await simulating
+            await serving
+        return EXIT_OK
+
+    configure_logging(settings.log_level)
+    quiet_clients()
+    try:
+        return asyncio.run(run())
+    except DemoUnavailable as unavailable:
+        print(f"leetgaming: {unavailable}", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+def _simulate(args: argparse.Namespace, settings: Settings) -> int:
+    configure_logging(settings.log_level)
+    quiet_clients()
+    stripe_base = None
+    if settings.stripe_secret_key is not None:
+        stripe_base = settings.stripe_api_base or "https://api.stripe.com"
+    options = Options(
+        base_url=(args.url or _listen_url(settings)).rstrip("/"),
+        seed=args.seed,
+        players=args.players,
+        servers=args.servers,
+        duration_s=args.duration_s,
+        queue=args.queue,
+        rest_s=args.rest_s,
+        round_s=args.round_s,
+        decline_rate=args.decline_rate,
+        deposit_usd_cents=args.deposit_usd_cents,
+        tournament_every_s=args.tournament_every_s,
+        tournament_size=args.tournament_size,
+        entry_fee_usd_cents=args.entry_fee_usd_cents,
+        stripe_api_base=stripe_base,
+        stripe_key=settings.stripe_secret_key or "",
+        progress_s=args.progress_s,
+    )
+
+    async def run() -> dict[str, Any]:
+        database = await open_database(settings.database_url)
+        try:
+            identity = Identity.for_settings(settings, database)
+            await identity.start()
+            return await Simulation(options, sys.stderr).run(identity)
+        finally:
+            await database.close()
+
+    summary = asyncio.run(run())
+    print(summary_text(summary))
+    print(json.dumps(summary, sort_keys=True))
+    return EXIT_OK if summary["reconciliation_ok"] else EXIT_FAILURE
+
+
+def _add_simulate(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "simulate",
+        help="bot players and game servers playing on a running server",
+        description="Bot players (hidden true skills) deposit, queue, accept ready checks and "
+        "enter tournaments; bot game servers play the matches and report signed results. It "
+        "reads the server's LEETGAMING_* settings: it makes its accounts through the same "
+        "database, and pays by card through the same Stripe API. Prints progress on stderr, "
+        "then a summary and, last, one JSON object of its figures. Exit 1 when the ledger "
+        "does not reconcile afterwards.",
+    )
+    parser.add_argument("--url", help="the server (default: LEETGAMING_HOST and _PORT)")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--players", type=_bounded_int(1, 1000), default=16)
+    parser.add_argument("--servers", type=_bounded_int(1, 100), default=2)
+    parser.add_argument("--duration-s", type=float, default=60.0)
+    parser.add_argument("--queue", default="cs2:1v1:eu", help="game:mode:region (1v1 modes)")
+    parser.add_argument("--rest-s", type=float, default=3.0, help="mean pause between matches")
+    parser.add_argument("--round-s", type=float, default=0.3, help="a simulated round's length")
+    parser.add_argument("--decline-rate", type=float, default=0.02)
+    parser.add_argument("--deposit-usd-cents", type=_bounded_int(100, 1_000_000), default=2_000)
+    parser.add_argument("--tournament-every-s", type=float, default=60.0, help="0: no tournaments")
+    parser.add_argument("--tournament-size", type=_bounded_int(2, 64), default=8)
+    parser.add_argument("--entry-fee-usd-cents", type=_bounded_int(0, 100_000), default=500)
+    parser.add_argument("--progress-s", type=float, default=5.0, help="0: no progress lines")
+    parser.set_defaults(handler=_simulate)
+
+
+def _bounded_int(low: int, high: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        value = int(raw)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{low}..{high}")
+        return value
+
+    return parse
 
 
 def _migrate(args: argparse.Namespace, settings: Settings) -> int:
@@ -320,6 +466,14 @@ def _add_serve(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         default=30.0,
         help="seconds to let open requests finish after SIGTERM (default: %(default)s)",
     )
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="run a simulation inside: bot players and game servers, card payments through "
+        "localstripe, on its own SQLite file (./var/demo.sqlite3) unless "
+        "LEETGAMING_DATABASE_URL is set",
+    )
+    parser.add_argument("--seed", type=int, default=1, help="the demo's seed")
     parser.set_defaults(handler=_serve)
 
 
@@ -358,6 +512,7 @@ _SUBCOMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]
     _add_reconcile,
     _add_admin,
     _add_protocol_schema,
+    _add_simulate,
 ]
 
 

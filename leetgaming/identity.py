@@ -336,15 +336,23 @@ class Identity:
 
     async def create_admin(self, email: object, password: object) -> str:
         """The operator's path to an admin account (no mail, no link); returns its id."""
+        return await self.create_account(email, password, "admin")
+
+    async def create_account(self, email: object, password: object, role: str) -> str:
+        """An account made by the operator (an admin, or a simulation's bot player), with no
+        mail and no link; returns its id."""
+        if role not in ("admin", "player"):
+            raise ValueError(f"no such role: {role}")
         address, password_hash = await self._new_credentials(email, password)
         user_id = _new_id()
         try:
             await self.db.execute(
                 "INSERT INTO users (id, email, password_hash, role, created_s) "
-                "VALUES (?, ?, ?, 'admin', ?)",
+                "VALUES (?, ?, ?, ?, ?)",
                 user_id,
                 address,
                 password_hash,
+                role,
                 self.clock(),
             )
         except Exception as exc:

@@ -888,6 +888,33 @@ def document(version: str) -> dict[str, Any]:
                 },
             }
         },
+        "/v1/admin/reconciliation": {
+            "get": {
+                "summary": "Reconcile the whole ledger: every asset sums to zero (admins)",
+                "tags": ["admin"],
+                "security": _BEARER,
+                "responses": {
+                    **_ok(
+                        _obj(
+                            ["ok", "accounts", "transfers", "assets", "problems_total", "problems"],
+                            ok={"type": "boolean"},
+                            accounts=_INT,
+                            transfers=_INT,
+                            assets={
+                                "type": "object",
+                                "additionalProperties": {
+                                    "type": "object",
+                                    "additionalProperties": _STR,
+                                },
+                            },
+                            problems_total=_INT,
+                            problems={"type": "array", "items": {"type": "object"}},
+                        )
+                    ),
+                    **_problems(401, 403),
+                },
+            }
+        },
     }
     return {
         "openapi": "3.1.0",

@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ledger import parse_id
+from ledger.reconcile import reconcile
 from leetgaming.auth_api import Refused, admin_without_mfa, bearer, json_body, unauthorized
 from leetgaming.chain import Chains
 from leetgaming.credits import Credits, CreditsRefused
@@ -244,6 +245,13 @@ def wallet_routes(
         )
 
     @guarded("admin")
+    async def reconciliation(request: Request, claims: AccessClaims) -> Response:
+        # Reads every account and transfer (nothing is written): an operator's check, as
+        # ``leetgaming reconcile``; transfers committed during the scan show as differences.
+        report = await reconcile(wallet_of().ledger.store)
+        return JSONResponse(report.to_json(), headers=_PRIVATE)
+
+    @guarded("admin")
     async def audit_log(request: Request, claims: AccessClaims) -> Response:
         before = None
         raw = request.query_params.get("before")
@@ -416,6 +424,7 @@ def wallet_routes(
         Route("/v1/prices", list_prices, methods=["GET"]),
         Route("/v1/admin/prices/{asset}", set_price, methods=["PUT"]),
         Route("/v1/admin/audit", audit_log, methods=["GET"]),
+        Route("/v1/admin/reconciliation", reconciliation, methods=["GET"]),
     ]
 
 

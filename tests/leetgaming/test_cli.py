@@ -49,12 +49,13 @@ class Server:
 
 
 @contextmanager
-def running_server(cwd: Path, env: dict[str, str]) -> Iterator[Server]:
-    """Start ``python -m leetgaming serve``; yield once it printed its URL; never leave it running."""
+def running_server(cwd: Path, env: dict[str, str], args: tuple[str, ...] = ()) -> Iterator[Server]:
+    """Start ``python -m leetgaming serve ARGS``; yield once it printed its URL; never leave it
+    running."""
     stderr_path = cwd / "stderr.log"
     with stderr_path.open("w") as stderr:
         process = subprocess.Popen(
-            [sys.executable, "-m", "leetgaming", "serve"],
+            [sys.executable, "-m", "leetgaming", "serve", *args],
             cwd=cwd,
             env=env,
             stdin=subprocess.DEVNULL,

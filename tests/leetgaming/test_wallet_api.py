@@ -151,6 +151,15 @@ async def test_balances_prices_and_the_portfolio_value(
             assert entries and entries[0]["actor"] == "root"
             assert entries[0]["detail"] == {"price_usd": "2000.5"}
 
+            # the reconciliation report: admins only, and clean
+            refused = await http.get("/v1/admin/reconciliation", headers=token(me))
+            assert refused.status_code == 403
+            report = await http.get("/v1/admin/reconciliation", headers=admin)
+            conforms(doc, report)
+            body = report.json()
+            assert body["ok"] is True and body["problems_total"] == 0
+            assert body["transfers"] >= 1 and "USD" in body["assets"]
+
 
 async def test_history_pages_filters_and_transfers_are_the_players_own(
     tmp_path: Path, backends: dict[str, str]
@@ -299,7 +308,14 @@ async def test_the_openapi_document_is_valid_and_matches_the_routes(
         assert set(operations) <= routed[path], path
     for path in routed:
         if path.startswith(
-            ("/v1/wallet", "/v1/transactions", "/v1/prices", "/v1/admin/prices", "/v1/admin/audit")
+            (
+                "/v1/wallet",
+                "/v1/transactions",
+                "/v1/prices",
+                "/v1/admin/prices",
+                "/v1/admin/audit",
+                "/v1/admin/reconciliation",
+            )
         ):
             assert path in doc["paths"], f"{path} is routed but not documented"
 
