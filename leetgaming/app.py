@@ -29,6 +29,7 @@ from http import HTTPStatus
 from importlib import resources
 from pathlib import Path
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 import httpx
 import redis.asyncio as aioredis
@@ -172,14 +173,36 @@ SECURITY_HEADERS: Final = (
     (b"x-frame-options", b"DENY"),
     (b"referrer-policy", b"no-referrer"),
     (b"cross-origin-opener-policy", b"same-origin"),
-    (
-        b"content-security-policy",
-        b"default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
-        b"connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'; "
-        b"form-action 'self'",
-    ),
     (b"permissions-policy", b"camera=(), microphone=(), geolocation=(), payment=()"),
 )
+STRIPE_API: Final = "https://api.stripe.com"
+STRIPE_FRAMES: Final = "https://hooks.stripe.com"  # 3-D Secure pages Stripe.js opens
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def content_security_policy(settings: Settings) -> bytes:
+    """Only this origin's scripts, styles, images and connections, never framed; with the
+    portal's card form on, Stripe.js's script and frames and the Stripe API it calls too."""
+    script, frame, connect = ["'self'"], ["'none'"], ["'self'"]
+    if settings.stripe_publishable_key is not None:
+        js = _origin(settings.stripe_js_url)
+        script.append(js)
+        frame = [js, STRIPE_FRAMES]
+        # Stripe.js calls Stripe's API (a stand-in answers on its own origin)
+        connect += sorted({js, _origin(settings.stripe_api_base or STRIPE_API)})
+    return (
+        "default-src 'self'; "
+        + ("" if len(script) == 1 else f"script-src {' '.join(script)}; ")
+        + "style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+        + f"connect-src {' '.join(connect)}; frame-src {' '.join(frame)}; "
+        + "frame-ancestors 'none'; base-uri 'none'; object-src 'none'; form-action 'self'"
+    ).encode()
+
+
 HSTS: Final = (b"strict-transport-security", b"max-age=63072000; includeSubDomains")
 
 
@@ -189,15 +212,16 @@ class SecurityHeaders:
     (an ``https`` request, or a ``public_url`` that is https behind a proxy), HSTS. A header
     the route set itself is left as it is."""
 
-    def __init__(self, app: ASGIApp, tls: bool) -> None:
+    def __init__(self, app: ASGIApp, tls: bool, csp: bytes) -> None:
         self.app = app
         self.tls = tls
+        self.headers = (*SECURITY_HEADERS, (b"content-security-policy", csp))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        extra = SECURITY_HEADERS + ((HSTS,) if self.tls or scope.get("scheme") == "https" else ())
+        extra = self.headers + ((HSTS,) if self.tls or scope.get("scheme") == "https" else ())
 
         async def send_secured(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -561,6 +585,12 @@ def create_app(
                 lambda: app.state.deposits,
                 lambda: app.state.credits,
                 chains_of=lambda: app.state.chains,
+                card_form=None
+                if settings.stripe_publishable_key is None
+                else {
+                    "publishable_key": settings.stripe_publishable_key,
+                    "js_url": settings.stripe_js_url,
+                },
             ),
             *subscription_routes(
                 lambda: app.state.subscriptions,
@@ -583,7 +613,11 @@ def create_app(
         ],
         middleware=[
             Middleware(RequestObserver, metrics=metrics),
-            Middleware(SecurityHeaders, tls=(settings.public_url or "").startswith("https://")),
+            Middleware(
+                SecurityHeaders,
+                tls=(settings.public_url or "").startswith("https://"),
+                csp=content_security_policy(settings),
+            ),
             Middleware(
                 RestRateLimit,
                 limiter=limiter,

@@ -162,6 +162,16 @@ class Deposits:
         row = await self.db.fetchone(f"SELECT {_COLUMNS} FROM deposits WHERE id = ?", deposit_id)
         return None if row is None else row_of(row)
 
+    async def of_player(self, player: str, rows_max: int) -> list[Row]:
+        """``player``'s deposits, newest first."""
+        rows = await self.db.fetch(
+            f"SELECT {_COLUMNS} FROM deposits WHERE player = ? "
+            "ORDER BY created_at_s DESC, id DESC LIMIT ?",
+            player,
+            rows_max,
+        )
+        return [row_of(r) for r in rows]
+
     async def _by_ref(self, ref: str) -> Row | None:
         row = await self.db.fetchone(f"SELECT {_COLUMNS} FROM deposits WHERE provider_ref = ?", ref)
         return None if row is None else row_of(row)

@@ -410,6 +410,15 @@ def document(version: str) -> dict[str, Any]:
             }
         },
         "/v1/deposits": {
+            "get": {
+                "summary": "Your deposits, newest first (the last 50): card refunds go to one",
+                "tags": ["wallet"],
+                "security": _BEARER,
+                "responses": {
+                    **_ok(_obj(["deposits"], deposits={"type": "array", "items": _DEPOSIT})),
+                    **_problems(401, 403),
+                },
+            },
             "post": {
                 "summary": "Deposit by card: a Stripe PaymentIntent to pay with its client secret",
                 "tags": ["wallet"],
@@ -437,7 +446,7 @@ def document(version: str) -> dict[str, Any]:
                     ),
                     **_problems(400, 401, 403, 409, 413, 422, 502, 503),
                 },
-            }
+            },
         },
         "/v1/subscriptions": {
             "post": {
@@ -885,6 +894,25 @@ def document(version: str) -> dict[str, Any]:
                         )
                     ),
                     **_problems(401, 403, 422),
+                },
+            }
+        },
+        "/v1/payments/config": {
+            "get": {
+                "summary": "How players can pay in: the card form's Stripe key and Stripe.js, the chains",
+                "tags": ["wallet"],
+                "responses": {
+                    **_ok(
+                        _obj(
+                            ["card", "chains"],
+                            chains={"type": "array", "items": _STR},
+                            card=_nullable(
+                                _obj(
+                                    ["publishable_key", "js_url"], publishable_key=_STR, js_url=_STR
+                                )
+                            ),
+                        )
+                    ),
                 },
             }
         },

@@ -74,6 +74,8 @@ class Settings:
     stripe_secret_key: str | None = field(default=None, repr=False)  # sk_...; unset: no cards
     stripe_webhook_secret: str | None = field(default=None, repr=False)  # whsec_...
     stripe_api_base: str | None = None  # a Stripe-compatible server instead of api.stripe.com
+    stripe_publishable_key: str | None = None  # pk_...: the portal's card form (Stripe.js)
+    stripe_js_url: str = "https://js.stripe.com/v3/"  # where the portal loads Stripe.js from
     withdrawal_daily_usd_cents: int = 1_000_000  # per player per 24 hours
     withdrawal_approval_usd_cents: int = 100_000  # above it: TOTP and an admin
     withdrawal_review_score: int = 50  # a risk score at or above it: an admin reviews
@@ -104,6 +106,11 @@ class Settings:
             problems.append(
                 f"{env_name('stripe_secret_key')} and {env_name('stripe_webhook_secret')} "
                 "are set together or not at all"
+            )
+        if not problems and self.stripe_publishable_key and self.stripe_secret_key is None:
+            problems.append(
+                f"{env_name('stripe_publishable_key')} needs {env_name('stripe_secret_key')} "
+                "(the card form pays intents the server makes)"
             )
         if not problems and self.workers > 1 and self.redis_url is None:
             # Each process's in-process broker would see only its own clients.
@@ -279,6 +286,14 @@ def _check_secret_key(value: object) -> str | None:
     return None
 
 
+def _check_publishable_key(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.startswith("pk_") or len(value) > 255:
+        return "a Stripe publishable key, pk_..."
+    return None
+
+
 def _check_public_url(value: object) -> str | None:
     if value is None:
         return None
@@ -392,6 +407,8 @@ _PARSERS: Final[dict[str, Callable[[str], object]]] = {
     "stripe_secret_key": _parse_optional_str,
     "stripe_webhook_secret": _parse_optional_str,
     "stripe_api_base": _parse_optional_str,
+    "stripe_publishable_key": _parse_optional_str,
+    "stripe_js_url": _parse_str,
     "withdrawal_daily_usd_cents": _int_parser(0, None),
     "withdrawal_approval_usd_cents": _int_parser(0, None),
     "withdrawal_review_score": _int_parser(0, None),
@@ -423,6 +440,8 @@ _CHECKS: Final[dict[str, Callable[[object], str | None]]] = {
     "stripe_secret_key": _check_optional_secret,
     "stripe_webhook_secret": _check_optional_secret,
     "stripe_api_base": _check_public_url,
+    "stripe_publishable_key": _check_publishable_key,
+    "stripe_js_url": _check_public_url,
     "withdrawal_daily_usd_cents": _check_non_negative,
     "withdrawal_approval_usd_cents": _check_non_negative,
     "withdrawal_review_score": _check_non_negative,

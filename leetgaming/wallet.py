@@ -285,10 +285,14 @@ class Wallet:
         view, amounts as moved)."""
         asset = await self.asset(record.asset)
         sign = -1 if record.debit_account_id in mine else 1
+        code = record.code
+        if code == 0 and record.pending_id:  # posting or voiding a hold: the hold says what
+            held = await self.ledger.lookup_transfers([record.pending_id])
+            code = held[0].code if held else 0
         return {
             "id": id_to_text(record.id),
             "timestamp_ns": str(record.timestamp),
-            "kind": accounts.KIND_OF_CODE.get(record.code, f"code_{record.code}"),
+            "kind": accounts.KIND_OF_CODE.get(code, f"code_{code}"),
             "state": hist.state_of(record),
             **amount_json(asset, sign * record.amount),
             "pending_id": id_to_text(record.pending_id) if record.pending_id else None,

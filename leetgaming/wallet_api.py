@@ -9,7 +9,7 @@ nothing. POSTs that move money go through :func:`idempotent` (``Idempotency-Key`
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final
 
 import orjson
@@ -42,6 +42,7 @@ _PRIVATE: Final = {"Cache-Control": "private, no-store"}
 _PLAYER_ROLES: Final = frozenset({"player", "admin"})
 REPLAYED_HEADER: Final = "Idempotent-Replayed"
 WEBHOOK_BYTES_MAX: Final = 256 * 1024
+DEPOSITS_LISTED_MAX: Final = 50
 
 Handler = Callable[[Request, AccessClaims], Awaitable[Response]]
 
@@ -104,6 +105,7 @@ def wallet_routes(
     credits_of: Callable[[], Credits],
     clock_s: Callable[[], float] = time.time,
     chains_of: Callable[[], Chains | None] = lambda: None,
+    card_form: Mapping[str, str] | None = None,
 ) -> list[Route]:
     def guarded(*roles: str) -> Callable[[Handler], Callable[[Request], Awaitable[Response]]]:
         return guard(identity_of, *roles)
@@ -206,6 +208,17 @@ def wallet_routes(
                     {"asset": a.code, "scale": a.scale, "kind": str(a.kind)}
                     for a in sorted(assets.values(), key=lambda a: a.code)
                 ]
+            }
+        )
+
+    async def payments_config(request: Request) -> Response:
+        # What the portal's card form needs: Stripe's publishable key and where Stripe.js is
+        # (both public; the card itself goes from the browser to Stripe, never through us)
+        chains = chains_of()
+        return JSONResponse(
+            {
+                "card": None if card_form is None else dict(card_form),
+                "chains": [] if chains is None or chains.seed is None else list(chains.names),
             }
         )
 
@@ -366,6 +379,14 @@ def wallet_routes(
 
     post_use = guarded("player")(idempotent(keys_of, clock_s, use_credits, "asset", "amount"))
 
+    @guarded("player")
+    async def list_deposits(request: Request, claims: AccessClaims) -> Response:
+        rows = await deposits_of().of_player(claims.subject, DEPOSITS_LISTED_MAX)
+        return JSONResponse({"deposits": [deposit_json(r) for r in rows]}, headers=_PRIVATE)
+
+    async def deposits(request: Request) -> Response:
+        return await (post_deposit if request.method == "POST" else list_deposits)(request)
+
     @guarded(*_PLAYER_ROLES)
     async def get_deposit(request: Request, claims: AccessClaims) -> Response:
         row = await deposits_of().get(request.path_params["deposit_id"])
@@ -410,7 +431,7 @@ def wallet_routes(
         return JSONResponse({"received": True, "outcome": outcome})
 
     return [
-        Route("/v1/deposits", post_deposit, methods=["POST"]),
+        Route("/v1/deposits", deposits, methods=["GET", "POST"]),
         Route("/v1/conversions", post_conversion, methods=["POST"]),
         Route("/v1/credits/use", post_use, methods=["POST"]),
         Route("/v1/admin/credits", post_grant, methods=["POST"]),
@@ -421,6 +442,7 @@ def wallet_routes(
         Route("/v1/transactions", transactions, methods=["GET"]),
         Route("/v1/transactions/{transfer_id}", transaction, methods=["GET"]),
         Route("/v1/assets", list_assets, methods=["GET"]),
+        Route("/v1/payments/config", payments_config, methods=["GET"]),
         Route("/v1/prices", list_prices, methods=["GET"]),
         Route("/v1/admin/prices/{asset}", set_price, methods=["PUT"]),
         Route("/v1/admin/audit", audit_log, methods=["GET"]),

@@ -23,6 +23,7 @@ from playwright.async_api import Browser, Page, async_playwright, expect
 from ..leetgaming.conftest import localstripe  # noqa: F401
 from ..leetgaming.test_play import serving_play
 from ..leetgaming.test_tournaments_api import fund_players, token
+from ..leetgaming.test_withdrawals import stripe_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM_DEFAULT = "/usr/lib/chromium/chromium"
@@ -129,6 +130,27 @@ async def portal_app(
         base = ws_url.replace("ws://", "http://").removesuffix("/ws")
         async with httpx.AsyncClient(base_url=base, timeout=30) as http:
             yield base, state, http
+
+
+PUBLISHABLE_KEY = "pk_test_leetgaming"
+
+
+def card_form_settings(stripe_api: str, stripe_js: str) -> dict[str, str]:
+    """The app on localstripe with the portal's card form on, its Stripe.js the stand-in."""
+    return stripe_settings(stripe_api) | {
+        "stripe_publishable_key": PUBLISHABLE_KEY,
+        "stripe_js_url": f"{stripe_js}/v3/",
+    }
+
+
+async def pay_by_card(page: Page, amount: str, number: str = "4242 4242 4242 4242") -> None:
+    """Fill the wallet's card form as a player would, and press Pay."""
+    form = page.get_by_role("form", name="By card")
+    await form.get_by_label("Amount (USD)").fill(amount)
+    await form.get_by_label("Card number").fill(number)
+    await form.get_by_label("Expiry (MM / YY)").fill("12 / 34")
+    await form.get_by_label("CVC").fill("123")
+    await form.get_by_role("button", name="Pay").click()
 
 
 async def seeded_tournament(

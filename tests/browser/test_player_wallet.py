@@ -1,7 +1,8 @@
 """In Debian's Chromium: a player signs up through the portal's form (inline messages for bad
-input first), confirms through the mailed link, lands in their wallet, and sees a card deposit
-(paid at localstripe, credited by Stripe's signed webhook) arrive live, with its fee in the
-history: no reload."""
+input first), confirms through the mailed link, lands in their wallet, and deposits by card in
+the wallet's form (Stripe.js, a stand-in that pays at localstripe; credited by Stripe's signed
+webhook): bad amounts and a declined card get inline messages and move nothing; the deposit
+arrives live, with its fee in the history, with no reload."""
 
 from __future__ import annotations
 
@@ -9,24 +10,33 @@ import secrets
 from pathlib import Path
 
 import httpx
-import stripe
 from playwright.async_api import Page, expect
 
 from ..leetgaming.test_deposits import SK, send_webhooks
 from ..leetgaming.test_play import serving_play
 from ..leetgaming.test_wallet_api import QUEUES
-from ..leetgaming.test_withdrawals import deposited, stripe_settings
-from .conftest import open_confirmation, open_registration, screenshot, submit_registration
+from ..stripe_js import stripe_js
+from .conftest import (
+    card_form_settings,
+    open_confirmation,
+    open_registration,
+    pay_by_card,
+    screenshot,
+    submit_registration,
+)
 
 
 async def test_a_player_signs_up_confirms_and_watches_a_deposit_arrive(
     tmp_path: Path, page: Page, screenshots: Path, localstripe: str
 ) -> None:
     backends = {"LEETGAMING_DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3"}
-    settings = stripe_settings(localstripe)
-    sdk = stripe.StripeClient(SK, base_addresses={"api": localstripe})
     address = f"player{secrets.token_hex(3)}@example.com"
-    async with serving_play(tmp_path, backends, QUEUES, **settings) as (ws_url, state):
+    async with (
+        stripe_js(localstripe, SK) as stripe_base,
+        serving_play(
+            tmp_path, backends, QUEUES, **card_form_settings(localstripe, stripe_base)
+        ) as (ws_url, _state),
+    ):
         base = ws_url.replace("ws://", "http://").removesuffix("/ws")
         async with httpx.AsyncClient(base_url=base, timeout=30) as http:
             await send_webhooks(http, localstripe, base)
@@ -45,17 +55,44 @@ async def test_a_player_signs_up_confirms_and_watches_a_deposit_arrive(
             await expect(page.get_by_role("heading", name="Wallet")).to_be_visible()
             await expect(page.get_by_text("No transactions yet.")).to_be_visible()
             await screenshot(page, screenshots, "player-2-wallet-empty")
-            row = await state.identity.db.fetchone("SELECT id FROM users WHERE email = ?", address)
-            assert row is not None
 
+            # bad amounts: inline messages, nothing asked of Stripe
+            await pay_by_card(page, "abc")
+            await expect(page.get_by_text("an amount is digits")).to_be_visible()
+            await pay_by_card(page, "0.50")
+            await expect(
+                page.get_by_text("a card deposit is 1.00 to 10,000.00 USD")
+            ).to_be_visible()
+            amount = page.get_by_role("form", name="By card").get_by_label("Amount (USD)")
+            await expect(amount).to_have_attribute("aria-invalid", "true")
+            await screenshot(page, screenshots, "player-3-card-errors")
+            # a declined card: the form says so, and nothing is credited
+            await pay_by_card(page, "100", "4000 0000 0000 0341")
+            await expect(page.get_by_role("alert")).to_contain_text("declined")
             # a $100 card deposit: the page shows it arrive, less the 2.5 % fee
-            await deposited(http, sdk, str(row[0]), 10_000)
+            await pay_by_card(page, "100")
+            await expect(page.get_by_text("Paid. Your deposit appears")).to_be_visible()
             await expect(page.get_by_test_id("available-USD")).to_have_text("97.50")
             history = page.get_by_role("list", name="History")
             await expect(history).to_contain_text("deposit fee")
             await expect(history).to_contain_text("100.00 USD")
-            await screenshot(page, screenshots, "player-3-deposit-arrived")
+            await screenshot(page, screenshots, "player-4-deposit-arrived")
+
+            # a withdrawal back to that card: a bad amount first, then $20.00 less the 3 % fee
+            withdraw = page.get_by_role("region", name="Withdraw")
+            await withdraw.get_by_label("Amount (USD)").fill("2.555")
+            await withdraw.get_by_role("button", name="Withdraw").click()
+            await expect(withdraw.get_by_text("at most 2 decimals")).to_be_visible()
+            await withdraw.get_by_label("Amount (USD)").fill("20")
+            await withdraw.get_by_role("button", name="Withdraw").click()
+            shown = page.get_by_test_id("withdrawal")
+            await expect(shown).to_contain_text("Withdrawal of 20.00 USD")
+            await expect(shown).to_contain_text("you receive 19.40 after the fee")
+            await expect(page.get_by_test_id("available-USD")).to_have_text("77.50")
+            await expect(history).to_contain_text("withdrawal fee")
+            await expect(history).not_to_contain_text("code")  # a posted hold says what it was
+            await screenshot(page, screenshots, "player-5-withdrawal")
 
             # a reload keeps the tab's session (the refresh token in sessionStorage)
             await page.reload()
-            await expect(page.get_by_test_id("available-USD")).to_have_text("97.50")
+            await expect(page.get_by_test_id("available-USD")).to_have_text("77.50")

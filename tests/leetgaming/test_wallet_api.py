@@ -10,10 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from openapi_spec_validator import validate as validate_openapi
 from starlette.routing import Route
 
 from ledger import Transfer, TransferFlags, derive_id
+from leetgaming.settings import SettingsError
 from leetgaming.tokens import issue_access_token
 from wallet import accounts
 
@@ -346,6 +348,30 @@ async def test_every_response_carries_the_security_headers(tmp_path: Path) -> No
                 assert "frame-ancestors 'none'" in h["content-security-policy"]
                 assert "script-src" not in h["content-security-policy"]  # default 'self'
                 assert ("strict-transport-security" in h) is hsts
+
+
+def test_the_card_form_opens_the_policy_to_stripe_only() -> None:
+    from leetgaming.app import content_security_policy
+    from leetgaming.settings import Settings
+
+    cards = Settings(
+        stripe_secret_key="sk_test_" + "x" * 24,
+        stripe_webhook_secret="whsec_" + "x" * 24,
+        stripe_publishable_key="pk_test_abc",
+    )
+    policy = dict(
+        part.strip().split(" ", 1) for part in content_security_policy(cards).decode().split(";")
+    )
+    assert policy["script-src"] == "'self' https://js.stripe.com"
+    assert policy["frame-src"] == "https://js.stripe.com https://hooks.stripe.com"
+    assert policy["connect-src"] == "'self' https://api.stripe.com https://js.stripe.com"
+    assert policy["frame-ancestors"] == "'none'" and policy["default-src"] == "'self'"
+    plain = content_security_policy(Settings()).decode()
+    assert "stripe" not in plain and "frame-src 'none'" in plain
+    with pytest.raises(SettingsError, match="needs LEETGAMING_STRIPE_SECRET_KEY"):
+        Settings(stripe_publishable_key="pk_test_abc")
+    with pytest.raises(SettingsError, match="publishable key"):
+        Settings(stripe_publishable_key="sk_live_oops")
 
 
 async def test_conversions_at_the_price_table(tmp_path: Path, backends: dict[str, str]) -> None:

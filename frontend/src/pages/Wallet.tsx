@@ -3,6 +3,7 @@ import { api, ApiError } from "../api";
 import { auth } from "../auth";
 import { formatUnits } from "../money";
 import type { RealtimeClient } from "../realtime";
+import { CardDeposit, ChainDeposit, ProPlan, Withdraw, type PaymentsConfig } from "./WalletActions";
 
 interface Balance {
   asset: string;
@@ -32,7 +33,15 @@ export function Wallet({ realtime }: { realtime: RealtimeClient }) {
   const [rows, setRows] = useState<Row[]>([]);
   const [cursor, setCursor] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
+  const [payments, setPayments] = useState<PaymentsConfig | null>(null);
+  const [revision, setRevision] = useState(0); // counts the wallet's loads: money moved
   const session = auth.session;
+
+  useEffect(() => {
+    api<PaymentsConfig>("/v1/payments/config")
+      .then(setPayments)
+      .catch(() => setPayments({ card: null, chains: [] }));
+  }, []);
 
   const load = useCallback(async () => {
     try {
@@ -42,6 +51,7 @@ export function Wallet({ realtime }: { realtime: RealtimeClient }) {
         api<{ transactions: Row[]; next_cursor: string | null }>("/v1/transactions?limit=20", { token }),
       ]);
       setWallet(w);
+      setRevision((r) => r + 1);
       setRows(h.transactions);
       setCursor(h.next_cursor);
       setError(null);
@@ -106,6 +116,20 @@ export function Wallet({ realtime }: { realtime: RealtimeClient }) {
           ))}
         </tbody>
       </table>
+      <div className="panels">
+        <section aria-labelledby="deposit-title" className="panel">
+          <h2 id="deposit-title">Deposit</h2>
+          {payments?.card && <CardDeposit card={payments.card} />}
+          {payments && payments.chains.length > 0 && <ChainDeposit chains={payments.chains} />}
+          {payments && !payments.card && payments.chains.length === 0 && <p>This server takes no deposits yet.</p>}
+        </section>
+        <Withdraw
+          scales={Object.fromEntries(wallet.balances.map((b) => [b.asset, b.scale]))}
+          chains={payments?.chains ?? []}
+          revision={revision}
+        />
+        <ProPlan />
+      </div>
       <h2>History</h2>
       {rows.length === 0 ? (
         <p>No transactions yet.</p>
