@@ -87,7 +87,7 @@ export function App() {
   } else if (route[0] === "wallet") {
     page = <Wallet key={session?.subject ?? "anonymous"} realtime={realtime} />;
   } else if (route[0] === "play") {
-    page = <Lobby key={session?.subject ?? "anonymous"} realtime={realtime} />;
+    page = session ? null : <Lobby key="anonymous" realtime={realtime} visible />;
   } else if (route[0] === "admin") {
     page = <Admin key={session?.subject ?? "anonymous"} />;
   } else if (route[0] === "signin") {
@@ -129,6 +129,9 @@ export function App() {
         </div>
       )}
       <main id="main" tabIndex={-1}>
+        {/* a signed-in player's lobby stays mounted: a ready check (a tournament's too) pops
+            up on whatever page they are on */}
+        {session && <Lobby key={session.subject} realtime={realtime} visible={route[0] === "play"} />}
         {page}
       </main>
     </>

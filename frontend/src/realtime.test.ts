@@ -105,6 +105,35 @@ describe("the realtime client", () => {
     expect(resets).toBe(2);
   });
 
+  it("lets several parts of a page follow one channel over one subscription", () => {
+    const { client, sockets } = harness();
+    const ws = sockets[0]!;
+    ws.open();
+    ws.server({ type: "auth_ok", id: "1", data: { role: "player", subject: "p1", session: "s" } });
+    const a: unknown[] = [];
+    const b: unknown[] = [];
+    let bResets = 0;
+    const stopA = client.subscribe("user:p1", { onPublication: (body) => a.push(body) });
+    ws.server({
+      type: "subscribed",
+      id: "sub:user:p1",
+      ch: "user:p1",
+      data: { epoch: "e", offset: 0, recovered: true, publications: [] },
+    });
+    const stopB = client.subscribe("user:p1", { onPublication: (body) => b.push(body), onReset: () => bResets++ });
+    expect(ws.sent.filter((f) => f.type === "subscribe")).toHaveLength(1);
+    expect(bResets).toBe(1); // it joined late: fetch the snapshot
+    ws.server({ type: "pub", ch: "user:p1", data: { epoch: "e", offset: 1, body: "x" } });
+    expect([a, b]).toEqual([["x"], ["x"]]);
+    stopA();
+    expect(ws.sent.filter((f) => f.type === "unsubscribe")).toHaveLength(0); // b still follows
+    ws.server({ type: "pub", ch: "user:p1", data: { epoch: "e", offset: 2, body: "y" } });
+    expect([a, b]).toEqual([["x"], ["x", "y"]]);
+    stopB();
+    stopB(); // twice is harmless
+    expect(ws.sent.filter((f) => f.type === "unsubscribe")).toHaveLength(1);
+  });
+
   it("switches identity at once, without saying the connection was lost", () => {
     const { client, sockets, timers } = harness();
     const seen: string[] = [];

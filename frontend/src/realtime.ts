@@ -17,7 +17,7 @@ export interface Subscriber {
 }
 
 interface Channel {
-  subscriber: Subscriber;
+  subscribers: Set<Subscriber>; // every part of the page following the channel
   epoch: string | null;
   offset: number | null;
 }
@@ -106,11 +106,21 @@ export class RealtimeClient {
     return () => this.listeners.delete(listener);
   }
 
-  /** Follow ``ch``; the returned function stops following it. */
+  /** Follow ``ch``; the returned function stops following it. Several parts of a page may
+   * follow one channel: the server sees one subscription, each gets every publication, and
+   * one joining a channel already followed is told to fetch its snapshot (``onReset``). */
   subscribe(ch: string, subscriber: Subscriber): () => void {
-    this.channels.set(ch, { subscriber, epoch: null, offset: null });
-    if (this.status === "online") this.sendSubscribe(ch);
+    const existing = this.channels.get(ch);
+    if (existing) {
+      existing.subscribers.add(subscriber);
+      if (existing.epoch !== null) subscriber.onReset?.();
+    } else {
+      this.channels.set(ch, { subscribers: new Set([subscriber]), epoch: null, offset: null });
+      if (this.status === "online") this.sendSubscribe(ch);
+    }
     return () => {
+      const channel = this.channels.get(ch);
+      if (!channel || !channel.subscribers.delete(subscriber) || channel.subscribers.size > 0) return;
       this.channels.delete(ch);
       if (this.status === "online") this.send({ v: 1, type: "unsubscribe", id: this.id(), ch, data: {} });
     };
@@ -237,14 +247,14 @@ export class RealtimeClient {
         if (!frame.data.recovered) {
           channel.epoch = frame.data.epoch;
           channel.offset = frame.data.offset;
-          channel.subscriber.onReset?.();
+          for (const sub of channel.subscribers) sub.onReset?.();
           return;
         }
         channel.epoch = frame.data.epoch;
         const missed = frame.data.publications as { data: { offset: number; body: unknown } }[];
         for (const pub of missed) this.deliver(frame.ch, pub.data.offset, pub.data.body);
         if (channel.offset === null || channel.offset < frame.data.offset) channel.offset = frame.data.offset;
-        if (fresh) channel.subscriber.onReset?.();
+        if (fresh) for (const sub of channel.subscribers) sub.onReset?.();
         return;
       }
       case "pub":
@@ -282,6 +292,6 @@ export class RealtimeClient {
     if (!channel) return;
     if (channel.offset !== null && offset <= channel.offset) return; // seen already
     channel.offset = offset;
-    channel.subscriber.onPublication(body, offset);
+    for (const sub of [...channel.subscribers]) sub.onPublication(body, offset);
   }
 }

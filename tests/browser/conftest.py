@@ -6,23 +6,28 @@ it on any uncaught script error; screenshots go to ``LEETGAMING_TEST_SCREENSHOTS
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import os
 import re
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
+
+from realtime.channel import Principal, Role
 
 # the card tests' Stripe-compatible server, shared with tests/leetgaming
 from ..leetgaming.conftest import localstripe  # noqa: F401
 from ..leetgaming.test_play import serving_play
-from ..leetgaming.test_tournaments_api import fund_players, token
+from ..leetgaming.test_tournaments_api import _key_of, fund_players, report_result, token
 from ..leetgaming.test_withdrawals import stripe_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -130,6 +135,72 @@ async def portal_app(
         base = ws_url.replace("ws://", "http://").removesuffix("/ws")
         async with httpx.AsyncClient(base_url=base, timeout=30) as http:
             yield base, state, http
+
+
+async def ready_check_of(state: Any, player: str) -> tuple[str, list[list[str]]]:
+    """The match whose ready check ``player`` is in: its id and teams."""
+    deadline = time.monotonic() + EXPECT_TIMEOUT_MS / 1000
+    while time.monotonic() < deadline:
+        rows = await state.play.db.fetch(
+            "SELECT id, document FROM matches WHERE state = ?", "ready_check"
+        )
+        for match_id, document in rows:
+            teams = orjson.loads(document)["teams"]
+            if any(player in team for team in teams):
+                return str(match_id), teams
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{player} has no ready check")
+
+
+async def win_in_the_lobby(
+    page: Page,
+    state: Any,
+    me: str,
+    opponent: str,
+    server: tuple[str, str],
+    shots: tuple[Path, str] | None = None,
+) -> str:
+    """On the Play page: the ready check comes, the player accepts, so does ``opponent`` (a bot
+    on the real protocol), the game server (id and key) pushes the live score, and reports the
+    player's team as the winner; the page shows the victory and the rating change. The match."""
+    dialog = page.get_by_role("alertdialog", name="Match found")
+    await expect(dialog).to_be_visible()
+    await expect(dialog).to_contain_text("Accept within")
+    if shots:
+        await screenshot(page, shots[0], f"{shots[1]}-ready-check")
+    match_id, teams = await ready_check_of(state, me)
+    await page.get_by_role("button", name="Accept").click()
+    await expect(page.get_by_text("Accepted. Waiting for the others")).to_be_visible()
+    await state.play.call(Principal(Role.PLAYER, opponent), "match.accept", {"match": match_id})
+    await expect(page.get_by_role("heading", name=re.compile("^Live on "))).to_be_visible()
+    for score in ([1, 0], [5, 3]):
+        await state.play.call(
+            Principal(Role.GAME_SERVER, server[0]),
+            "match.update",
+            {"match": match_id, "live": {"score": score, "round": sum(score)}},
+        )
+        await expect(page.get_by_test_id("live-score")).to_have_text(f"{score[0]} : {score[1]}")
+    if shots:
+        await screenshot(page, shots[0], f"{shots[1]}-live")
+    ranks = [0, 1] if me in teams[0] else [1, 0]  # the player's team wins
+    done = await report_result(state, server[0], server[1], match_id, ranks)
+    assert done["state"] == "finished"
+    await expect(page.get_by_test_id("result")).to_have_text("Victory")
+    await expect(page.get_by_test_id("rating-change")).to_contain_text("→")
+    if shots:
+        await screenshot(page, shots[0], f"{shots[1]}-result")
+    return match_id
+
+
+async def game_server(state: Any, server: str = "gs-eu-1", key: str = "k" * 32) -> tuple[str, str]:
+    """A game server registered in eu whose results the app checks with ``key``."""
+    await state.play.call(
+        Principal(Role.GAME_SERVER, server),
+        "server.register",
+        {"region": "eu", "capacity": 4, "address": "10.0.0.9:27015"},
+    )
+    state.play.result_key_of = _key_of(server, key)
+    return server, key
 
 
 PUBLISHABLE_KEY = "pk_test_leetgaming"

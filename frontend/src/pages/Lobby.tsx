@@ -42,7 +42,7 @@ function scoreText(live: unknown): string {
 }
 
 /** Queue up, accept the ready check, follow the live match, see the result and the rating. */
-export function Lobby({ realtime }: { realtime: RealtimeClient }) {
+export function Lobby({ realtime, visible }: { realtime: RealtimeClient; visible: boolean }) {
   const session = auth.session;
   const [queues, setQueues] = useState<Queue[]>([]);
   const [chosen, setChosen] = useState("");
@@ -71,9 +71,9 @@ export function Lobby({ realtime }: { realtime: RealtimeClient }) {
     const settle = async (match: string, queue: string) => {
       const mode = queue.split(":").slice(0, 2).join(":");
       try {
-        const h = await api<{ history: { match: string; mu_before: number; sigma_before: number; mu: number; sigma: number }[] }>(
-          `/v1/players/${encodeURIComponent(me)}/ratings/${encodeURIComponent(mode)}`,
-        );
+        const h = await api<{
+          history: { match: string; mu_before: number; sigma_before: number; mu: number; sigma: number }[];
+        }>(`/v1/players/${encodeURIComponent(me)}/ratings/${encodeURIComponent(mode)}`);
         const row = h.history.find((r) => r.match === match);
         if (!row) return;
         const before = conservative(row.mu_before, row.sigma_before);
@@ -172,6 +172,48 @@ export function Lobby({ realtime }: { realtime: RealtimeClient }) {
       </p>
     );
   }
+  const dialog = phase.kind === "found" && (
+    <div role="alertdialog" aria-labelledby="found-title" className={visible ? "dialog" : "dialog overlay"}>
+      <h2 id="found-title">Match found</h2>
+      <p>{phase.teams.map((t) => t.join(", ")).join(" vs ")}</p>
+      <p>Accept within {Math.max(0, Math.ceil((phase.deadline - now) / 1000))} s</p>
+      {phase.accepted ? (
+        <p role="status">Accepted. Waiting for the others…</p>
+      ) : (
+        <>
+          <button
+            type="button"
+            onClick={() =>
+              void call("match.accept", { match: phase.match }).then(
+                (r) => r && setPhase((p) => (p.kind === "found" ? { ...p, accepted: true } : p)),
+              )
+            }
+          >
+            Accept
+          </button>{" "}
+          <button
+            type="button"
+            className="secondary"
+            onClick={() => void call("match.decline", { match: phase.match })}
+          >
+            Decline
+          </button>
+        </>
+      )}
+    </div>
+  );
+  if (!visible) {
+    // elsewhere in the portal: the ready check pops up, a match in play is a link away
+    if (dialog) return dialog;
+    if (phase.kind === "allocating" || phase.kind === "live") {
+      return (
+        <p className="banner" role="status">
+          Your match is on. <a href="#/play">Follow it</a>
+        </p>
+      );
+    }
+    return null;
+  }
   return (
     <section aria-labelledby="lobby-title">
       <h1 id="lobby-title">Play</h1>
@@ -206,32 +248,7 @@ export function Lobby({ realtime }: { realtime: RealtimeClient }) {
           </button>
         </div>
       )}
-      {phase.kind === "found" && (
-        <div role="alertdialog" aria-labelledby="found-title">
-          <h2 id="found-title">Match found</h2>
-          <p>{phase.teams.map((t) => t.join(", ")).join(" vs ")}</p>
-          <p>Accept within {Math.max(0, Math.ceil((phase.deadline - now) / 1000))} s</p>
-          {phase.accepted ? (
-            <p role="status">Accepted. Waiting for the others…</p>
-          ) : (
-            <>
-              <button
-                type="button"
-                onClick={() =>
-                  void call("match.accept", { match: phase.match }).then(
-                    (r) => r && setPhase((p) => (p.kind === "found" ? { ...p, accepted: true } : p)),
-                  )
-                }
-              >
-                Accept
-              </button>{" "}
-              <button type="button" className="secondary" onClick={() => void call("match.decline", { match: phase.match })}>
-                Decline
-              </button>
-            </>
-          )}
-        </div>
-      )}
+      {dialog}
       {phase.kind === "allocating" && <p role="status">Everyone accepted. Finding a server…</p>}
       {phase.kind === "live" && (
         <div role="status">
