@@ -111,7 +111,15 @@ MIGRATIONS: Final = [
     CREATE INDEX ratings_board ON ratings (mode, (mu - 3 * sigma))
     """,
     PARTIES_MIGRATION,
+    # when a match formed and how long its tickets had waited (the queues' wait estimates)
+    """
+    ALTER TABLE matches ADD COLUMN formed_s DOUBLE PRECISION;
+    ALTER TABLE matches ADD COLUMN waited_s DOUBLE PRECISION;
+    CREATE INDEX matches_formed ON matches (queue, formed_s)
+    """,
 ]
+WAIT_WINDOW_S: Final = 900.0  # the wait estimate looks at matches formed this recently
+WAIT_SAMPLES_MAX: Final = 50  # and at most this many of them
 LEADERBOARD_ROWS_MAX: Final = 100
 ALLOCATION_TIMEOUT_S: Final = 60.0  # no server for this long after the ready check: aborted
 SERVER_SILENCE_S: Final = 60.0  # a live match's server silent this long: aborted
@@ -440,9 +448,11 @@ class Play:
             self.clock(),
             config.ready_check_s,
         )
+        now = self.clock()
+        waits = [now - float(t["since"]) for t in tickets]  # none: a tournament's, an admin's
         inserted = await self.db.execute(
-            "INSERT INTO matches (id, queue, state, version, deadline_s, document, tickets) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+            "INSERT INTO matches (id, queue, state, version, deadline_s, document, tickets, "
+            "formed_s, waited_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
             match.id,
             match.queue,
             str(match.state),
@@ -450,6 +460,8 @@ class Play:
             match.deadline_s,
             json.dumps(to_document(match)),
             json.dumps(tickets),
+            now,
+            sum(waits) / len(waits) if waits else None,
         )
         return match, found, bool(inserted)
 
@@ -805,6 +817,29 @@ class Play:
                 for key, n in sorted(games.items())
             ],
         )
+
+    async def queue_figures(self, queue: str) -> dict[str, object]:
+        """How many wait in ``queue`` now, and the median of how long the players of its
+        matches formed in the last 15 minutes had waited (None without such matches): what a
+        player joining now may expect."""
+        waiting = await self.tickets.size(queue)
+        rows = await self.db.fetch(
+            "SELECT waited_s FROM matches WHERE queue = ? AND formed_s > ? "
+            "AND waited_s IS NOT NULL ORDER BY formed_s DESC LIMIT ?",
+            queue,
+            self.clock() - WAIT_WINDOW_S,
+            WAIT_SAMPLES_MAX,
+        )
+        waits = sorted(float(r[0]) for r in rows)
+        median = None
+        if waits:
+            middle = len(waits) // 2
+            median = waits[middle] if len(waits) % 2 else (waits[middle - 1] + waits[middle]) / 2
+        return {
+            "waiting": waiting,
+            "wait_estimate_s": None if median is None else round(median, 1),
+            "matches_recent": len(waits),
+        }
 
     async def leaderboard(self, mode: str, limit: int) -> list[dict[str, object]]:
         """The mode's players by conservative rating (mu - 3 sigma), best first."""

@@ -143,7 +143,7 @@ def play_routes(
         )
 
     async def list_queues(request: Request) -> Response:
-        queues = play_of().queues
+        play = play_of()
         return JSONResponse(
             {
                 "queues": [
@@ -152,10 +152,12 @@ def play_routes(
                         "team_size": q.rules.team_size,
                         "teams": q.rules.teams,
                         "ready_check_s": q.ready_check_s,
+                        **await play.queue_figures(name),
                     }
-                    for name, q in sorted(queues.items())
+                    for name, q in sorted(play.queues.items())
                 ]
-            }
+            },
+            headers={"Cache-Control": "no-store"},
         )
 
     routes = [

@@ -196,6 +196,9 @@ class RedisTicketStore:
         found = [_waiting(row) for row in rows if row[0] is not None]
         return sorted(found, key=lambda w: (w.ticket.waiting_since_s, w.ticket.id))
 
+    async def size(self, queue: str) -> int:
+        return int(await self._client.zcard(f"{self._prefix}q:{queue}"))
+
     async def expire(self, queue: str, now_s: float) -> list[Waiting]:
         gone = await self._expire(args=[self._prefix, queue, repr(now_s)])
         return [_waiting(fields) for fields in gone]

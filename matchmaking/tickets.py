@@ -107,6 +107,10 @@ class TicketStore(Protocol):
         """The queue's tickets, oldest first."""
         ...
 
+    async def size(self, queue: str) -> int:
+        """How many tickets wait in the queue."""
+        ...
+
     async def expire(self, queue: str, now_s: float) -> list[Waiting]:
         """Take out and return the queue's tickets whose ``expires_s`` has passed."""
         ...
@@ -172,6 +176,9 @@ class MemoryTicketStore:
     async def waiting(self, queue: str) -> list[Waiting]:
         found = [w for w in self._tickets.values() if w.queue == queue]
         return sorted(found, key=lambda w: (w.ticket.waiting_since_s, w.ticket.id))
+
+    async def size(self, queue: str) -> int:
+        return sum(w.queue == queue for w in self._tickets.values())
 
     async def expire(self, queue: str, now_s: float) -> list[Waiting]:
         gone = [w for w in await self.waiting(queue) if w.expires_s <= now_s]

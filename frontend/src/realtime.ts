@@ -142,8 +142,21 @@ export class RealtimeClient {
     });
   }
 
-  publish(ch: string, body: unknown): void {
-    this.send({ v: 1, type: "publish", id: this.id(), ch, data: { body } });
+  /** Publish on ``ch`` (lobby chat); resolves with the publication's offset or rejects with
+   * the refusal (``rate_limited``, ``forbidden``…). */
+  publish(ch: string, body: unknown): Promise<unknown> {
+    if (this.status !== "online") {
+      return Promise.reject(new RealtimeError("offline", "not connected", true));
+    }
+    const id = this.id();
+    return new Promise((resolve, reject) => {
+      const timer = this.opts.setTimer(() => {
+        this.pending.delete(id);
+        reject(new RealtimeError("timeout", "the message got no answer", true));
+      }, RPC_TIMEOUT_MS);
+      this.pending.set(id, { resolve, reject, timer });
+      this.send({ v: 1, type: "publish", id, ch, data: { body } });
+    });
   }
 
   /** Reconnect now with the current token (after signing in or out): at once, and without
@@ -261,12 +274,13 @@ export class RealtimeClient {
         if (this.channels.get(frame.ch)?.epoch !== frame.data.epoch) return; // another history
         this.deliver(frame.ch, frame.data.offset, frame.data.body);
         return;
-      case "rpc_result": {
+      case "rpc_result":
+      case "published": {
         const p = this.pending.get(frame.id);
         if (!p) return;
         this.pending.delete(frame.id);
         this.opts.clearTimer(p.timer);
-        p.resolve(frame.data.result);
+        p.resolve(frame.type === "rpc_result" ? frame.data.result : frame.data.offset);
         return;
       }
       case "error": {

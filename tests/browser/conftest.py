@@ -62,7 +62,7 @@ async def page(browser: Browser) -> AsyncIterator[Page]:
     context = await browser.new_context(viewport={"width": 1280, "height": 800})
     opened = await context.new_page()
     errors: list[str] = []
-    opened.on("pageerror", lambda exc: errors.append(str(exc)))
+    opened.on("pageerror", lambda exc: errors.append(exc.stack or str(exc)))
     try:
         yield opened
     finally:

@@ -124,6 +124,37 @@ async def test_two_players_queue_match_and_accept(ws_url: str) -> None:
         await ws.close()
 
 
+async def test_the_queues_say_who_waits_and_what_wait_to_expect(ws_url: str) -> None:
+    base = ws_url.replace("ws://", "http://").removesuffix("/ws")
+
+    async def figures() -> dict[str, Any]:
+        async with httpx.AsyncClient(base_url=base) as http:
+            [queue] = (await http.get("/v1/queues")).json()["queues"]
+        return queue  # type: ignore[no-any-return]
+
+    assert await figures() == {
+        "queue": "cs2:1v1:eu",
+        "team_size": 1,
+        "teams": 2,
+        "ready_check_s": 1.5,
+        "waiting": 0,
+        "wait_estimate_s": None,  # no match yet: no estimate
+        "matches_recent": 0,
+    }
+    alice, bob = await player(ws_url, "alice"), await player(ws_url, "bob")
+    await rpc(alice, "queue.join", queue="cs2:1v1:eu")
+    assert (await figures())["waiting"] == 1
+    await asyncio.sleep(0.6)
+    await rpc(bob, "queue.join", queue="cs2:1v1:eu")
+    await event(alice, "match.found")
+    after = await figures()
+    assert (after["waiting"], after["matches_recent"]) == (0, 1)
+    # alice waited about 0.6 s, bob next to nothing: the match's mean
+    assert 0.2 <= after["wait_estimate_s"] <= 2.0
+    for ws in (alice, bob):
+        await ws.close()
+
+
 async def test_a_decline_requeues_the_other_and_cools_the_decliner_down(ws_url: str) -> None:
     carol, dave = await player(ws_url, "carol"), await player(ws_url, "dave")
     await rpc(carol, "queue.join", queue="cs2:1v1:eu")

@@ -2,12 +2,24 @@ import { useEffect, useRef, useState } from "react";
 import { api, ApiError } from "../api";
 import { auth } from "../auth";
 import { RealtimeError, type RealtimeClient } from "../realtime";
+import { LobbyChat, PartyPanel } from "./LobbyParts";
 
 interface Queue {
   queue: string;
   team_size: number;
   teams: number;
   ready_check_s: number;
+  waiting: number;
+  wait_estimate_s: number | null;
+}
+
+const QUEUES_REFRESH_MS = 5_000;
+
+function waitText(q: Queue | undefined): string {
+  if (!q) return "";
+  const estimate =
+    q.wait_estimate_s === null ? "no recent matches" : `about ${Math.max(1, Math.round(q.wait_estimate_s))} s`;
+  return `${q.waiting} waiting, wait ${estimate}`;
 }
 
 type Phase =
@@ -55,15 +67,25 @@ export function Lobby({ realtime, visible }: { realtime: RealtimeClient; visible
   const current = useRef<{ match: string; queue: string; teams: string[][] } | null>(null);
 
   useEffect(() => {
-    api<{ queues: Queue[] }>("/v1/queues")
-      .then((r) => {
-        setQueues(r.queues);
-        setChosen((c) => c || r.queues[0]?.queue || "");
-      })
-      .catch(() => setProblem("could not load the queues"));
     const tick = setInterval(() => setNow(Date.now()), 250);
     return () => clearInterval(tick);
   }, []);
+  useEffect(() => {
+    if (!visible) return;
+    // the queues with who waits and the wait to expect, kept fresh while the lobby is open
+    const load = () =>
+      api<{ queues: Queue[] }>("/v1/queues")
+        .then((r) => {
+          setQueues(r.queues);
+          setChosen((c) => c || r.queues[0]?.queue || "");
+        })
+        .catch(() => setProblem("could not load the queues"));
+    void load();
+    const every = setInterval(() => void load(), QUEUES_REFRESH_MS);
+    return () => clearInterval(every);
+  }, [visible]);
+  const chosenQueue = queues.find((q) => q.queue === chosen);
+  const region = chosen.split(":")[2] ?? "eu";
 
   useEffect(() => {
     if (!session) return;
@@ -233,6 +255,9 @@ export function Lobby({ realtime, visible }: { realtime: RealtimeClient; visible
               </option>
             ))}
           </select>
+          <p className="muted" data-testid="queue-figures">
+            {waitText(chosenQueue)}
+          </p>
           <button type="submit" disabled={!chosen}>
             Find a match
           </button>
@@ -243,6 +268,7 @@ export function Lobby({ realtime, visible }: { realtime: RealtimeClient; visible
           <p>
             Searching in {phase.queue}… {Math.floor((now - phase.since) / 1000)} s
           </p>
+          <p className="muted">{waitText(queues.find((q) => q.queue === phase.queue))}</p>
           <button type="button" className="secondary" onClick={() => void call("queue.leave", {})}>
             Leave the queue
           </button>
@@ -267,6 +293,10 @@ export function Lobby({ realtime, visible }: { realtime: RealtimeClient; visible
           </button>
         </div>
       )}
+      <div className="panels">
+        <PartyPanel realtime={realtime} me={session.subject} />
+        <LobbyChat realtime={realtime} region={region} me={session.subject} />
+      </div>
     </section>
   );
 }
