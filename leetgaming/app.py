@@ -45,6 +45,7 @@ from web3 import AsyncHTTPProvider, AsyncWeb3
 
 from ledger import Ledger, open_store
 from leetgaming import __version__, openapi
+from leetgaming.admin_api import admin_routes
 from leetgaming.audit import AuditLog
 from leetgaming.auth_api import AuthLimits, auth_routes
 from leetgaming.chain import Chains, ChainSettingsError, ChainSetup, Node, load_chains
@@ -578,6 +579,12 @@ def create_app(
                 lambda: app.state.play, lambda: app.state.identity, lambda: app.state.idempotency
             ),
             *tournament_routes(lambda: app.state.tournaments, lambda: app.state.identity),
+            *admin_routes(
+                lambda: app.state.identity,
+                lambda: app.state.play,
+                lambda: app.state.hub,
+                lambda: app.state.ledger.stats(),
+            ),
             *wallet_routes(
                 lambda: app.state.wallet,
                 lambda: app.state.identity,

@@ -916,6 +916,42 @@ def document(version: str) -> dict[str, Any]:
                 },
             }
         },
+        "/v1/admin/figures": {
+            "get": {
+                "summary": "Live figures: connections, queues and waits, matches, the ledger (admins)",
+                "tags": ["admin"],
+                "security": _BEARER,
+                "responses": {
+                    **_ok(
+                        _obj(
+                            ["at_s", "node", "connections", "queues", "matches", "ledger"],
+                            at_s={"type": "number"},
+                            node=_STR,
+                            connections=_INT,
+                            queues={
+                                "type": "array",
+                                "items": _obj(
+                                    ["queue", "waiting", "wait_estimate_s", "matches_recent"],
+                                    queue=_STR,
+                                    waiting=_INT,
+                                    wait_estimate_s=_nullable({"type": "number"}),
+                                    matches_recent=_INT,
+                                ),
+                            },
+                            matches=_obj(
+                                ["ready_check", "allocating", "live"],
+                                ready_check=_INT,
+                                allocating=_INT,
+                                live=_INT,
+                            ),
+                            tournaments_running=_INT,
+                            ledger={"type": "object", "additionalProperties": _INT},
+                        )
+                    ),
+                    **_problems(401, 403),
+                },
+            }
+        },
         "/v1/admin/reconciliation": {
             "get": {
                 "summary": "Reconcile the whole ledger: every asset sums to zero (admins)",

@@ -480,6 +480,10 @@ class HubNode:
         if self._following is not None and channel not in self.hub.members:
             await self._following.drop(self._relay_name(channel))
 
+    def connections_open(self) -> int:
+        """How many websocket connections this node holds."""
+        return len(self._connections)
+
     def following(self) -> int:
         """How many channels this node takes publications for from the relay."""
         return 0 if self._following is None else len(self._following)

@@ -89,7 +89,7 @@ export function App() {
   } else if (route[0] === "play") {
     page = session ? null : <Lobby key="anonymous" realtime={realtime} visible />;
   } else if (route[0] === "admin") {
-    page = <Admin key={session?.subject ?? "anonymous"} />;
+    page = <Admin key={session?.subject ?? "anonymous"} section={route[1] ?? ""} />;
   } else if (route[0] === "signin") {
     page = <SignIn />;
   } else {

@@ -10,6 +10,11 @@ export class ApiError extends Error {
   }
 }
 
+/** What to tell the person about a failure: the server's (or the socket's) words, else ``fallback``. */
+export function problemOf(e: unknown, fallback: string): string {
+  return e instanceof Error && e.message ? e.message : fallback;
+}
+
 export interface Request {
   method?: string;
   body?: unknown;

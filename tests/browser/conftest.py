@@ -11,6 +11,7 @@ import email
 import email.policy
 import os
 import re
+import secrets
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -22,6 +23,7 @@ import orjson
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
+from leetgaming import totp
 from realtime.channel import Principal, Role
 
 # the card tests' Stripe-compatible server, shared with tests/leetgaming
@@ -201,6 +203,40 @@ async def game_server(state: Any, server: str = "gs-eu-1", key: str = "k" * 32) 
     )
     state.play.result_key_of = _key_of(server, key)
     return server, key
+
+
+async def sign_in_as_admin(
+    page: Page,
+    base: str,
+    state: Any,
+    http: httpx.AsyncClient,
+    shots: tuple[Path, str] | None = None,
+) -> str:
+    """An admin made by the operator, enrolled in TOTP over REST with a password-only session,
+    signs in to the portal with password and code (the form asks for the code when the server
+    does): the admin's id."""
+    address = f"admin{secrets.token_hex(3)}@example.com"
+    admin_id: str = await state.identity.create_admin(address, PASSWORD)
+    first = await http.post("/v1/auth/login", json={"email": address, "password": PASSWORD})
+    bare = {"Authorization": f"Bearer {first.json()['access_token']}"}
+    secret = (await http.post("/v1/me/totp", headers=bare)).json()["secret"]
+    confirmed = await http.post(
+        "/v1/me/totp/confirm", json={"code": totp.code_at(secret, time.time())}, headers=bare
+    )
+    assert confirmed.status_code == 200, confirmed.text
+    await page.goto(f"{base}/#/signin")
+    await page.get_by_label("Email").fill(address)
+    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_role("button", name="Sign in").click()
+    code_field = page.get_by_label("Authenticator code")
+    await expect(code_field).to_be_visible()  # the server asked for the code
+    if shots:
+        await screenshot(page, shots[0], shots[1])
+    # the next step's code: the one that confirmed the enrolment may not be used again
+    await code_field.fill(totp.code_at(secret, time.time() + totp.STEP_S))
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page.get_by_role("navigation", name="Admin")).to_be_visible()
+    return admin_id
 
 
 PUBLISHABLE_KEY = "pk_test_leetgaming"

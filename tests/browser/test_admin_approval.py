@@ -18,7 +18,7 @@ from ..leetgaming.test_deposits import SK, send_webhooks
 from ..leetgaming.test_play import serving_play
 from ..leetgaming.test_wallet_api import QUEUES, token
 from ..leetgaming.test_withdrawals import deposited, stripe_settings
-from .conftest import screenshot
+from .conftest import screenshot, sign_in_as_admin
 
 PASSWORD = "correct horse battery staple"
 
@@ -61,27 +61,10 @@ async def test_an_admin_signs_in_with_totp_and_approves_a_large_withdrawal(
             )
             assert confirmed.json()["state"] == "awaiting_approval", confirmed.text
 
-            # the admin: made by the operator, enrolled in TOTP with a password-only session
-            address = f"admin{secrets.token_hex(3)}@example.com"
-            admin_id = await state.identity.create_admin(address, PASSWORD)
-            first = await http.post("/v1/auth/login", json={"email": address, "password": PASSWORD})
-            bare = {"Authorization": f"Bearer {first.json()['access_token']}"}
-            admin_secret = (await http.post("/v1/me/totp", headers=bare)).json()["secret"]
-            await http.post(
-                "/v1/me/totp/confirm",
-                json={"code": totp.code_at(admin_secret, time.time())},
-                headers=bare,
+            # the admin: made by the operator, signs in with password and TOTP code
+            admin_id = await sign_in_as_admin(
+                page, base, state, http, (screenshots, "admin-1-totp-asked")
             )
-
-            await page.goto(f"{base}/#/signin")
-            await page.get_by_label("Email").fill(address)
-            await page.get_by_label("Password").fill(PASSWORD)
-            await page.get_by_role("button", name="Sign in").click()
-            code_field = page.get_by_label("Authenticator code")
-            await expect(code_field).to_be_visible()  # the server asked for the code
-            await screenshot(page, screenshots, "admin-1-totp-asked")
-            await code_field.fill(totp.code_at(admin_secret, time.time() + totp.STEP_S))
-            await page.get_by_role("button", name="Sign in").click()
             await expect(page.get_by_role("heading", name="Withdrawals to approve")).to_be_visible()
             row = page.locator(f'[data-withdrawal="{wid}"]')
             await expect(row).to_contain_text("1,500.00 USD")

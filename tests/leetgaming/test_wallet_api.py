@@ -153,6 +153,16 @@ async def test_balances_prices_and_the_portfolio_value(
             assert entries and entries[0]["actor"] == "root"
             assert entries[0]["detail"] == {"price_usd": "2000.5"}
 
+            # the live figures: admins only
+            assert (await http.get("/v1/admin/figures", headers=token(me))).status_code == 403
+            figures = await http.get("/v1/admin/figures", headers=admin)
+            conforms(doc, figures)
+            seen = figures.json()
+            assert [q["queue"] for q in seen["queues"]] == sorted(state.play.queues)
+            assert seen["matches"] == {"ready_check": 0, "allocating": 0, "live": 0}
+            assert seen["ledger"]["transfers_written"] >= 1  # the funding above
+            assert seen["connections"] == 0  # REST only so far
+
             # the reconciliation report: admins only, and clean
             refused = await http.get("/v1/admin/reconciliation", headers=token(me))
             assert refused.status_code == 403
@@ -317,6 +327,7 @@ async def test_the_openapi_document_is_valid_and_matches_the_routes(
                 "/v1/admin/prices",
                 "/v1/admin/audit",
                 "/v1/admin/reconciliation",
+                "/v1/admin/figures",
             )
         ):
             assert path in doc["paths"], f"{path} is routed but not documented"

@@ -3,6 +3,8 @@ import { api, ApiError } from "../api";
 import { assetScales } from "../assets";
 import { auth } from "../auth";
 import { formatUnits } from "../money";
+import { AuditLog, LiveFigures, Reconciliation } from "./AdminParts";
+import { AdminTournaments } from "./Organizer";
 
 interface Waiting {
   id: string;
@@ -16,8 +18,42 @@ interface Waiting {
   risk_reasons: string[];
 }
 
+const SECTIONS: [string, string][] = [
+  ["", "Overview"],
+  ["tournaments", "Tournaments"],
+  ["audit", "Audit log"],
+  ["reconciliation", "Reconciliation"],
+];
+
+/** The admin portal: the overview (live figures, withdrawals waiting), tournaments, the audit
+ * log, the reconciliation report. */
+export function Admin({ section }: { section: string }) {
+  const session = auth.session;
+  if (session?.role !== "admin") return <p>Admins only.</p>;
+  return (
+    <>
+      <nav aria-label="Admin" className="subnav">
+        {SECTIONS.map(([path, label]) => (
+          <a key={path} href={`#/admin${path ? `/${path}` : ""}`} aria-current={section === path ? "page" : undefined}>
+            {label}
+          </a>
+        ))}
+      </nav>
+      {section === "tournaments" && <AdminTournaments />}
+      {section === "audit" && <AuditLog />}
+      {section === "reconciliation" && <Reconciliation />}
+      {section === "" && (
+        <>
+          <WithdrawalQueue />
+          <LiveFigures />
+        </>
+      )}
+    </>
+  );
+}
+
 /** The withdrawals waiting for an admin: over the approval threshold, or held for review. */
-export function Admin() {
+function WithdrawalQueue() {
   const [rows, setRows] = useState<Waiting[] | null>(null);
   const [message, setMessage] = useState<string | null>(null);
   const [scale, setScale] = useState<Record<string, number>>({});
@@ -52,7 +88,6 @@ export function Admin() {
     await load();
   };
 
-  if (session?.role !== "admin") return <p>Admins only.</p>;
   return (
     <section aria-labelledby="admin-title">
       <h1 id="admin-title">Withdrawals to approve</h1>
@@ -84,7 +119,12 @@ export function Admin() {
                   <button type="button" onClick={() => void decide(w, "approve")} aria-label={`Approve ${w.id}`}>
                     Approve
                   </button>{" "}
-                  <button type="button" className="secondary" onClick={() => void decide(w, "reject")} aria-label={`Reject ${w.id}`}>
+                  <button
+                    type="button"
+                    className="secondary"
+                    onClick={() => void decide(w, "reject")}
+                    aria-label={`Reject ${w.id}`}
+                  >
                     Reject
                   </button>
                 </td>

@@ -1,5 +1,6 @@
 // The lobby's party (queue together on one team) and its chat (the region's lobby channel).
 import { useEffect, useRef, useState, type FormEvent } from "react";
+import { problemOf } from "../api";
 import { RealtimeError, type RealtimeClient } from "../realtime";
 
 interface PartyView {
@@ -12,10 +13,6 @@ interface PartyEvent {
   party?: string;
   leader?: string;
   members?: string[];
-}
-
-function messageOf(e: unknown, fallback: string): string {
-  return e instanceof RealtimeError ? e.message : fallback;
 }
 
 /** The player's party: create one, invite by player id, join an invitation, leave. */
@@ -54,7 +51,7 @@ export function PartyPanel({ realtime, me }: { realtime: RealtimeClient; me: str
       const answer = (await realtime.rpc(method, params)) as PartyView & { invited?: string };
       return answer;
     } catch (e) {
-      setProblem(messageOf(e, "that did not work"));
+      setProblem(problemOf(e, "that did not work"));
       return null;
     }
   };
@@ -189,7 +186,7 @@ export function LobbyChat({ realtime, region, me }: { realtime: RealtimeClient; 
       setProblem(
         e instanceof RealtimeError && e.code === "rate_limited"
           ? "slow down: one message a second"
-          : messageOf(e, "not sent"),
+          : problemOf(e, "not sent"),
       );
     }
   };

@@ -5,6 +5,7 @@ import { auth } from "../auth";
 import { formatUnits } from "../money";
 import { applyDelta, columns, decide, type Delta, type MatchEntry, type Snapshot } from "../bracket";
 import type { RealtimeClient } from "../realtime";
+import { OrganizerPanel } from "./Organizer";
 
 /** A live bracket anyone can watch: subscribe first, then fetch the snapshot, then apply each
  * delta on the version held (docs/PROTOCOL.md, "Tournaments"). */
@@ -80,7 +81,10 @@ function EntryPanel({ snap }: { snap: Snapshot }) {
   const fee = snap.entry_fee as { asset: string; amount: string } | null;
   useEffect(() => {
     if (!session || !fee) return;
-    Promise.all([api<{ balances: { asset: string; available: string }[] }>("/v1/wallet", { token: auth.token() }), assetScales()])
+    Promise.all([
+      api<{ balances: { asset: string; available: string }[] }>("/v1/wallet", { token: auth.token() }),
+      assetScales(),
+    ])
       .then(([w, scales]) => {
         const row = w.balances.find((b) => b.asset === fee.asset);
         setBalance({ available: row?.available ?? "0", scale: scales[fee.asset] ?? 0 });
@@ -100,7 +104,11 @@ function EntryPanel({ snap }: { snap: Snapshot }) {
     setBusy(true);
     setProblem(null);
     try {
-      await api(`/v1/tournaments/${encodeURIComponent(snap.id)}${path}`, { method, token: auth.token(), body: method === "DELETE" ? undefined : {} });
+      await api(`/v1/tournaments/${encodeURIComponent(snap.id)}${path}`, {
+        method,
+        token: auth.token(),
+        body: method === "DELETE" ? undefined : {},
+      });
     } catch (e) {
       setProblem(e instanceof ApiError ? e.message : "that did not work");
     } finally {
@@ -120,7 +128,10 @@ function EntryPanel({ snap }: { snap: Snapshot }) {
             {after !== null && (
               <>
                 {" "}
-                · your balance after it: <strong data-testid="balance-after">{after} {fee?.asset}</strong>
+                · your balance after it:{" "}
+                <strong data-testid="balance-after">
+                  {after} {fee?.asset}
+                </strong>
               </>
             )}
           </p>
@@ -132,7 +143,12 @@ function EntryPanel({ snap }: { snap: Snapshot }) {
       {mine && snap.phase === "registration" && (
         <>
           <p role="status">You are registered.</p>
-          <button type="button" className="secondary" disabled={busy} onClick={() => void act("/registration", "DELETE")}>
+          <button
+            type="button"
+            className="secondary"
+            disabled={busy}
+            onClick={() => void act("/registration", "DELETE")}
+          >
             Withdraw
           </button>
         </>
@@ -199,7 +215,7 @@ export function TournamentView({ id, realtime }: { id: string; realtime: Realtim
       <p className="muted">
         <span data-testid="phase">{snap.phase}</span> · version <span data-testid="version">{snap.version}</span>
       </p>
-      <EntryPanel snap={snap} />
+      {auth.session?.role === "admin" ? <OrganizerPanel snap={snap} /> : <EntryPanel snap={snap} />}
       <Standings id={snap.id} version={snap.version} format={String(snap.format ?? "")} />
       <div className="bracket" role="list" aria-label="Bracket">
         {columns(snap).map((c) => (

@@ -2,7 +2,7 @@
 // to Stripe, never through us), a deposit address per chain, a withdrawal (with the TOTP code
 // when the server asks for it, and two-factor enrolment), and the Pro subscription.
 import { useEffect, useRef, useState, type FormEvent } from "react";
-import { api, ApiError } from "../api";
+import { api, problemOf } from "../api";
 import { auth } from "../auth";
 import { formatUnits, parseUnits } from "../money";
 
@@ -43,10 +43,6 @@ function loadScript(url: string): Promise<void> {
     scripts.set(url, loading);
   }
   return loading;
-}
-
-function problemOf(e: unknown, fallback: string): string {
-  return e instanceof ApiError ? e.message : e instanceof Error ? e.message : fallback;
 }
 
 function newKey(): string {
