@@ -58,6 +58,7 @@ PAYMENT_TIMEOUT_S: Final = 60.0
 TEST_CARD: Final = "pm_card_visa"  # Stripe's test card (localstripe knows it too)
 SERVER_CAPACITY: Final = 16  # matches at once
 REGISTRATION_S: Final = 10.0  # a tournament's registration stays open this long at most
+CHAT_LINES: Final = ("gg", "gg wp", "close one", "nice shots", "rematch?", "glhf next", "ez")
 FORMATS: Final = ("double_elimination", "single_elimination", "swiss")
 
 
@@ -72,6 +73,7 @@ class Options:
     rest_s: float = 3.0  # a bot's mean pause between matches
     round_s: float = 0.3  # a simulated round's length
     decline_rate: float = 0.02  # of matchmade ready checks
+    chat_rate: float = 0.2  # of matches after which a player says something in the lobby
     deposit_usd_cents: int = 2_000
     tournament_every_s: float = 60.0  # 0: no tournaments
     tournament_size: int = 8
@@ -518,10 +520,11 @@ class Simulation:
 
     async def _start_player(self, p: Player) -> None:
         def on_pub(ch: str, body: dict[str, Any]) -> None:
-            self._on_player_event(p, body)
+            if ch.startswith("user:"):  # the lobby's chat is only spoken in
+                self._on_player_event(p, body)
 
         p.socket = Socket(self.ws_url, lambda: p.token, on_pub)
-        await p.socket.start([f"user:{p.subject}"])
+        await p.socket.start([f"user:{p.subject}", f"lobby:{self.o.region}"])
         if self.o.stripe_api_base is not None:
             await self._deposit(p)
 
@@ -609,6 +612,12 @@ class Simulation:
                 found = True
                 self.figures.waits_s.append(time.monotonic() - joined)
             elif kind == "match.settled":
+                if self.rng.random() < self.o.chat_rate:
+                    with contextlib.suppress(Refused, ConnectionError, TimeoutError):
+                        line = self.rng.choice(CHAT_LINES)
+                        await p.socket.send(
+                            "publish", ch=f"lobby:{self.o.region}", body={"text": line}
+                        )
                 return
             elif kind in ("match.aborted", "match.cancelled"):
                 if p.subject not in body.get("requeued", []):

@@ -188,10 +188,33 @@ export function Lobby({ realtime, visible }: { realtime: RealtimeClient; visible
   };
 
   if (!session) {
+    // a visitor sees the queues live and reads the chat
     return (
-      <p>
-        <a href="#/signin">Sign in</a> to play.
-      </p>
+      <section aria-labelledby="lobby-title">
+        <h1 id="lobby-title">Play</h1>
+        <p>
+          <a href="#/signin">Sign in</a> to play.
+        </p>
+        <table aria-label="Queues">
+          <thead>
+            <tr>
+              <th scope="col">Queue</th>
+              <th scope="col">Now</th>
+            </tr>
+          </thead>
+          <tbody>
+            {queues.map((q) => (
+              <tr key={q.queue}>
+                <th scope="row">{q.queue}</th>
+                <td>{waitText(q)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+        <div className="panels">
+          <LobbyChat realtime={realtime} region={region} me={null} />
+        </div>
+      </section>
     );
   }
   const dialog = phase.kind === "found" && (

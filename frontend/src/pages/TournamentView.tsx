@@ -205,8 +205,31 @@ function Standings({ id, version, format }: { id: string; version: number; forma
   );
 }
 
+interface Pool {
+  collected: string;
+  rake: string;
+  prizes: string;
+}
+
+/** The prize of a place: its share (payout_bps) of the pool, as the server splits it (largest
+ * remainder aside, which only moves a unit). */
+function prizeOf(snap: Snapshot, place: number, scale: number): string | null {
+  const pool = snap.pool as Pool | null | undefined;
+  const bps = (snap.payout_bps as number[] | undefined) ?? [];
+  if (!pool || place < 1 || place > bps.length) return null;
+  const share = (BigInt(pool.prizes) * BigInt(bps[place - 1] ?? 0)) / 10_000n;
+  return `${formatUnits(share.toString(), scale)} ${String(snap.prize_asset ?? "")}`;
+}
+
 export function TournamentView({ id, realtime }: { id: string; realtime: RealtimeClient }) {
   const { snap, error } = useBracket(id, realtime);
+  const [scales, setScales] = useState<Record<string, number>>({});
+  useEffect(() => {
+    assetScales()
+      .then(setScales)
+      .catch(() => undefined);
+  }, []);
+  const scale = scales[String(snap?.prize_asset ?? "")] ?? 2;
   if (error) return <p role="alert">{error}</p>;
   if (!snap) return <p>Loading…</p>;
   return (
@@ -214,6 +237,13 @@ export function TournamentView({ id, realtime }: { id: string; realtime: Realtim
       <h1 id="bracket-title">{snap.name}</h1>
       <p className="muted">
         <span data-testid="phase">{snap.phase}</span> · version <span data-testid="version">{snap.version}</span>
+        {snap.pool ? (
+          <>
+            {" "}
+            · prize pool <span data-testid="pool">{formatUnits((snap.pool as Pool).prizes, scale)}</span>{" "}
+            {String(snap.prize_asset ?? "")}
+          </>
+        ) : null}
       </p>
       {auth.session?.role === "admin" ? <OrganizerPanel snap={snap} /> : <EntryPanel snap={snap} />}
       <Standings id={snap.id} version={snap.version} format={String(snap.format ?? "")} />
@@ -237,6 +267,9 @@ export function TournamentView({ id, realtime }: { id: string; realtime: Realtim
           {snap.places.map(([place, who]) => (
             <li key={place}>
               {place}. {who.join(", ")}
+              {prizeOf(snap, place, scale) && (
+                <span data-testid={`prize-${place}`}> · {prizeOf(snap, place, scale)}</span>
+              )}
             </li>
           ))}
         </ul>
