@@ -185,16 +185,27 @@ def _origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
+def _unique(sources: list[str]) -> list[str]:
+    return list(dict.fromkeys(sources))
+
+
 def content_security_policy(settings: Settings) -> bytes:
     """Only this origin's scripts, styles, images and connections, never framed; with the
-    portal's card form on, Stripe.js's script and frames and the Stripe API it calls too."""
-    script, frame, connect = ["'self'"], ["'none'"], ["'self'"]
+    portal's card form on, Stripe.js's script and frames and the Stripe API it calls too, and
+    with Google sign-in, Google's button script, its frame and its calls."""
+    script, frame, connect = ["'self'"], [], ["'self'"]
     if settings.stripe_publishable_key is not None:
         js = _origin(settings.stripe_js_url)
         script.append(js)
-        frame = [js, STRIPE_FRAMES]
+        frame += [js, STRIPE_FRAMES]
         # Stripe.js calls Stripe's API (a stand-in answers on its own origin)
         connect += sorted({js, _origin(settings.stripe_api_base or STRIPE_API)})
+    if settings.google_client_id is not None:
+        gsi = _origin(settings.google_gsi_url)  # Google's button: its script, frame and calls
+        script.append(gsi)
+        frame.append(gsi)
+        connect.append(gsi)
+    script, frame, connect = _unique(script), _unique(frame) or ["'none'"], _unique(connect)
     return (
         "default-src 'self'; "
         + ("" if len(script) == 1 else f"script-src {' '.join(script)}; ")
@@ -615,6 +626,7 @@ def create_app(
                 lambda: int(time.time() * 1000),
                 auth_limits,
                 lambda: app.state.providers,
+                settings.google_gsi_url,
             ),
             *portal_routes(settings),
         ],

@@ -136,9 +136,11 @@ def auth_routes(
     clock_ms: Callable[[], int],
     limits: AuthLimits | None = None,
     providers_of: Callable[[], Providers | None] = lambda: None,
+    gsi_url: str = "https://accounts.google.com/gsi/client",
 ) -> list[Route]:
     """The routes; ``identity_of`` gives the running app's identity service (it is opened in
-    the app's lifespan, after the routes are made)."""
+    the app's lifespan, after the routes are made). ``gsi_url``: where the portal loads
+    Google's sign-in button from."""
     limits = limits or AuthLimits()
 
     async def limit(*checks: tuple[str, Rate]) -> None:
@@ -268,7 +270,9 @@ def auth_routes(
         google = None if configured is None else configured.google
         return JSONResponse(
             {
-                "google": None if google is None else {"client_id": google.client_id},
+                "google": None
+                if google is None
+                else {"client_id": google.client_id, "gsi_url": gsi_url},
                 "steam": configured is not None and configured.steam_endpoint is not None,
             }
         )

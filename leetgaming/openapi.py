@@ -351,7 +351,7 @@ _IDENTITY_PATHS: dict[str, Any] = {
             "responses": _ok(
                 _obj(
                     ["google", "steam"],
-                    google=_nullable(_obj(["client_id"], client_id=_STR)),
+                    google=_nullable(_obj(["client_id", "gsi_url"], client_id=_STR, gsi_url=_STR)),
                     steam={"type": "boolean"},
                 )
             ),

@@ -87,6 +87,7 @@ class Settings:
     pro_price_usd_cents: int = 999  # a month of Pro, paid from the wallet's USD
     google_client_id: str | None = None  # unset: no Google sign-in
     google_issuer: str = "https://accounts.google.com"  # a local OIDC provider in tests
+    google_gsi_url: str = "https://accounts.google.com/gsi/client"  # the portal's button script
     steam_openid_endpoint: str | None = None  # https://steamcommunity.com/openid/login
     portal_dir: str | None = None  # the built web portal; unset: frontend/dist of this checkout
     chains_file: str | None = None  # TOML (see leetgaming.chain); unset: no on-chain money
@@ -416,6 +417,7 @@ _PARSERS: Final[dict[str, Callable[[str], object]]] = {
     "pro_price_usd_cents": _int_parser(1, 1_000_000),
     "google_client_id": _parse_optional_str,
     "google_issuer": _parse_str,
+    "google_gsi_url": _parse_str,
     "steam_openid_endpoint": _parse_optional_str,
     "portal_dir": _parse_optional_str,
     "chains_file": _parse_optional_str,
@@ -449,6 +451,7 @@ _CHECKS: Final[dict[str, Callable[[object], str | None]]] = {
     "pro_price_usd_cents": _check_price,
     "google_client_id": _check_client_id,
     "google_issuer": _check_public_url,
+    "google_gsi_url": _check_public_url,
     "steam_openid_endpoint": _check_public_url,
     "portal_dir": _check_portal_dir,
     "chains_file": _check_toml_file,

@@ -250,6 +250,17 @@ def tournament_routes(
             isinstance(roster, list) and all(isinstance(p, str) for p in roster)
         ):
             return problem(422, "roster is a list of player ids", code="bad_roster")
+        if roster is not None and set(roster) != {claims.subject}:
+            # Every roster member's fee is held: only players who agreed to play together (a
+            # party they joined) are entered, by its leader
+            party = await tournaments_of().play.parties.of(claims.subject)
+            if party is None or party.leader != claims.subject or set(party.members) != set(roster):
+                return problem(
+                    409,
+                    "a team registers as a party: its leader registers it with the party's "
+                    "members as the roster (each joined the party, so each agreed to pay)",
+                    code="roster_not_party",
+                )
         t = await tournaments_of().register(tid(request), claims.subject, team, roster)
         entry = t.team_of(claims.subject)
         assert entry is not None

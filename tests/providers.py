@@ -3,6 +3,10 @@
 - :class:`OidcProvider`: an OpenID Connect provider (discovery document, JWKS, the
   authorization-code flow with ``/authorize`` and ``/token``) issuing RS256 ID tokens, with key
   rotation, and a way to forge tokens for the tests that must be refused.
+  It also serves a stand-in for Google Identity Services' script (``/gsi/client``): the part
+  the portal uses, ``google.accounts.id.initialize({client_id, callback})`` and
+  ``renderButton(element)``; its button hands the callback an ID token for ``next_login``, as
+  Google's does after the person picks their account.
 - :class:`SteamProvider`: an OpenID 2.0 provider shaped like Steam's: ``checkid_setup`` signs a
   positive assertion (HMAC-SHA256 over the signed fields' key-value form, stateless mode) and
   ``check_authentication`` verifies one, each nonce once.
@@ -30,6 +34,26 @@ from starlette.routing import Route
 
 OPENID_NS = "http://specs.openid.net/auth/2.0"
 
+GSI_CLIENT = r"""
+(function () {
+  const BASE = new URL(document.currentScript.src).origin;
+  let config = null;
+  window.google = { accounts: { id: {
+    initialize(c) { config = c; },
+    renderButton(element) {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.textContent = "Sign in with Google";
+      button.onclick = async () => {
+        const answer = await fetch(`${BASE}/gsi/credential?client_id=${encodeURIComponent(config.client_id)}`);
+        if (answer.ok) config.callback(await answer.json());
+      };
+      element.replaceChildren(button);
+    },
+  } } };
+})();
+"""
+
 
 async def _form(request: Request) -> dict[str, str]:
     """An application/x-www-form-urlencoded body (each key once)."""
@@ -44,12 +68,15 @@ class OidcProvider:
         self.rotate()
         self.users: dict[str, dict[str, Any]] = {}
         self._codes: dict[str, dict[str, Any]] = {}
+        self.next_login: str | None = None  # whom the button signs in
         self.app = Starlette(
             routes=[
                 Route("/.well-known/openid-configuration", self.discovery),
                 Route("/jwks", self.jwks),
                 Route("/authorize", self.authorize),
                 Route("/token", self.token, methods=["POST"]),
+                Route("/gsi/client", self.gsi_client),
+                Route("/gsi/credential", self.gsi_credential),
             ]
         )
 
@@ -85,6 +112,16 @@ class OidcProvider:
             "exp": now + 3600,
         }
         return {k: v for k, v in (base | overrides).items() if v is not None}
+
+    async def gsi_client(self, request: Request) -> Response:
+        return Response(GSI_CLIENT, media_type="application/javascript")
+
+    async def gsi_credential(self, request: Request) -> Response:
+        cors = {"Access-Control-Allow-Origin": "*"}
+        if request.query_params.get("client_id") != self.client_id or self.next_login is None:
+            return JSONResponse({"error": "invalid_client"}, status_code=400, headers=cors)
+        credential = self.sign(self.claims(self.next_login))
+        return JSONResponse({"credential": credential, "select_by": "btn"}, headers=cors)
 
     async def discovery(self, request: Request) -> Response:
         return JSONResponse(

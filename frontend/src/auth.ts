@@ -56,6 +56,11 @@ class Auth {
     this.set(await api<Session>("/v1/auth/confirm", { body: { token } }));
   }
 
+  /** The ID token Google's button gave (the server checks it with Google's keys). */
+  async google(idToken: string): Promise<void> {
+    this.set(await api<Session>("/v1/auth/google", { body: { id_token: idToken } }));
+  }
+
   /** The one-time code a Steam sign-in brought back (in the URL fragment). */
   async exchange(code: string): Promise<void> {
     this.set(await api<Session>("/v1/auth/exchange", { body: { code } }));

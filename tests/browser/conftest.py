@@ -128,12 +128,15 @@ def admin_token() -> dict[str, str]:
 
 @asynccontextmanager
 async def portal_app(
-    tmp_path: Path, queues: str, **settings: str
+    tmp_path: Path, queues: str, app_options: dict[str, Any] | None = None, **settings: str
 ) -> AsyncIterator[tuple[str, Any, httpx.AsyncClient]]:
     """The app on the embedded defaults in the test's folder, serving the built portal: its
     base URL, its state and an HTTP client for the test's own calls."""
     backends = {"LEETGAMING_DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3"}
-    async with serving_play(tmp_path, backends, queues, **settings) as (ws_url, state):
+    async with serving_play(tmp_path, backends, queues, app_options, **settings) as (
+        ws_url,
+        state,
+    ):
         base = ws_url.replace("ws://", "http://").removesuffix("/ws")
         async with httpx.AsyncClient(base_url=base, timeout=30) as http:
             yield base, state, http

@@ -124,7 +124,15 @@ async def test_two_players_queue_match_and_accept(ws_url: str) -> None:
         await ws.close()
 
 
-async def test_the_queues_say_who_waits_and_what_wait_to_expect(ws_url: str) -> None:
+async def test_the_queues_say_who_waits_and_what_wait_to_expect(
+    tmp_path: Path, own_backends: dict[str, str]
+) -> None:
+    # a database of its own: the estimate reads every match the queue formed
+    async with serving_play(tmp_path, own_backends, QUEUES) as (ws_url, _state):
+        await _queue_figures(ws_url)
+
+
+async def _queue_figures(ws_url: str) -> None:
     base = ws_url.replace("ws://", "http://").removesuffix("/ws")
 
     async def figures() -> dict[str, Any]:

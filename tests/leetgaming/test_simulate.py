@@ -1,21 +1,18 @@
-"""``leetgaming simulate`` against a running server, and ``leetgaming serve --demo``: the bots
-use the real websocket protocol and REST API, card payments go through localstripe, and what
-the summary claims is checked against what the server itself says."""
+"""``leetgaming simulate`` against a running server: the bots use the real websocket protocol
+and REST API, card payments go through localstripe, and what the summary claims is checked
+against what the server itself says. (``serve --demo`` is seen in the browser:
+``tests/browser/test_demo.py``.)"""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
-import orjson
 import pytest
-import websockets
 
 from leetgaming import sim_model as model
 
@@ -92,7 +89,7 @@ def test_simulate_deposits_plays_and_pays_a_tournament_on_a_running_server(
         # one argument per option, as a user would type them
         # fmt: off
         args = [
-            "--seed", "7", "--players", "8", "--servers", "1", "--duration-s", "30",
+            "--seed", "7", "--players", "8", "--servers", "1", "--duration-s", "20",
             "--tournament-size", "4", "--tournament-every-s", "8", "--round-s", "0.05",
             "--rest-s", "0.5", "--progress-s", "5",
         ]
@@ -121,7 +118,7 @@ def test_simulate_deposits_plays_and_pays_a_tournament_on_a_running_server(
         assert summary["rating_rmse"] != summary["rating_rmse_before"]  # ratings moved
         assert "rating error: RMSE" in run.stdout and "reconciliation: clean" in run.stdout
         progress = [line for line in run.stderr.splitlines() if line.startswith("[")]
-        assert len(progress) >= 4 and "matches" in progress[-1]
+        assert len(progress) >= 3 and "matches" in progress[-1]
 
         # What the server says: the tournaments completed, the prizes in the ledger
         listed = httpx.get(f"{base}/v1/tournaments").json()["tournaments"]
@@ -139,59 +136,3 @@ def test_simulate_deposits_plays_and_pays_a_tournament_on_a_running_server(
         history = httpx.get(f"{base}/v1/players/{champion}/tournaments").json()["tournaments"]
         assert (done[0]["id"], 1) in [(h["id"], h["place"]) for h in history]
         assert stop(server) == 0
-
-
-@pytest.mark.slow
-def test_serve_demo_shows_live_queues_matches_and_a_tournament(tmp_path: Path) -> None:
-    port = unused_port()
-    env = environment_without_settings() | {"LEETGAMING_PORT": str(port)}
-    with running_server(tmp_path, env, ("--demo",)) as server:
-        assert server.banner.endswith("(database: sqlite ./var/demo.sqlite3, broker: in-process)")
-        base = f"http://127.0.0.1:{port}"
-
-        async def watch() -> dict[str, Any]:
-            seen: dict[str, Any] = {"live": None, "delta": None}
-            async with websockets.connect(f"ws://127.0.0.1:{port}/ws") as ws:
-                await ws.send(b'{"v":1,"type":"auth","id":"a"}')  # a spectator
-                deadline = time.monotonic() + 45
-                tournament = None
-                while time.monotonic() < deadline and None in seen.values():
-                    listed = httpx.get(f"{base}/v1/tournaments").json()["tournaments"]
-                    running = [t for t in listed if t["phase"] == "running"]
-                    if running and tournament is None:
-                        tournament = running[0]["id"]
-                        await ws.send(
-                            orjson.dumps(
-                                {
-                                    "v": 1,
-                                    "type": "subscribe",
-                                    "id": "t",
-                                    "ch": f"tournament:{tournament}",
-                                }
-                            )
-                        )
-                    try:
-                        frame = orjson.loads(await asyncio.wait_for(ws.recv(), 1.0))
-                    except TimeoutError:
-                        continue
-                    body = frame.get("data", {}).get("body", {})
-                    if frame["type"] == "pub" and body.get("kind") == "tournament.delta":
-                        seen["delta"] = body
-                        for path, value in body["set"]:
-                            playing = isinstance(value, dict) and value.get("state") == "playing"
-                            if path[0] == "matches" and playing:
-                                seen["live"] = value
-            return seen
-
-        seen = asyncio.run(watch())
-        assert seen["delta"] is not None, "no bracket update within 45 s"
-        assert seen["live"] is not None, "no bracket match was being played"
-        # 8 entry fees held: the bots' card deposits (through localstripe) were credited
-        tournaments = httpx.get(f"{base}/v1/tournaments").json()["tournaments"]
-        assert max(t["entries"] for t in tournaments) == 8
-        # matchmade matches were played and rated meanwhile
-        rated = httpx.get(f"{base}/v1/leaderboards/cs2:1v1").json()["players"]
-        assert len(rated) >= 2 and all(p["games"] >= 1 for p in rated)
-        assert stop(server) == 0
-    logged = [orjson.loads(line) for line in server.stderr_lines() if line.startswith("{")]
-    assert not [e for e in logged if e["level"] in ("error", "critical")], logged[-20:]

@@ -206,3 +206,57 @@ def _key_of(server: str, key: str) -> Any:
         return hashlib.sha256(key.encode()).hexdigest() if who == server else None
 
     return key_of
+
+
+TEAM_QUEUES = QUEUES + '\n[queue."cs2:2v2:eu"]\nteam_size = 2\nready_check_s = 20\n'
+
+
+async def test_a_team_registers_as_its_leaders_party_and_nobody_pays_unasked(
+    tmp_path: Path, backends: dict[str, str]
+) -> None:
+    async with serving_play(tmp_path, backends, TEAM_QUEUES) as (ws_url, state):
+        base = ws_url.replace("ws://", "http://").removesuffix("/ws")
+        async with httpx.AsyncClient(base_url=base) as http:
+            admin = token("root", "admin")
+            config = CONFIG | {"name": "Duos", "queue": "cs2:2v2:eu", "team_size": 2}
+            created = await http.post("/v1/admin/tournaments", json=config, headers=admin)
+            assert created.status_code == 201, created.text
+            tid = created.json()["id"]
+            opened = await http.post(
+                f"/v1/admin/tournaments/{tid}/open-registration", headers=admin
+            )
+            assert opened.status_code == 200
+            lead, mate, victim = (f"{n}{time.time_ns()}" for n in ("lead", "mate", "victim"))
+            await fund_players(state.ledger, [lead, mate, victim], 2_000)
+
+            async def enter(who: str, roster: list[str]) -> httpx.Response:
+                return await http.post(
+                    f"/v1/tournaments/{tid}/registration",
+                    json={"team": "Wolves", "roster": roster},
+                    headers=token(who),
+                )
+
+            async def available(p: str) -> int:
+                [wallet] = await state.ledger.lookup_accounts([accounts.user(p, "USD").id])
+                return int(wallet.balance.available)
+
+            # someone who never agreed to play cannot be entered (and charged)
+            refused = await enter(lead, [lead, victim])
+            assert (refused.status_code, refused.json()["code"]) == (409, "roster_not_party")
+            assert await available(victim) == 2_000
+            # a party: the leader makes it, the teammate joins it
+            play = state.play
+            await play.call(Principal(Role.PLAYER, lead), "party.create", {})
+            await play.call(Principal(Role.PLAYER, lead), "party.invite", {"player": mate})
+            party = await play.call(Principal(Role.PLAYER, lead), "party.status", {})
+            await play.call(Principal(Role.PLAYER, mate), "party.join", {"party": party["party"]})
+            not_leader = await enter(mate, [lead, mate])
+            assert (not_leader.status_code, not_leader.json()["code"]) == (409, "roster_not_party")
+            not_all = await enter(lead, [lead, mate, victim])
+            assert not_all.status_code in (409, 422)
+            entered = await enter(lead, [lead, mate])
+            assert entered.status_code == 201, entered.text
+            assert sorted(entered.json()["roster"]) == sorted([lead, mate])
+            for p in (lead, mate):  # each pays their own fee
+                assert await available(p) == 1_000
+            assert await available(victim) == 2_000

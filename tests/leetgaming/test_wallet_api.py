@@ -159,7 +159,9 @@ async def test_balances_prices_and_the_portfolio_value(
             conforms(doc, figures)
             seen = figures.json()
             assert [q["queue"] for q in seen["queues"]] == sorted(state.play.queues)
-            assert seen["matches"] == {"ready_check": 0, "allocating": 0, "live": 0}
+            # (the distributed tests share a database: other tests' matches are counted)
+            assert set(seen["matches"]) == {"ready_check", "allocating", "live"}
+            assert all(type(n) is int and n >= 0 for n in seen["matches"].values())
             assert seen["ledger"]["transfers_written"] >= 1  # the funding above
             assert seen["connections"] == 0  # REST only so far
 
@@ -377,6 +379,13 @@ def test_the_card_form_opens_the_policy_to_stripe_only() -> None:
     assert policy["frame-src"] == "https://js.stripe.com https://hooks.stripe.com"
     assert policy["connect-src"] == "'self' https://api.stripe.com https://js.stripe.com"
     assert policy["frame-ancestors"] == "'none'" and policy["default-src"] == "'self'"
+    google = Settings(google_client_id="portal.apps.example")
+    policy = dict(
+        part.strip().split(" ", 1) for part in content_security_policy(google).decode().split(";")
+    )
+    assert policy["script-src"] == "'self' https://accounts.google.com"
+    assert policy["frame-src"] == "https://accounts.google.com"
+    assert policy["connect-src"] == "'self' https://accounts.google.com"
     plain = content_security_policy(Settings()).decode()
     assert "stripe" not in plain and "frame-src 'none'" in plain
     with pytest.raises(SettingsError, match="needs LEETGAMING_STRIPE_SECRET_KEY"):

@@ -1,6 +1,17 @@
-import { useEffect, useState, type FormEvent } from "react";
+import { useEffect, useRef, useState, type FormEvent } from "react";
 import { api, ApiError } from "../api";
 import { auth } from "../auth";
+import { loadScript } from "../scripts";
+
+interface GoogleIdentity {
+  initialize(config: { client_id: string; callback: (answer: { credential: string }) => void }): void;
+  renderButton(element: HTMLElement, options: { type: string; text: string }): void;
+}
+declare global {
+  interface Window {
+    google?: { accounts: { id: GoogleIdentity } };
+  }
+}
 
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 
@@ -48,11 +59,38 @@ export function SignIn() {
   const [sent, setSent] = useState(false);
   const [busy, setBusy] = useState(false);
   const [steam, setSteam] = useState(false);
+  const [google, setGoogle] = useState<{ client_id: string; gsi_url: string } | null>(null);
+  const googleButton = useRef<HTMLDivElement>(null);
   useEffect(() => {
-    api<{ steam: boolean }>("/v1/auth/providers")
-      .then((p) => setSteam(p.steam))
+    api<{ steam: boolean; google: { client_id: string; gsi_url: string } | null }>("/v1/auth/providers")
+      .then((p) => {
+        setSteam(p.steam);
+        setGoogle(p.google);
+      })
       .catch(() => setSteam(false));
   }, []);
+  useEffect(() => {
+    if (!google) return;
+    // Google's own button (Google Identity Services): it hands back an ID token
+    loadScript(google.gsi_url)
+      .then(() => {
+        const gsi = window.google?.accounts.id;
+        if (!gsi || !googleButton.current) return;
+        gsi.initialize({
+          client_id: google.client_id,
+          callback: ({ credential }) => {
+            auth
+              .google(credential)
+              .then(() => {
+                window.location.hash = "#/play";
+              })
+              .catch((e: unknown) => setErrors({ form: e instanceof ApiError ? e.message : "Google sign-in failed" }));
+          },
+        });
+        gsi.renderButton(googleButton.current, { type: "standard", text: "signin_with" });
+      })
+      .catch(() => setErrors({ form: "Google sign-in is unavailable" }));
+  }, [google]);
 
   const submit = async (event: FormEvent) => {
     event.preventDefault();
@@ -137,6 +175,7 @@ export function SignIn() {
           {mode === "login" ? "Sign in" : "Create account"}
         </button>
       </form>
+      {google && <div ref={googleButton} className="provider" data-testid="google-button" />}
       {steam && (
         <p>
           <a className="provider" href="/v1/auth/steam/start">

@@ -73,8 +73,18 @@ interface Entry {
 
 /** The signed-in player's part: register (the fee and what the balance will be after it),
  * withdraw, check in. The bracket's deltas say what the server did. */
-function EntryPanel({ snap }: { snap: Snapshot }) {
+function EntryPanel({ snap, realtime }: { snap: Snapshot; realtime: RealtimeClient }) {
   const session = auth.session;
+  const teamSize = Number(snap.team_size ?? 1);
+  const [teamName, setTeamName] = useState("");
+  const [party, setParty] = useState<{ leader?: string; members?: string[] } | null>(null);
+  useEffect(() => {
+    if (!session || teamSize < 2) return;
+    realtime
+      .rpc("party.status", {})
+      .then((p) => setParty(p as { leader?: string; members?: string[] }))
+      .catch(() => setParty(null));
+  }, [session, teamSize, realtime, snap.version]);
   const [balance, setBalance] = useState<{ available: string; scale: number } | null>(null);
   const [problem, setProblem] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
@@ -100,14 +110,14 @@ function EntryPanel({ snap }: { snap: Snapshot }) {
   }
   const me = session.subject;
   const mine = Object.values(snap.entries as Record<string, Entry>).find((e) => e.roster.includes(me));
-  const act = async (path: string, method: string) => {
+  const act = async (path: string, method: string, body: unknown = {}) => {
     setBusy(true);
     setProblem(null);
     try {
       await api(`/v1/tournaments/${encodeURIComponent(snap.id)}${path}`, {
         method,
         token: auth.token(),
-        body: method === "DELETE" ? undefined : {},
+        body: method === "DELETE" ? undefined : body,
       });
     } catch (e) {
       setProblem(e instanceof ApiError ? e.message : "that did not work");
@@ -135,9 +145,39 @@ function EntryPanel({ snap }: { snap: Snapshot }) {
               </>
             )}
           </p>
-          <button type="button" disabled={busy} onClick={() => void act("/registration", "POST")}>
-            Register
-          </button>
+          {teamSize > 1 ? (
+            <form
+              onSubmit={(e) => {
+                e.preventDefault();
+                if (!teamName.trim()) return setProblem("your team needs a name");
+                const members = party?.members ?? [];
+                if (party?.leader !== me || members.length !== teamSize) {
+                  return setProblem(
+                    `a team of ${teamSize} registers as a party: make one on the Play page, ` +
+                      "have your teammates join it, and register it here as its leader",
+                  );
+                }
+                void act("/registration", "POST", { team: teamName.trim(), roster: members });
+              }}
+              aria-label="Register a team"
+              noValidate
+            >
+              <p>
+                Your party:{" "}
+                <span data-testid="party-roster">{party?.members?.length ? party.members.join(", ") : "none yet"}</span>{" "}
+                (each member pays their own fee)
+              </p>
+              <label htmlFor="team-name">Team name</label>
+              <input id="team-name" value={teamName} onChange={(e) => setTeamName(e.target.value)} />
+              <button type="submit" disabled={busy}>
+                Register the team
+              </button>
+            </form>
+          ) : (
+            <button type="button" disabled={busy} onClick={() => void act("/registration", "POST")}>
+              Register
+            </button>
+          )}
         </>
       )}
       {mine && snap.phase === "registration" && (
@@ -245,7 +285,7 @@ export function TournamentView({ id, realtime }: { id: string; realtime: Realtim
           </>
         ) : null}
       </p>
-      {auth.session?.role === "admin" ? <OrganizerPanel snap={snap} /> : <EntryPanel snap={snap} />}
+      {auth.session?.role === "admin" ? <OrganizerPanel snap={snap} /> : <EntryPanel snap={snap} realtime={realtime} />}
       <Standings id={snap.id} version={snap.version} format={String(snap.format ?? "")} />
       <div className="bracket" role="list" aria-label="Bracket">
         {columns(snap).map((c) => (

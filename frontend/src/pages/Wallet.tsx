@@ -90,6 +90,7 @@ export function Wallet({ realtime }: { realtime: RealtimeClient }) {
   }
   if (error) return <p role="alert">{error}</p>;
   if (!wallet) return <p>Loading…</p>;
+  const scales = Object.fromEntries(wallet.balances.map((b) => [b.asset, b.scale]));
   return (
     <section aria-labelledby="wallet-title">
       <h1 id="wallet-title">Wallet</h1>
@@ -120,14 +121,10 @@ export function Wallet({ realtime }: { realtime: RealtimeClient }) {
         <section aria-labelledby="deposit-title" className="panel">
           <h2 id="deposit-title">Deposit</h2>
           {payments?.card && <CardDeposit card={payments.card} />}
-          {payments && payments.chains.length > 0 && <ChainDeposit chains={payments.chains} />}
+          {payments && payments.chains.length > 0 && <ChainDeposit chains={payments.chains} revision={revision} />}
           {payments && !payments.card && payments.chains.length === 0 && <p>This server takes no deposits yet.</p>}
         </section>
-        <Withdraw
-          scales={Object.fromEntries(wallet.balances.map((b) => [b.asset, b.scale]))}
-          chains={payments?.chains ?? []}
-          revision={revision}
-        />
+        <Withdraw scales={scales} chains={payments?.chains ?? []} revision={revision} />
         <ProPlan />
       </div>
       <h2>History</h2>

@@ -4,7 +4,9 @@
 import { useEffect, useRef, useState, type FormEvent } from "react";
 import { api, problemOf } from "../api";
 import { auth } from "../auth";
+import { assetScales } from "../assets";
 import { formatUnits, parseUnits } from "../money";
+import { loadScript } from "../scripts";
 
 export interface PaymentsConfig {
   card: { publishable_key: string; js_url: string } | null;
@@ -27,23 +29,7 @@ declare global {
   }
 }
 
-const scripts = new Map<string, Promise<void>>();
-
-/** Stripe.js from where the server says (once per page). */
-function loadScript(url: string): Promise<void> {
-  let loading = scripts.get(url);
-  if (!loading) {
-    loading = new Promise<void>((resolve, reject) => {
-      const tag = document.createElement("script");
-      tag.src = url;
-      tag.onload = () => resolve();
-      tag.onerror = () => reject(new Error("Stripe.js could not be loaded"));
-      document.head.appendChild(tag);
-    });
-    scripts.set(url, loading);
-  }
-  return loading;
-}
+const INCOMING_EVERY_MS = 5_000;
 
 function newKey(): string {
   return crypto.randomUUID();
@@ -156,21 +142,35 @@ interface Address {
   address: string;
   assets: string[];
   confirmations: number;
-  incoming: { asset: string; amount: string; confirmations: number }[];
+  incoming: { asset: string; amount: string; block: number; tx_hash: string }[];
 }
 
 /** The player's deposit address on a chain, and what is on its way there. */
-export function ChainDeposit({ chains }: { chains: string[] }) {
+export function ChainDeposit({ chains, revision }: { chains: string[]; revision: number }) {
+  const [scales, setScales] = useState<Record<string, number>>({});
+  useEffect(() => {
+    assetScales()
+      .then(setScales)
+      .catch(() => undefined);
+  }, []);
   const [chain, setChain] = useState(chains[0] ?? "");
   const [address, setAddress] = useState<Address | null>(null);
   const [problem, setProblem] = useState<string | null>(null);
   useEffect(() => {
     if (!chain) return;
-    setAddress(null);
-    api<Address>(`/v1/deposit-addresses/${encodeURIComponent(chain)}`, { token: auth.token() })
-      .then(setAddress)
-      .catch((e: unknown) => setProblem(problemOf(e, "no address")));
-  }, [chain]);
+    // the address, and what is on its way to it: read again while the page is open (a
+    // payment is seen at once and credited once deep enough)
+    const read = () =>
+      api<Address>(`/v1/deposit-addresses/${encodeURIComponent(chain)}`, { token: auth.token() })
+        .then((a) => {
+          setAddress(a);
+          setProblem(null);
+        })
+        .catch((e: unknown) => setProblem(problemOf(e, "no address")));
+    void read();
+    const every = setInterval(() => void read(), INCOMING_EVERY_MS);
+    return () => clearInterval(every);
+  }, [chain, revision]);
   return (
     <div aria-labelledby="chain-title">
       <h3 id="chain-title">On chain</h3>
@@ -191,7 +191,8 @@ export function ChainDeposit({ chains }: { chains: string[] }) {
             <ul aria-label="Incoming">
               {address.incoming.map((i, n) => (
                 <li key={n}>
-                  {i.amount} {i.asset}: {i.confirmations} of {address.confirmations} confirmations
+                  {formatUnits(i.amount, scales[i.asset] ?? 0)} {i.asset} on its way (seen in block {i.block}; credited
+                  once {address.confirmations} blocks deep)
                 </li>
               ))}
             </ul>
