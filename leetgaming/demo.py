@@ -95,7 +95,7 @@ def demo_options(settings: Settings, listen_url: str, seed: int) -> Options:
         servers=2,
         duration_s=None,
         rest_s=6.0,
-        round_s=0.3,
+        round_s=0.2,
         tournament_every_s=20.0,
         tournament_size=8,
         stripe_api_base=settings.stripe_api_base,

@@ -7,10 +7,13 @@ arrives live, with its fee in the history, with no reload."""
 from __future__ import annotations
 
 import secrets
+import time
 from pathlib import Path
 
 import httpx
 from playwright.async_api import Page, expect
+
+from leetgaming import totp
 
 from ..leetgaming.test_deposits import SK, send_webhooks
 from ..leetgaming.test_play import serving_play
@@ -34,7 +37,11 @@ async def test_a_player_signs_up_confirms_and_watches_a_deposit_arrive(
     async with (
         stripe_js(localstripe, SK) as stripe_base,
         serving_play(
-            tmp_path, backends, QUEUES, **card_form_settings(localstripe, stripe_base)
+            tmp_path,
+            backends,
+            QUEUES,
+            **card_form_settings(localstripe, stripe_base),
+            withdrawal_approval_usd_cents="2500",  # above $25: TOTP and an admin
         ) as (ws_url, _state),
     ):
         base = ws_url.replace("ws://", "http://").removesuffix("/ws")
@@ -93,6 +100,39 @@ async def test_a_player_signs_up_confirms_and_watches_a_deposit_arrive(
             await expect(history).not_to_contain_text("code")  # a posted hold says what it was
             await screenshot(page, screenshots, "player-5-withdrawal")
 
+            # two-factor on, in the wallet: the key shown, a first code turns it on
+            await withdraw.get_by_role("button", name="Set up an authenticator app").click()
+            secret = await page.get_by_test_id("totp-secret").inner_text()
+            await withdraw.get_by_label("First code").fill(totp.code_at(secret, time.time()))
+            await withdraw.get_by_role("button", name="Turn on").click()
+            await expect(withdraw.get_by_text("Two-factor authentication is on.")).to_be_visible()
+            # $30.00: above this server's approval threshold, so the code is asked for
+            await withdraw.get_by_label("Amount (USD)").fill("30")
+            await withdraw.get_by_role("button", name="Withdraw").click()
+            await expect(shown).to_contain_text("waiting for your TOTP code")
+            await withdraw.get_by_label("TOTP code").fill("12345")
+            await withdraw.get_by_role("button", name="Confirm").click()
+            await expect(withdraw.get_by_text("the code is 6 digits")).to_be_visible()
+            # the next step's code (the one that turned two-factor on may not be used again)
+            await withdraw.get_by_label("TOTP code").fill(
+                totp.code_at(secret, time.time() + totp.STEP_S)
+            )
+            await withdraw.get_by_role("button", name="Confirm").click()
+            await expect(shown).to_contain_text("waiting for an admin's approval")
+            await expect(page.get_by_test_id("available-USD")).to_have_text("47.50")  # held
+            await screenshot(page, screenshots, "player-6-withdrawal-totp")
+            await withdraw.get_by_role("button", name="Cancel the withdrawal").click()
+            await expect(shown).to_contain_text("cancelled")
+            await expect(page.get_by_test_id("available-USD")).to_have_text("77.50")
+
+            # Pro: $9.99 from the balance, and it says until when
+            pro = page.get_by_role("region", name="Pro")
+            await pro.get_by_role("button", name="Subscribe to Pro").click()
+            await expect(page.get_by_test_id("pro-state")).to_contain_text("Pro renews on")
+            await expect(page.get_by_test_id("available-USD")).to_have_text("67.51")
+            await pro.get_by_role("button", name="Cancel Pro").click()
+            await expect(page.get_by_test_id("pro-state")).to_contain_text("Pro ends on")
+
             # a reload keeps the tab's session (the refresh token in sessionStorage)
             await page.reload()
-            await expect(page.get_by_test_id("available-USD")).to_have_text("77.50")
+            await expect(page.get_by_test_id("available-USD")).to_have_text("67.51")
