@@ -10,6 +10,7 @@ import os
 import resource
 import socket
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,27 @@ async def start_process(
         await started.stop()
         raise
     return started
+
+
+async def spawn(name: str, argv: list[str], env: dict[str, str], cwd: Path, port: int) -> Process:
+    """A process that says nothing on stdout when it is up: started, then its port polled."""
+    log = cwd / f"{name}.log"
+    with log.open("w") as out:
+        process = await asyncio.create_subprocess_exec(
+            *argv, cwd=cwd, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out
+        )
+    started = Process(name, process, log)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            return started
+        except OSError:
+            if process.returncode is not None or time.monotonic() > deadline:
+                await started.stop()
+                raise BenchError(f"{name} did not listen: {log.read_text()[-2000:]}") from None
+            await asyncio.sleep(0.1)
 
 
 def free_port() -> int:
