@@ -21,6 +21,7 @@ import contextlib
 import functools
 import logging
 import os
+import re
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -178,11 +179,21 @@ SECURITY_HEADERS: Final = (
 )
 STRIPE_API: Final = "https://api.stripe.com"
 STRIPE_FRAMES: Final = "https://hooks.stripe.com"  # 3-D Secure pages Stripe.js opens
+STRIPE_JS: Final = "https://js.stripe.com"
+STRIPE_JS_FRAMES: Final = "https://*.js.stripe.com"
+
+
+_HOST: Final = re.compile(r"^[a-z0-9.-]+$")
 
 
 def _origin(url: str) -> str:
+    """``scheme://host[:port]`` of ``url``, rebuilt from its parts (no credentials, nothing
+    that could end a directive of the policy it goes into)."""
     parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"
+    host = (parts.hostname or "").lower()
+    if parts.scheme not in ("http", "https") or not _HOST.match(host):
+        raise ValueError(f"not an origin for a content security policy: {url!r}")
+    return f"{parts.scheme}://{host}" + (f":{parts.port}" if parts.port else "")
 
 
 def _unique(sources: list[str]) -> list[str]:
@@ -193,11 +204,14 @@ def content_security_policy(settings: Settings) -> bytes:
     """Only this origin's scripts, styles, images and connections, never framed; with the
     portal's card form on, Stripe.js's script and frames and the Stripe API it calls too, and
     with Google sign-in, Google's button script, its frame and its calls."""
-    script, frame, connect = ["'self'"], [], ["'self'"]
+    script, frame, connect, style = ["'self'"], [], ["'self'"], ["'self'", "'unsafe-inline'"]
     if settings.stripe_publishable_key is not None:
         js = _origin(settings.stripe_js_url)
         script.append(js)
         frame += [js, STRIPE_FRAMES]
+        if js == STRIPE_JS:  # Stripe's documented sources: its elements' frames too
+            script.append(STRIPE_JS_FRAMES)
+            frame.append(STRIPE_JS_FRAMES)
         # Stripe.js calls Stripe's API (a stand-in answers on its own origin)
         connect += sorted({js, _origin(settings.stripe_api_base or STRIPE_API)})
     if settings.google_client_id is not None:
@@ -205,11 +219,12 @@ def content_security_policy(settings: Settings) -> bytes:
         script.append(gsi)
         frame.append(gsi)
         connect.append(gsi)
+        style.append(gsi)  # the button's own stylesheet
     script, frame, connect = _unique(script), _unique(frame) or ["'none'"], _unique(connect)
     return (
         "default-src 'self'; "
         + ("" if len(script) == 1 else f"script-src {' '.join(script)}; ")
-        + "style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+        + f"style-src {' '.join(_unique(style))}; img-src 'self' data:; "
         + f"connect-src {' '.join(connect)}; frame-src {' '.join(frame)}; "
         + "frame-ancestors 'none'; base-uri 'none'; object-src 'none'; form-action 'self'"
     ).encode()

@@ -43,6 +43,7 @@ from ledger import open_store, reconcile
 from leetgaming.app import create_app
 from leetgaming.db import open_database
 from leetgaming.demo import (
+    DEMO_REFUSES,
     DemoUnavailable,
     deliver_webhooks,
     demo_options,
@@ -253,11 +254,19 @@ def _serve_demo(args: argparse.Namespace, settings: Settings) -> int:
     if settings.workers != 1:
         print("leetgaming: the demo runs in one process (LEETGAMING_WORKERS=1)", file=sys.stderr)
         return EXIT_USAGE
-    database_named = env_name("database_url") in os.environ
+    # Its card payments are play money (localstripe): never next to a real ledger or rail
+    real = [env_name(f) for f in DEMO_REFUSES if env_name(f) in os.environ]
+    if real:
+        print(
+            "leetgaming: the demo runs on its own embedded defaults, with play money; unset "
+            + ", ".join(real),
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
 
     async def run() -> int:
         async with localstripe() as stripe_base:
-            demo = demo_settings(settings, database_named, stripe_base)
+            demo = demo_settings(settings, stripe_base)
             _ensure_sqlite_directory(demo)
             app = create_app(demo)
             banner = (
@@ -278,7 +287,8 @@ def _serve_demo(args: argparse.Namespace, settings: Settings) -> int:
             simulating = asyncio.create_task(sim.run(app.state.identity))
             while not serving.done():
                 if server.should_exit and not simulating.done():
-                    simulating.cancel()  # the server drains: the bots go first
+                    simulating.cancel()  # the server drains: the bots go first (once)
+                    break
                 await asyncio.wait([serving], timeout=0.2)
             simulating.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -358,7 +368,7 @@ def _add_simulate(subparsers: argparse._SubParsersAction[argparse.ArgumentParser
     parser.add_argument("--deposit-usd-cents", type=_bounded_int(100, 1_000_000), default=2_000)
     parser.add_argument("--tournament-every-s", type=float, default=60.0, help="0: no tournaments")
     parser.add_argument("--tournament-size", type=_bounded_int(2, 64), default=8)
-    parser.add_argument("--entry-fee-usd-cents", type=_bounded_int(0, 100_000), default=500)
+    parser.add_argument("--entry-fee-usd-cents", type=_bounded_int(1, 100_000), default=500)
     parser.add_argument("--progress-s", type=float, default=5.0, help="0: no progress lines")
     parser.set_defaults(handler=_simulate)
 
@@ -470,8 +480,8 @@ def _add_serve(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--demo",
         action="store_true",
         help="run a simulation inside: bot players and game servers, card payments through "
-        "localstripe, on its own SQLite file (./var/demo.sqlite3) unless "
-        "LEETGAMING_DATABASE_URL is set",
+        "localstripe (play money), on its own SQLite file (./var/demo.sqlite3); refused "
+        "next to a real database, broker or payment rail",
     )
     parser.add_argument("--seed", type=int, default=1, help="the demo's seed")
     parser.set_defaults(handler=_serve)

@@ -61,12 +61,27 @@ async def localstripe() -> AsyncIterator[str]:
         await runner.cleanup()
 
 
-def demo_settings(settings: Settings, database_explicit: bool, stripe_base: str) -> Settings:
-    """The demo's settings: its own SQLite file unless a database was named, card payments
-    through localstripe, and a REST rate that lets the bots (all on one address) through."""
+# Settings the demo refuses to run with: its card money is play money, so it must never share
+# a database, a broker or a real payment rail with a real deployment
+DEMO_REFUSES: Final = (
+    "database_url",
+    "redis_url",
+    "stripe_secret_key",
+    "stripe_webhook_secret",
+    "stripe_api_base",
+    "stripe_publishable_key",
+    "chains_file",
+    "chain_address_seed",
+    "chain_hot_wallet_key",
+)
+
+
+def demo_settings(settings: Settings, stripe_base: str) -> Settings:
+    """The demo's settings: its own SQLite file, card payments through localstripe, and a REST
+    rate that lets the bots (all on one address) through."""
     return dataclasses.replace(
         settings,
-        database_url=settings.database_url if database_explicit else DEMO_DATABASE_URL,
+        database_url=DEMO_DATABASE_URL,
         stripe_secret_key=DEMO_STRIPE_KEY,
         stripe_webhook_secret="whsec_" + secrets.token_hex(16),
         stripe_api_base=stripe_base,

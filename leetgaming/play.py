@@ -120,6 +120,7 @@ MIGRATIONS: Final = [
 ]
 WAIT_WINDOW_S: Final = 900.0  # the wait estimate looks at matches formed this recently
 WAIT_SAMPLES_MAX: Final = 50  # and at most this many of them
+QUEUE_FIGURES_TTL_S: Final = 1.0
 LEADERBOARD_ROWS_MAX: Final = 100
 ALLOCATION_TIMEOUT_S: Final = 60.0  # no server for this long after the ready check: aborted
 SERVER_SILENCE_S: Final = 60.0  # a live match's server silent this long: aborted
@@ -188,6 +189,7 @@ class Play:
         self.on_failed: list[Callable[[Match], Awaitable[None]]] = []
         party_size_max = max((q.rules.team_size for q in self.queues.values()), default=1)
         self.parties = Parties(db, publish, clock, party_size_max)
+        self._figures: dict[str, tuple[float, dict[str, object]]] = {}  # queue -> (at, figures)
         self._results: Batcher[_Finished, bool] = Batcher(
             self._settle_results, RESULTS_PER_COMMIT_MAX
         )
@@ -819,9 +821,18 @@ class Play:
         )
 
     async def queue_figures(self, queue: str) -> dict[str, object]:
-        """How many wait in ``queue`` now, and the median of how long the players of its
-        matches formed in the last 15 minutes had waited (None without such matches): what a
-        player joining now may expect."""
+        """How many tickets (a party is one) wait in ``queue`` now, and the median of how long
+        the players of its matches formed in the last 15 minutes had waited (None without such
+        matches): what a player joining now may expect. Kept a second: every open lobby asks."""
+        now = self.clock()
+        cached = self._figures.get(queue)
+        if cached is not None and now - cached[0] < QUEUE_FIGURES_TTL_S:
+            return cached[1]
+        figures = await self._queue_figures(queue)
+        self._figures[queue] = (now, figures)
+        return figures
+
+    async def _queue_figures(self, queue: str) -> dict[str, object]:
         waiting = await self.tickets.size(queue)
         rows = await self.db.fetch(
             "SELECT waited_s FROM matches WHERE queue = ? AND formed_s > ? "

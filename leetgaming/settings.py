@@ -295,6 +295,21 @@ def _check_publishable_key(value: object) -> str | None:
     return None
 
 
+def _check_script_url(value: object) -> str | None:
+    """A script the portal loads from another origin: https, or http on this machine only."""
+    from urllib.parse import urlsplit
+
+    if not isinstance(value, str):
+        return "expected a URL"
+    parts = urlsplit(value)
+    local = parts.hostname in ("127.0.0.1", "localhost", "::1")
+    if parts.scheme != "https" and not (parts.scheme == "http" and local):
+        return f"expected an https:// URL (http:// only on this machine), got {value!r}"
+    if parts.username or parts.password or not parts.hostname:
+        return f"expected a URL with a host and no credentials, got {value!r}"
+    return None
+
+
 def _check_public_url(value: object) -> str | None:
     if value is None:
         return None
@@ -443,7 +458,7 @@ _CHECKS: Final[dict[str, Callable[[object], str | None]]] = {
     "stripe_webhook_secret": _check_optional_secret,
     "stripe_api_base": _check_public_url,
     "stripe_publishable_key": _check_publishable_key,
-    "stripe_js_url": _check_public_url,
+    "stripe_js_url": _check_script_url,
     "withdrawal_daily_usd_cents": _check_non_negative,
     "withdrawal_approval_usd_cents": _check_non_negative,
     "withdrawal_review_score": _check_non_negative,
@@ -451,7 +466,7 @@ _CHECKS: Final[dict[str, Callable[[object], str | None]]] = {
     "pro_price_usd_cents": _check_price,
     "google_client_id": _check_client_id,
     "google_issuer": _check_public_url,
-    "google_gsi_url": _check_public_url,
+    "google_gsi_url": _check_script_url,
     "steam_openid_endpoint": _check_public_url,
     "portal_dir": _check_portal_dir,
     "chains_file": _check_toml_file,

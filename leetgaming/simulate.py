@@ -45,7 +45,6 @@ from leetgaming.totp import STEP_S, code_at
 
 log = logging.getLogger("leetgaming.simulate")
 
-PASSWORD_PREFIX: Final = "sim-password-"
 PONG: Final = b'{"v":1,"type":"pong"}'
 HTTP_TIMEOUT_S: Final = 30.0
 RETRIES_429_MAX: Final = 8
@@ -57,6 +56,7 @@ TOURNAMENT_TIMEOUT_S: Final = 900.0
 PAYMENT_TIMEOUT_S: Final = 60.0
 TEST_CARD: Final = "pm_card_visa"  # Stripe's test card (localstripe knows it too)
 SERVER_CAPACITY: Final = 16  # matches at once
+BACK_OFF_S: Final = {"cooldown": 30.0, "rate_limited": 10.0}
 REGISTRATION_S: Final = 10.0  # a tournament's registration stays open this long at most
 CHAT_LINES: Final = ("gg", "gg wp", "close one", "nice shots", "rematch?", "glhf next", "ez")
 FORMATS: Final = ("double_elimination", "single_elimination", "swiss")
@@ -124,13 +124,19 @@ class Rest:
             headers["Idempotency-Key"] = key
         for _ in range(RETRIES_429_MAX):
             self.calls += 1
-            answer = await self.http.request(method, path, json=body, headers=headers)
+            try:
+                answer = await self.http.request(method, path, json=body, headers=headers)
+            except httpx.HTTPError as failed:
+                raise ConnectionError(f"{method} {path}: {failed}") from failed
             if answer.status_code != 429:
                 break
             await asyncio.sleep(min(float(answer.headers.get("Retry-After", 1)), RETRY_AFTER_MAX_S))
         if answer.status_code == 204:
             return {}
-        payload: dict[str, Any] = answer.json()
+        try:
+            payload: dict[str, Any] = answer.json()
+        except ValueError:
+            raise ConnectionError(f"{method} {path}: {answer.status_code}, not JSON") from None
         if answer.status_code >= 400:
             raise Refused(str(payload.get("code", answer.status_code)), str(payload.get("detail")))
         return payload
@@ -198,7 +204,12 @@ class Socket:
                             await ws.send(PONG)
                         else:
                             self._dispatch(frame)
-            except (OSError, ConnectionClosed, TimeoutError, Refused) as cut:
+            except ConnectionClosed as closed:
+                code = closed.rcvd.code if closed.rcvd is not None else None
+                if code is not None and 4500 <= code <= 4999:  # the protocol: do not reconnect
+                    log.warning("the server closed a bot's socket for good (%s)", code)
+                    self.stopping = True
+            except (OSError, TimeoutError, Refused) as cut:
                 log.debug("socket cut: %s", cut)
             finally:
                 self.ready.clear()
@@ -259,7 +270,10 @@ class Socket:
             if seen is not None and data["epoch"] == seen[1] and data["offset"] <= seen[0]:
                 return  # already handled (a recovery overlapping what came live)
             self.channels[ch] = (data["offset"], data["epoch"])
-            self.on_pub(ch, data["body"])
+            try:
+                self.on_pub(ch, data["body"])
+            except Exception:  # one odd publication must not end the connection's loop
+                log.exception("a bot could not handle a publication on %s", ch)
         elif kind == "disconnect":
             pass  # the close follows; the loop reconnects
         else:
@@ -269,15 +283,23 @@ class Socket:
                 fut.set_result(frame)
 
     async def send(self, frame_type: str, ch: str | None = None, **data: Any) -> dict[str, Any]:
+        """Send a frame and wait for its answer; :class:`Refused` with the server's code, or
+        :class:`ConnectionError` when the socket is not there or was cut meanwhile."""
         await asyncio.wait_for(self.ready.wait(), CALL_TIMEOUT_S)
-        assert self.ws is not None
+        ws = self.ws
+        if ws is None:
+            raise ConnectionError("not connected")
         ref = self._next_id()
         frame: dict[str, Any] = {"v": 1, "type": frame_type, "id": ref, "data": data}
         if ch is not None:
             frame["ch"] = ch
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self.pending[ref] = fut
-        await self.ws.send(orjson.dumps(frame))
+        try:
+            await ws.send(orjson.dumps(frame))
+        except ConnectionClosed as cut:
+            self.pending.pop(ref, None)
+            raise ConnectionError("the connection was cut") from cut
         answer = await asyncio.wait_for(fut, CALL_TIMEOUT_S)
         if answer["type"] == "error":
             raise Refused(answer["data"]["code"], answer["data"]["message"])
@@ -337,6 +359,15 @@ class Server:
     live: set[str] = field(default_factory=set)
 
 
+_PASSWORDS: dict[str, str] = {}
+
+
+def password_of(run: str) -> str:
+    """The run's accounts' password: random, kept in this process only (never derived from
+    anything an account shows)."""
+    return _PASSWORDS.setdefault(run, secrets.token_urlsafe(24))
+
+
 def _ws_url(base_url: str) -> str:
     return base_url.replace("https://", "wss://").replace("http://", "ws://").rstrip("/") + "/ws"
 
@@ -352,7 +383,7 @@ async def provision(identity: Identity, options: Options, run: str) -> tuple[Ses
     """The run's admin (signed in with its password only) and players' sessions, made through
     the server's database: ``[(index, email, session)]``."""
     admin_email = f"sim-{run}-admin@simulation.example"
-    password = PASSWORD_PREFIX + run
+    password = password_of(run)
     await identity.create_account(admin_email, password, "admin")
     admin = await identity.login(admin_email, password)
 
@@ -389,7 +420,7 @@ class Simulation:
     async def setup(self, identity: Identity) -> None:
         run = self.o.run or secrets.token_hex(4)
         admin, made = await provision(identity, self.o, run)
-        await self._admin_with_totp(admin, PASSWORD_PREFIX + run)
+        await self._admin_with_totp(admin, password_of(run))
         for i, email, session in made:
             skill = model.true_skill(self.rng)
             p = Player(
@@ -471,14 +502,16 @@ class Simulation:
             self.stopping.set()
             return await self._finish()
         finally:
-            for task in self.tasks:
-                task.cancel()
-            for task in self.tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            # the sockets first (nothing new is heard), then every task, until none is left
             for sock in [p.socket for p in self.players] + [s.socket for s in self.servers]:
                 if sock is not None:
                     await sock.stop()
+            while self.tasks:
+                pending = list(self.tasks)
+                self.tasks.clear()
+                for task in pending:
+                    task.cancel()
+                await asyncio.gather(*pending, return_exceptions=True)
             await self.rest.close()
 
     def stop(self) -> None:
@@ -499,22 +532,29 @@ class Simulation:
         return time.monotonic() - self.started_at
 
     async def _tokens_loop(self) -> None:
-        """Every token is renewed a minute before it expires, and given to its sockets."""
+        """Every token is renewed a minute before it expires, and given to its sockets; a
+        renewal that fails is tried again on the next round."""
         while True:
             await asyncio.sleep(5)
-            now = time.monotonic()
-            if self.admin is not None and self.admin_expires_at - now < TOKEN_MARGIN_S:
-                self.admin, self.admin_expires_at = await self._refreshed(self.admin)
-            for p in self.players:
-                if p.expires_at - now < TOKEN_MARGIN_S:
-                    p.session, p.expires_at = await self._refreshed(p.session)
-                    if p.socket is not None:
-                        await p.socket.send("refresh", token=p.token)
-            for s in self.servers:
-                if s.expires_at - now < TOKEN_MARGIN_S:
-                    await self._server_token(s)
-                    if s.socket is not None:
-                        await s.socket.send("refresh", token=s.token)
+            try:
+                await self._renew_tokens()
+            except (Refused, ConnectionError, TimeoutError) as failed:
+                log.warning("a token could not be renewed yet: %s", failed)
+
+    async def _renew_tokens(self) -> None:
+        now = time.monotonic()
+        if self.admin is not None and self.admin_expires_at - now < TOKEN_MARGIN_S:
+            self.admin, self.admin_expires_at = await self._refreshed(self.admin)
+        for p in self.players:
+            if p.expires_at - now < TOKEN_MARGIN_S:
+                p.session, p.expires_at = await self._refreshed(p.session)
+                if p.socket is not None:
+                    await p.socket.send("refresh", token=p.token)
+        for s in self.servers:
+            if s.expires_at - now < TOKEN_MARGIN_S:
+                await self._server_token(s)
+                if s.socket is not None:
+                    await s.socket.send("refresh", token=s.token)
 
     # Players ---------------------------------------------------------------------------------
 
@@ -573,7 +613,11 @@ class Simulation:
             confirmed = await s.post(f"/v1/payment_intents/{intent}/confirm", headers=stripe)
         if updated.status_code != 200 or confirmed.status_code != 200:
             self.figures.refusals["stripe"] += 1
-            log.warning("the card payment was refused: %s", confirmed.text[:200])
+            failed = confirmed if confirmed.status_code != 200 else updated
+            error = failed.json().get("error", {}) if failed.content else {}
+            log.warning(  # the code and message only: Stripe's bodies carry the client secret
+                "the card payment was refused: %s %s", error.get("code"), error.get("message")
+            )
 
     async def _player_loop(self, p: Player) -> None:
         """Pause, queue, wait for a match (accepted by the event handler) to end; again."""
@@ -585,6 +629,8 @@ class Simulation:
             p.state = "queued"
             try:
                 await self._queue_once(p)
+            except (Refused, ConnectionError, TimeoutError) as failed:
+                log.debug("a bot's turn in the queue failed: %s", failed)
             finally:
                 if p.state == "queued":
                     p.state = "idle"
@@ -596,7 +642,10 @@ class Simulation:
         try:
             await p.socket.rpc("queue.join", queue=self.o.queue)
         except (Refused, ConnectionError, TimeoutError) as refused:
-            self.figures.refusals[f"queue.join:{getattr(refused, 'code', 'cut')}"] += 1
+            code = getattr(refused, "code", "cut")
+            self.figures.refusals[f"queue.join:{code}"] += 1
+            # a decliner's cooldown, or joining too often: wait before trying again
+            await asyncio.sleep(BACK_OFF_S.get(code, 0.0))
             return
         self.figures.joins += 1
         joined, found = time.monotonic(), False
@@ -738,8 +787,8 @@ class Simulation:
                     done.set_result(body)
 
             watcher = Socket(self.ws_url, lambda: None, on_pub)
-            await watcher.start([f"tournament:{tid}"])
             try:
+                await watcher.start([f"tournament:{tid}"])
                 await self.rest.call(
                     "POST", f"/v1/admin/tournaments/{tid}/seed", self._admin_token(), {}
                 )

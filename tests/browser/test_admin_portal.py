@@ -31,7 +31,7 @@ async def test_an_admin_runs_a_tournament_settles_a_dispute_and_reconciles(
         )
         create = page.get_by_role("form", name="New tournament")
         await create.get_by_label("Prize split (%, best first)").fill("60, 30")
-        await create.get_by_label("Entry fee (USD, 0 for free)").fill("5.555")
+        await create.get_by_label("Entry fee (USD)").fill("5.555")
         await create.get_by_role("button", name="Create").click()
         await expect(create.get_by_text("a tournament has a name")).to_be_visible()
         await expect(create.get_by_text("adding up to 100")).to_be_visible()
@@ -41,7 +41,7 @@ async def test_an_admin_runs_a_tournament_settles_a_dispute_and_reconciles(
         await create.get_by_label("Name").fill("Admin cup")
         await create.get_by_label("Format").select_option("single_elimination")
         await create.get_by_label("Players at most").fill("4")
-        await create.get_by_label("Entry fee (USD, 0 for free)").fill("5")
+        await create.get_by_label("Entry fee (USD)").fill("5")
         await create.get_by_label("Prize split (%, best first)").fill("70, 30")
         await create.get_by_role("button", name="Create").click()
 

@@ -315,3 +315,18 @@ def test_workers_end_with_a_killed_parent(
             time.sleep(0.1)
         else:
             pytest.fail("the workers outlived their parent")
+
+
+def test_the_demo_refuses_to_run_next_to_real_money(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in list(os.environ):
+        if name.startswith("LEETGAMING_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("LEETGAMING_DATABASE_URL", "postgresql://lg@db.internal/leetgaming")
+    monkeypatch.setenv("LEETGAMING_STRIPE_SECRET_KEY", "sk_live_" + "x" * 24)
+    monkeypatch.setenv("LEETGAMING_STRIPE_WEBHOOK_SECRET", "whsec_" + "x" * 24)
+    assert main(["serve", "--demo"]) == 2
+    err = capsys.readouterr().err
+    assert "play money" in err and "LEETGAMING_DATABASE_URL" in err
+    assert "LEETGAMING_STRIPE_SECRET_KEY" in err and "sk_live" not in err

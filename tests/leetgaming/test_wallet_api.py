@@ -375,8 +375,10 @@ def test_the_card_form_opens_the_policy_to_stripe_only() -> None:
     policy = dict(
         part.strip().split(" ", 1) for part in content_security_policy(cards).decode().split(";")
     )
-    assert policy["script-src"] == "'self' https://js.stripe.com"
-    assert policy["frame-src"] == "https://js.stripe.com https://hooks.stripe.com"
+    assert policy["script-src"] == "'self' https://js.stripe.com https://*.js.stripe.com"
+    assert policy["frame-src"] == (
+        "https://js.stripe.com https://hooks.stripe.com https://*.js.stripe.com"
+    )
     assert policy["connect-src"] == "'self' https://api.stripe.com https://js.stripe.com"
     assert policy["frame-ancestors"] == "'none'" and policy["default-src"] == "'self'"
     google = Settings(google_client_id="portal.apps.example")
@@ -386,12 +388,16 @@ def test_the_card_form_opens_the_policy_to_stripe_only() -> None:
     assert policy["script-src"] == "'self' https://accounts.google.com"
     assert policy["frame-src"] == "https://accounts.google.com"
     assert policy["connect-src"] == "'self' https://accounts.google.com"
+    assert policy["style-src"] == "'self' 'unsafe-inline' https://accounts.google.com"
     plain = content_security_policy(Settings()).decode()
     assert "stripe" not in plain and "frame-src 'none'" in plain
     with pytest.raises(SettingsError, match="needs LEETGAMING_STRIPE_SECRET_KEY"):
         Settings(stripe_publishable_key="pk_test_abc")
     with pytest.raises(SettingsError, match="publishable key"):
         Settings(stripe_publishable_key="sk_live_oops")
+    for bad in ("http://js.example/v3/", "https://u:p@js.example/v3/", "javascript:alert(1)"):
+        with pytest.raises(SettingsError, match="STRIPE_JS_URL"):
+            Settings(stripe_js_url=bad)
 
 
 async def test_conversions_at_the_price_table(tmp_path: Path, backends: dict[str, str]) -> None:

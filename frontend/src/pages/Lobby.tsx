@@ -87,9 +87,12 @@ export function Lobby({ realtime, visible }: { realtime: RealtimeClient; visible
   const chosenQueue = queues.find((q) => q.queue === chosen);
   const region = chosen.split(":")[2] ?? "eu";
 
+  // by subject, not by session: a refreshed token (every few minutes) is the same player, and
+  // following the channels again would drop the match being followed
+  const subject = session?.subject ?? null;
   useEffect(() => {
-    if (!session) return;
-    const me = session.subject;
+    if (!subject) return;
+    const me = subject;
     const settle = async (match: string, queue: string) => {
       const mode = queue.split(":").slice(0, 2).join(":");
       try {
@@ -175,7 +178,7 @@ export function Lobby({ realtime, visible }: { realtime: RealtimeClient; visible
       stop();
       stopMatch?.();
     };
-  }, [session, realtime]);
+  }, [subject, realtime]);
 
   const call = async (method: string, params: Record<string, unknown>) => {
     setProblem(null);

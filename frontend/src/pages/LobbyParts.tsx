@@ -28,6 +28,9 @@ export function PartyPanel({ realtime, me }: { realtime: RealtimeClient; me: str
         .rpc("party.status", {})
         .then((v) => setParty(v as PartyView))
         .catch(() => undefined);
+    const offline = realtime.onStatus((status) => {
+      if (status === "online") void load(); // again after a reconnect: what changed meanwhile
+    });
     const stop = realtime.subscribe(`user:${me}`, {
       onReset: () => void load(),
       onPublication: (body) => {
@@ -42,7 +45,10 @@ export function PartyPanel({ realtime, me }: { realtime: RealtimeClient; me: str
         }
       },
     });
-    return stop;
+    return () => {
+      stop();
+      offline();
+    };
   }, [realtime, me]);
 
   const call = async (method: string, params: Record<string, unknown>) => {
@@ -125,7 +131,8 @@ export function PartyPanel({ realtime, me }: { realtime: RealtimeClient; me: str
         <ul aria-label="Invitations">
           {invites.map((i) => (
             <li key={i.party}>
-              {i.leader} invites you{" "}
+              {i.leader} invites you (its leader may enter the party in paid tournaments: each member's fee is held from
+              their own wallet){" "}
               <button type="button" onClick={() => void join(i.party)}>
                 Join
               </button>

@@ -39,7 +39,7 @@ export function CreateTournament({ onCreated }: { onCreated: (id: string) => voi
     if (!form.name.trim()) found.name = "a tournament has a name";
     const size = Number(form.size);
     if (!Number.isInteger(size) || size < 2 || size > 1024) found.size = "2 to 1,024 players";
-    const fee = form.fee.trim() === "" || form.fee.trim() === "0" ? { units: "0" } : parseUnits(form.fee, 2);
+    const fee = parseUnits(form.fee, 2); // the entry fees make the prize pool
     if ("error" in fee) found.fee = fee.error;
     const split = form.split.split(",").map((p) => Number(p.trim()));
     if (split.some((p) => !Number.isInteger(p) || p <= 0) || split.reduce((a, b) => a + b, 0) !== 100) {
@@ -57,7 +57,7 @@ export function CreateTournament({ onCreated }: { onCreated: (id: string) => voi
           queue: form.queue,
           team_size: 1,
           format: { kind: form.format },
-          entry_fee: fee.units === "0" ? null : { asset: "USD", amount: fee.units },
+          entry_fee: { asset: "USD", amount: fee.units },
           prize_asset: "USD",
           payout_bps: split.map((p) => p * 100),
           participants_min: 2,
@@ -117,7 +117,7 @@ export function CreateTournament({ onCreated }: { onCreated: (id: string) => voi
       )}
       {field(
         "fee",
-        "Entry fee (USD, 0 for free)",
+        "Entry fee (USD)",
         <input id="t-fee" inputMode="decimal" value={form.fee} onChange={set("fee")} {...invalid("fee")} />,
       )}
       {field(

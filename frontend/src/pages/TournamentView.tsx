@@ -80,11 +80,15 @@ function EntryPanel({ snap, realtime }: { snap: Snapshot; realtime: RealtimeClie
   const [party, setParty] = useState<{ leader?: string; members?: string[] } | null>(null);
   useEffect(() => {
     if (!session || teamSize < 2) return;
-    realtime
-      .rpc("party.status", {})
-      .then((p) => setParty(p as { leader?: string; members?: string[] }))
-      .catch(() => setParty(null));
-  }, [session, teamSize, realtime, snap.version]);
+    // asked once the socket is online (a page opened directly connects first)
+    return realtime.onStatus((status) => {
+      if (status !== "online") return;
+      realtime
+        .rpc("party.status", {})
+        .then((p) => setParty(p as { leader?: string; members?: string[] }))
+        .catch(() => setParty(null));
+    });
+  }, [session?.subject, teamSize, realtime, snap.version]);
   const [balance, setBalance] = useState<{ available: string; scale: number } | null>(null);
   const [problem, setProblem] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
@@ -165,7 +169,7 @@ function EntryPanel({ snap, realtime }: { snap: Snapshot; realtime: RealtimeClie
               <p>
                 Your party:{" "}
                 <span data-testid="party-roster">{party?.members?.length ? party.members.join(", ") : "none yet"}</span>{" "}
-                (each member pays their own fee)
+                (each member pays their own fee: joining your party let you enter them)
               </p>
               <label htmlFor="team-name">Team name</label>
               <input id="team-name" value={teamName} onChange={(e) => setTeamName(e.target.value)} />
@@ -251,13 +255,15 @@ interface Pool {
   prizes: string;
 }
 
-/** The prize of a place: its share (payout_bps) of the pool, as the server splits it (largest
- * remainder aside, which only moves a unit). */
-function prizeOf(snap: Snapshot, place: number, scale: number): string | null {
+/** Each team's prize at ``place``, where ``tied`` teams share it: the shares of the places the
+ * group covers (payout_bps), split between them, as the server splits the pool (its largest
+ * remainders aside, which move at most a unit). */
+function prizeOf(snap: Snapshot, place: number, tied: number, scale: number): string | null {
   const pool = snap.pool as Pool | null | undefined;
   const bps = (snap.payout_bps as number[] | undefined) ?? [];
-  if (!pool || place < 1 || place > bps.length) return null;
-  const share = (BigInt(pool.prizes) * BigInt(bps[place - 1] ?? 0)) / 10_000n;
+  if (!pool || place < 1 || place > bps.length || tied < 1) return null;
+  const covered = bps.slice(place - 1, place - 1 + tied).reduce((a, b) => a + b, 0);
+  const share = (BigInt(pool.prizes) * BigInt(covered)) / 10_000n / BigInt(tied);
   return `${formatUnits(share.toString(), scale)} ${String(snap.prize_asset ?? "")}`;
 }
 
@@ -307,8 +313,12 @@ export function TournamentView({ id, realtime }: { id: string; realtime: Realtim
           {snap.places.map(([place, who]) => (
             <li key={place}>
               {place}. {who.join(", ")}
-              {prizeOf(snap, place, scale) && (
-                <span data-testid={`prize-${place}`}> · {prizeOf(snap, place, scale)}</span>
+              {prizeOf(snap, place, who.length, scale) && (
+                <span data-testid={`prize-${place}`}>
+                  {" "}
+                  · {prizeOf(snap, place, who.length, scale)}
+                  {who.length > 1 ? " each" : ""}
+                </span>
               )}
             </li>
           ))}

@@ -15,6 +15,7 @@ export interface PaymentsConfig {
 
 interface StripeCard {
   mount(target: HTMLElement): void;
+  destroy?(): void;
 }
 interface StripeJs {
   elements(): { create(type: "card"): StripeCard };
@@ -58,6 +59,8 @@ export function CardDeposit({ card }: { card: NonNullable<PaymentsConfig["card"]
       .catch((e: unknown) => setProblem(problemOf(e, "card payments are unavailable")));
     return () => {
       gone = true;
+      stripe.current?.card.destroy?.();
+      stripe.current = null;
     };
   }, [card]);
 
@@ -191,8 +194,8 @@ export function ChainDeposit({ chains, revision }: { chains: string[]; revision:
             <ul aria-label="Incoming">
               {address.incoming.map((i, n) => (
                 <li key={n}>
-                  {formatUnits(i.amount, scales[i.asset] ?? 0)} {i.asset} on its way (seen in block {i.block}; credited
-                  once {address.confirmations} blocks deep)
+                  {i.asset in scales ? formatUnits(i.amount, scales[i.asset] ?? 0) : "…"} {i.asset} on its way (seen in
+                  block {i.block}; credited once {address.confirmations} blocks deep)
                 </li>
               ))}
             </ul>
@@ -351,7 +354,14 @@ export function Withdraw({
           ))}
         </select>
         <label htmlFor="withdraw-asset">Asset</label>
-        <select id="withdraw-asset" value={asset} onChange={(e) => setAsset(e.target.value)}>
+        <select
+          id="withdraw-asset"
+          value={asset}
+          onChange={(e) => {
+            setAsset(e.target.value);
+            setDestination(""); // a card deposit is of one asset
+          }}
+        >
           {Object.keys(scales)
             .sort()
             .map((a) => (
