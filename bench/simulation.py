@@ -116,9 +116,9 @@ async def one_run(args: argparse.Namespace, seed: int) -> dict[str, Any]:
             stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
         out, err = await asyncio.wait_for(run.communicate(), args.seconds + 300)
-        if run.returncode not in (0, 1):
-            raise RuntimeError(f"simulate failed ({run.returncode}): {err.decode()[-2000:]}")
         text = out.decode().splitlines()
+        if run.returncode not in (0, 1) or not text or not text[-1].startswith("{"):
+            raise RuntimeError(f"simulate failed ({run.returncode}): {err.decode()[-3000:]}")
         print("\n".join(f"  {line}" for line in text[:-1]), flush=True)
         summary: dict[str, Any] = json.loads(text[-1])
         return summary

@@ -321,7 +321,16 @@ class PostgresDatabase(_PgConn):
     @classmethod
     async def connect(cls, url: str, *, pool_size_max: int = 10) -> PostgresDatabase:
         async def init(conn: asyncpg.Connection) -> None:
-            await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {cls.schema}")
+            exists = "SELECT 1 FROM pg_namespace WHERE nspname = $1"
+            if await conn.fetchval(exists, cls.schema):
+                return
+            # CREATE SCHEMA IF NOT EXISTS is not safe against itself: two processes starting
+            # on a fresh database both try, and one fails on the catalog's unique index
+            async with conn.transaction():
+                await conn.execute(
+                    "SELECT pg_advisory_xact_lock(hashtext('leetgaming.app.schema'))"
+                )
+                await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {cls.schema}")
 
         pool = await asyncpg.create_pool(
             url,

@@ -121,6 +121,7 @@ MIGRATIONS: Final = [
 WAIT_WINDOW_S: Final = 900.0  # the wait estimate looks at matches formed this recently
 WAIT_SAMPLES_MAX: Final = 50  # and at most this many of them
 QUEUE_FIGURES_TTL_S: Final = 1.0
+CURRENT_MATCHES_MAX: Final = 20  # documents a match.current reads at most
 LEADERBOARD_ROWS_MAX: Final = 100
 ALLOCATION_TIMEOUT_S: Final = 60.0  # no server for this long after the ready check: aborted
 SERVER_SILENCE_S: Final = 60.0  # a live match's server silent this long: aborted
@@ -302,6 +303,32 @@ class Play:
             "waiting_s": max(0.0, self.clock() - waiting.ticket.waiting_since_s),
             "expires_in_s": max(0.0, waiting.expires_s - self.clock()),
         }
+
+    async def match_current(self, player: str, params: dict[str, Any]) -> object:
+        """The caller's match that is not over (in its ready check, finding a server, or
+        live), if any: what a client opened after its ``match.found`` (a reload) missed."""
+        expect_params(params)
+        pattern = '%"' + player.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + '"%'
+        for match, _ in await self._loaded(
+            "WHERE state IN (?, ?, ?) AND document LIKE ? ESCAPE '\\' ORDER BY id LIMIT ?",
+            str(State.READY_CHECK),
+            str(State.ALLOCATING),
+            str(State.LIVE),
+            pattern,
+            CURRENT_MATCHES_MAX,
+        ):
+            if player not in match.players:
+                continue  # the text matched elsewhere in the document
+            deadline = match.deadline_s if match.state is State.READY_CHECK else None
+            return {
+                "match": match.id,
+                "queue": match.queue,
+                "teams": [list(team) for team in match.teams],
+                "state": str(match.state),
+                "accepted": player in match.accepted,
+                "accept_within_s": None if deadline is None else max(0.0, deadline - self.clock()),
+            }
+        return {"match": None}
 
     async def _cancel_ticket_of(self, player: str) -> Waiting | None:
         """Cancel the ticket ``player`` waits in (with everyone on it), telling each of them."""
@@ -970,6 +997,7 @@ _METHODS: Final[dict[str, tuple[Role, Handler]]] = {
     "queue.join": (Role.PLAYER, Play.queue_join),
     "queue.leave": (Role.PLAYER, Play.queue_leave),
     "queue.status": (Role.PLAYER, Play.queue_status),
+    "match.current": (Role.PLAYER, Play.match_current),
     "party.create": (Role.PLAYER, Play.party_create),
     "party.invite": (Role.PLAYER, Play.party_invite),
     "party.join": (Role.PLAYER, Play.party_join),

@@ -860,7 +860,7 @@ class Simulation:
         while any(s.live for s in self.servers) and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
         for tid in list(self.running.values()):  # the run ends: so do its tournaments
-            with contextlib.suppress(Refused):
+            with contextlib.suppress(Refused, ConnectionError, TimeoutError):
                 await self.rest.call(
                     "POST",
                     f"/v1/admin/tournaments/{tid}/cancel",
@@ -873,8 +873,13 @@ class Simulation:
                     await p.socket.rpc("queue.leave")
         await asyncio.sleep(0.5)  # the last settlements
         mus = await self._ratings()
-        error = model.rating_error(self.skills, mus)
-        report = await self.rest.call("GET", "/v1/admin/reconciliation", self._admin_token())
+        error = model.rating_error({p: self.skills[p] for p in mus}, mus)
+        try:
+            report = await self.rest.call("GET", "/v1/admin/reconciliation", self._admin_token())
+        except (Refused, ConnectionError, TimeoutError) as failed:
+            log.error("the reconciliation could not be read: %s", failed)
+            self.figures.refusals[f"reconciliation:{getattr(failed, 'code', 'cut')}"] += 1
+            report = {"ok": False}
         f = self.figures
 
         def rounded(x: float | None, digits: int = 3) -> float | None:
@@ -907,13 +912,20 @@ class Simulation:
     async def _ratings(self) -> dict[str, float]:
         limit = asyncio.Semaphore(8)
 
-        async def one(p: Player) -> tuple[str, float]:
-            async with limit:
-                body = await self.rest.call("GET", f"/v1/players/{p.subject}/ratings/{self.o.mode}")
+        async def one(p: Player) -> tuple[str, float] | None:
+            try:
+                async with limit:
+                    path = f"/v1/players/{p.subject}/ratings/{self.o.mode}"
+                    body = await self.rest.call("GET", path)
+            except (Refused, ConnectionError, TimeoutError) as failed:
+                log.warning("a rating could not be read: %s", failed)
+                self.figures.refusals[f"ratings:{getattr(failed, 'code', 'cut')}"] += 1
+                return None  # left out of the rating error
             history = body["history"]
             return p.subject, float(history[-1]["mu"]) if history else model.SKILL_MEAN
 
-        return dict(await asyncio.gather(*(one(p) for p in self.players)))
+        read = await asyncio.gather(*(one(p) for p in self.players))
+        return dict(r for r in read if r is not None)
 
 
 def summary_text(summary: Mapping[str, Any]) -> str:

@@ -1,5 +1,5 @@
 """In Debian's Chromium: a player who signed up in the portal queues for a 1v1, gets the ready
-check with its countdown, accepts, follows the live score the game server pushes, and sees
+check with its countdown (again after a reload), accepts, follows the live score the game server pushes, and sees
 the result and their rating change; the opponent and the game server are bots on the real
 protocol."""
 
@@ -50,5 +50,8 @@ async def test_a_player_queues_accepts_follows_the_live_score_and_sees_the_resul
 
         bot = "bot-opponent"
         await state.play.call(Principal(Role.PLAYER, bot), "queue.join", {"queue": "cs2:1v1:eu"})
+        # a reload during the ready check: the page asks for the match and shows it again
+        await expect(page.get_by_role("alertdialog", name="Match found")).to_be_visible()
+        await page.reload()
         await win_in_the_lobby(page, state, me, bot, server, (screenshots, "lobby-2"))
         await expect(page.get_by_test_id("rating-change")).to_contain_text("+")

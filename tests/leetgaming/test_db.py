@@ -41,3 +41,37 @@ async def test_one_of_selects_the_rows_of_any_number_of_values(database: Databas
         among, args = one_of(database.dialect, values)
         rows = await database.fetch(f"SELECT k FROM db_members WHERE k {among} ORDER BY k", *args)
         assert [r[0] for r in rows] == expected
+
+
+async def test_processes_starting_together_on_a_fresh_database_all_start(
+    postgres_server_url: str,
+) -> None:
+    """Several processes opening their pools at once on a new database (serve with workers):
+    each makes sure of the schema, and none fails on the others' doing the same."""
+    import secrets
+
+    import asyncpg
+
+    from leetgaming.db import PostgresDatabase
+
+    from ..conftest import _with_database
+
+    name = f"lgtest_race_{secrets.token_hex(4)}"
+    admin = await asyncpg.connect(postgres_server_url)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        for _ in range(3):  # a race: a few tries
+            opened = await asyncio.gather(
+                *(
+                    PostgresDatabase.connect(_with_database(postgres_server_url, name))
+                    for _ in range(8)
+                )
+            )
+            assert [await db.fetchone("SELECT current_schema()") for db in opened] == [("app",)] * 8
+            for db in opened:
+                await db.close()
+            await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+            await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()

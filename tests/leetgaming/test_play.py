@@ -163,6 +163,32 @@ async def _queue_figures(ws_url: str) -> None:
         await ws.close()
 
 
+async def test_a_reopened_client_asks_for_its_current_match(ws_url: str) -> None:
+    alice, bob = await player(ws_url, "alice_1"), await player(ws_url, "bob_2")
+    nothing = await rpc(alice, "match.current")
+    assert nothing["data"]["result"] == {"match": None}
+    await rpc(alice, "queue.join", queue="cs2:1v1:eu")
+    await rpc(bob, "queue.join", queue="cs2:1v1:eu")
+    found = await event(alice, "match.found")
+    await rpc(alice, "match.accept", match=found["match"])
+    # as a page opened after the match.found would ask (the ids hold LIKE's wildcard _)
+    for ws, accepted in ((alice, True), (bob, False)):
+        current = (await rpc(ws, "match.current"))["data"]["result"]
+        assert (current["match"], current["state"], current["accepted"]) == (
+            found["match"],
+            "ready_check",
+            accepted,
+        )
+        assert sorted(current["teams"]) == [["alice_1"], ["bob_2"]]
+        assert 0 < current["accept_within_s"] <= 1.5
+    stranger = await player(ws_url, "alice")  # a prefix of a player's id: not in the match
+    assert (await rpc(stranger, "match.current"))["data"]["result"] == {"match": None}
+    refused = await rpc(alice, "match.current", extra=1)
+    assert refused["data"]["code"] == "bad_params"
+    for ws in (alice, bob, stranger):
+        await ws.close()
+
+
 async def test_a_decline_requeues_the_other_and_cools_the_decliner_down(ws_url: str) -> None:
     carol, dave = await player(ws_url, "carol"), await player(ws_url, "dave")
     await rpc(carol, "queue.join", queue="cs2:1v1:eu")

@@ -174,9 +174,45 @@ export function Lobby({ realtime, visible }: { realtime: RealtimeClient; visible
         }
       },
     });
+    // a page opened (or a socket back) after a match.found: ask for the match in progress
+    const resume = realtime.onStatus((status) => {
+      if (status !== "online" || phaseRef.current.kind !== "idle") return;
+      realtime
+        .rpc("match.current", {})
+        .then((r) => {
+          const c = r as {
+            match: string | null;
+            queue?: string;
+            teams?: string[][];
+            state?: string;
+            accepted?: boolean;
+            accept_within_s?: number | null;
+          };
+          if (!c.match || phaseRef.current.kind !== "idle") return;
+          const queue = c.queue ?? "";
+          current.current = { match: c.match, queue, teams: c.teams ?? [] };
+          follow(c.match);
+          if (c.state === "ready_check") {
+            setPhase({
+              kind: "found",
+              match: c.match,
+              queue,
+              teams: c.teams ?? [],
+              deadline: Date.now() + (c.accept_within_s ?? 0) * 1000,
+              accepted: c.accepted ?? false,
+            });
+          } else if (c.state === "allocating") {
+            setPhase({ kind: "allocating", match: c.match, queue });
+          } else {
+            setPhase({ kind: "live", match: c.match, queue, address: null, live: null });
+          }
+        })
+        .catch(() => undefined);
+    });
     return () => {
       stop();
       stopMatch?.();
+      resume();
     };
   }, [subject, realtime]);
 
