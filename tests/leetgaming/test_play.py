@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import secrets
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -164,7 +165,9 @@ async def _queue_figures(ws_url: str) -> None:
 
 
 async def test_a_reopened_client_asks_for_its_current_match(ws_url: str) -> None:
-    alice, bob = await player(ws_url, "alice_1"), await player(ws_url, "bob_2")
+    tag = secrets.token_hex(3)  # the distributed tests share a database: names of its own
+    a, b = f"alice_{tag}", f"bob_{tag}"
+    alice, bob = await player(ws_url, a), await player(ws_url, b)
     nothing = await rpc(alice, "match.current")
     assert nothing["data"]["result"] == {"match": None}
     await rpc(alice, "queue.join", queue="cs2:1v1:eu")
@@ -179,9 +182,9 @@ async def test_a_reopened_client_asks_for_its_current_match(ws_url: str) -> None
             "ready_check",
             accepted,
         )
-        assert sorted(current["teams"]) == [["alice_1"], ["bob_2"]]
+        assert sorted(current["teams"]) == [[a], [b]]
         assert 0 < current["accept_within_s"] <= 1.5
-    stranger = await player(ws_url, "alice")  # a prefix of a player's id: not in the match
+    stranger = await player(ws_url, a[:-1])  # a prefix of a player's id: not in the match
     assert (await rpc(stranger, "match.current"))["data"]["result"] == {"match": None}
     refused = await rpc(alice, "match.current", extra=1)
     assert refused["data"]["code"] == "bad_params"
