@@ -51,6 +51,8 @@ from leetgaming.audit import AuditLog
 from leetgaming.auth_api import AuthLimits, auth_routes
 from leetgaming.chain import Chains, ChainSettingsError, ChainSetup, Node, load_chains
 from leetgaming.credits import Credits
+from leetgaming.cs2 import Cs2
+from leetgaming.cs2_api import cs2_routes
 from leetgaming.db import open_database
 from leetgaming.deposits import Deposits
 from leetgaming.external_auth import PROVIDER_TIMEOUT_S, GoogleVerifier, Providers
@@ -99,7 +101,9 @@ _QUIET_ROUTES: Final = frozenset({"/healthz", "/readyz", "/metrics"})
 
 # Payment providers' webhooks come from a few addresses of theirs, in bursts, and are
 # verified by signature: the per-address limit would only make them retry.
-_UNLIMITED_PREFIX: Final = "/v1/webhooks/"
+# webhooks (the payment provider's) and game servers' event logs (authenticated per match,
+# bounded per match) are not counted per IP
+_UNLIMITED_PREFIX: Final = ("/v1/webhooks/", "/v1/ingest/")
 # the REST API and its documents; the portal's static files and the probes are not counted
 _LIMITED_PREFIXES: Final = ("/v1/", "/openapi.json", "/docs")
 
@@ -405,6 +409,20 @@ def create_app(
             )
             await play.start()
             app.state.play = hub.application = play
+            cs2 = Cs2(
+                database,
+                play,
+                servers,
+                hub.publish,
+                time.time,
+                settings.base_url,
+                functools.partial(identity.external_subject, "steam"),
+                tv_delay_s=settings.cs2_tv_delay_s,
+            )
+            await cs2.start()
+            play.on_allocated.append(cs2.on_allocated)
+            play.on_failed.append(cs2.match_ended)
+            app.state.cs2 = cs2
             matchmaker = Matchmaker(tickets, queues, hub.node_id, play.on_event)
             async with Ledger(store) as ledger:
                 app.state.ledger = ledger
@@ -497,6 +515,7 @@ def create_app(
                             withdrawals,
                             credits,
                             subscriptions,
+                            cs2,
                         ),
                     )
                 )
@@ -530,6 +549,7 @@ def create_app(
                         with contextlib.suppress(Exception):
                             await node.w3.provider.disconnect()
                     await play.stop()
+                    await cs2.stop()
                     await tournaments.stop()
                     await matchmaker.stop()
                     await hub.stop()
@@ -605,6 +625,7 @@ def create_app(
                 lambda: app.state.play, lambda: app.state.identity, lambda: app.state.idempotency
             ),
             *tournament_routes(lambda: app.state.tournaments, lambda: app.state.identity),
+            *cs2_routes(lambda: app.state.cs2, lambda: app.state.identity, lambda: app.state.audit),
             *admin_routes(
                 lambda: app.state.identity,
                 lambda: app.state.play,
@@ -729,6 +750,7 @@ async def sweep_if_leased(
     withdrawals: Withdrawals | None = None,
     credits: Credits | None = None,
     subscriptions: Subscriptions | None = None,
+    cs2: Cs2 | None = None,
     ttl_s: float = SWEEP_LEASE_TTL_S,
 ) -> bool:
     """Deadlines and server silence are checked, and tournament outboxes left by a crash
@@ -738,6 +760,8 @@ async def sweep_if_leased(
     swept."""
     if await tickets.acquire(SWEEP_LEASE, owner, ttl_s) is None:
         return False
+    if cs2 is not None:
+        await cs2.sweep()  # before the silence check: a CS2 server answering is not silent
     await play.sweep()
     if tournaments is not None:
         await tournaments.sweep()

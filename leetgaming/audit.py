@@ -19,7 +19,7 @@ from typing import Any, Final
 
 import orjson
 
-from leetgaming.db import Conn, Database
+from leetgaming.db import Conn, Database, append_only
 
 DETAIL_BYTES_MAX: Final = 2048
 PAGE_ROWS_MAX: Final = 200
@@ -36,25 +36,10 @@ _TABLE: Final = """
     CREATE INDEX audit_entries_by_time ON audit_entries (at_ns, id);
 """
 MIGRATIONS_SQLITE: Final = (
-    _TABLE
-    + """
-    CREATE TRIGGER audit_entries_no_update BEFORE UPDATE ON audit_entries
-    BEGIN SELECT RAISE(ABORT, 'audit_entries: UPDATE refused: entries are immutable'); END;
-    CREATE TRIGGER audit_entries_no_delete BEFORE DELETE ON audit_entries
-    BEGIN SELECT RAISE(ABORT, 'audit_entries: DELETE refused: entries are immutable'); END
-""",
+    _TABLE + append_only("audit_entries", "sqlite", "entries are immutable"),
 )
 MIGRATIONS_POSTGRES: Final = (
-    _TABLE
-    + """
-    CREATE FUNCTION audit_entries_refuse() RETURNS trigger AS $$
-    BEGIN RAISE EXCEPTION 'audit_entries: % refused: entries are immutable', TG_OP; END
-    $$ LANGUAGE plpgsql;
-    CREATE TRIGGER audit_entries_immutable BEFORE UPDATE OR DELETE ON audit_entries
-    FOR EACH ROW EXECUTE FUNCTION audit_entries_refuse();
-    CREATE TRIGGER audit_entries_no_truncate BEFORE TRUNCATE ON audit_entries
-    FOR EACH STATEMENT EXECUTE FUNCTION audit_entries_refuse()
-""",
+    _TABLE + append_only("audit_entries", "postgresql", "entries are immutable"),
 )
 
 

@@ -267,6 +267,27 @@ def _pg(sql: str) -> str:
     return _PLACEHOLDER.sub(lambda _: f"${next(counter)}", sql)
 
 
+def append_only(table: str, dialect: str, what: str) -> str:
+    """The migration statements that make ``table`` refuse UPDATE and DELETE (and TRUNCATE on
+    PostgreSQL): ``what`` names its rows in the refusal (\"entries are immutable\")."""
+    if dialect == "postgresql":
+        return f"""
+    CREATE FUNCTION {table}_refuse() RETURNS trigger AS $$
+    BEGIN RAISE EXCEPTION '{table}: % refused: {what}', TG_OP; END
+    $$ LANGUAGE plpgsql;
+    CREATE TRIGGER {table}_immutable BEFORE UPDATE OR DELETE ON {table}
+    FOR EACH ROW EXECUTE FUNCTION {table}_refuse();
+    CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table}
+    FOR EACH STATEMENT EXECUTE FUNCTION {table}_refuse()
+"""
+    return f"""
+    CREATE TRIGGER {table}_no_update BEFORE UPDATE ON {table}
+    BEGIN SELECT RAISE(ABORT, '{table}: UPDATE refused: {what}'); END;
+    CREATE TRIGGER {table}_no_delete BEFORE DELETE ON {table}
+    BEGIN SELECT RAISE(ABORT, '{table}: DELETE refused: {what}'); END
+"""
+
+
 def one_of(dialect: str, values: Sequence[Any]) -> tuple[str, tuple[Any, ...]]:
     """A membership test of a column in ``values``, and its arguments: ``= ANY(?)`` with one
     array on PostgreSQL, so a statement's text does not change with the number of values (each

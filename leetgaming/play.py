@@ -188,6 +188,9 @@ class Play:
         # cancelled)
         self.on_settled: list[SettledListener] = []
         self.on_failed: list[Callable[[Match], Awaitable[None]]] = []
+        # Told of a match given to a server, after the server's own notice (CS2 servers are
+        # told over RCON)
+        self.on_allocated: list[Callable[[Match, str], Awaitable[None]]] = []
         party_size_max = max((q.rules.team_size for q in self.queues.values()), default=1)
         self.parties = Parties(db, publish, clock, party_size_max)
         self._figures: dict[str, tuple[float, dict[str, object]]] = {}  # queue -> (at, figures)
@@ -607,7 +610,18 @@ class Play:
         if key is None or not hmac.compare_digest(expected, signature):
             log.warning("result with a bad signature", extra={"match": match.id, "server": server})
             raise RpcError("bad_signature", "the result's signature does not verify")
-        digest = hashlib.sha256(message).hexdigest()
+        return await self._settle(match, server, ranks, hashlib.sha256(message).hexdigest())
+
+    async def settle_result(self, match_id: str, server: str, ranks: list[int]) -> object:
+        """A final result that arrived another way than ``match.result`` (a CS2 plugin's
+        series, already authenticated): settled exactly as a signed one is."""
+        loaded = await self.load(match_id)
+        if loaded is None:
+            raise RpcError("not_your_match", "no such match")
+        message = result_message(match_id, ranks)
+        return await self._settle(loaded[0], server, ranks, hashlib.sha256(message).hexdigest())
+
+    async def _settle(self, match: Match, server: str, ranks: list[int], digest: str) -> object:
         for _ in range(5):
             try:
                 finished, events = final_result(match, server, tuple(ranks), digest, self.clock())
@@ -622,8 +636,39 @@ class Play:
                 return {"match": match.id, "state": str(match.state), "repeat": True}
             if await self._results.submit(_Finished(match, finished, events)):
                 return {"match": match.id, "state": "finished", "repeat": False}
-            match, _ = await self._server_match(server, params)
+            match, _ = await self._server_match(server, {"match": match.id})
         raise RpcError("busy", "try again", retryable=True)
+
+    async def hear(self, match_id: str, server: str) -> bool:
+        """The match's server was heard from another way (a CS2 plugin's event): it is not
+        silent. False when the match is not live on that server (nothing changes)."""
+        for _ in range(3):
+            loaded = await self.load(match_id)
+            if loaded is None:
+                return False
+            match = loaded[0]
+            try:
+                updated = heard(match, server, self.clock())
+            except IllegalTransition:
+                return False
+            if await self.save(updated, match.version):
+                return True
+        return False
+
+    async def abort_match(self, match_id: str, server: str) -> bool:
+        """The match's server failed it (could not load it, or called it off): aborted, its
+        players back in the queue. False when it is not live or allocating on that server."""
+        for _ in range(5):
+            loaded = await self.load(match_id)
+            if loaded is None or loaded[0].server != server:
+                return False
+            match, tickets = loaded
+            try:
+                if await self._abort(match, tickets, frozenset()):
+                    return True
+            except IllegalTransition:
+                return False
+        return False
 
     async def _settle_results(self, batch: Sequence[_Finished]) -> Done[bool]:
         """Results, a batch at a time (see :mod:`leetgaming.batching`), in one transaction:
@@ -741,6 +786,8 @@ class Play:
         )
         event.data["address"] = server.address
         await self._announce(live, [event])
+        for listener in self.on_allocated:
+            await listener(live, server.id)
         return 1
 
     # Storage ----------------------------------------------------------------------------

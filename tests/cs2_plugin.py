@@ -140,12 +140,14 @@ def series_events(
             emit("round_start", map_number=number, round_number=index)
             _play_round(flavor, emit, state, teams, index, winner, deaths_per_round, rng)
             scores[winner - 1] += 1
-            leading = 1 if scores[0] >= scores[1] else 2
+            leading = 1 if scores[0] > scores[1] else 2  # MatchZy's "winner"; a tie: team2
+            matchzy = flavor == "matchzy"
             emit(
                 "round_end",
                 map_number=number,
-                round_number=index,
-                round_time=60_000 + rng.randrange(50_000),
+                # MatchZy: the rounds played so far (from 1), and no round time
+                round_number=sum(scores) if matchzy else index,
+                round_time=0 if matchzy else 60_000 + rng.randrange(50_000),
                 reason=rng.choice((7, 8, 1, 9)),
                 winner={
                     "team": f"team{leading if flavor == 'matchzy' else winner}",
@@ -298,7 +300,7 @@ def rewound(
         "event": "backup_loaded",
         "matchid": mid,
         "map_number": map_number,
-        "round_number": to_round,
+        "round_number": events[ends[to_round]]["round_number"],
         "filename": f"backup_{mid}_{map_number}_{to_round}.json",
     }
     again = [

@@ -117,7 +117,7 @@ def test_a_backup_restored_mid_map_discards_the_later_rounds(flavor: Flavor) -> 
         series, effects = apply(series, parse(flavor, body))
         if body["event"] == "backup_loaded":
             kept = series.map(1).rounds
-            assert max(kept) == 10 and len(kept) == 11
+            assert len(kept) == 11
             assert next(e.kind for e in effects) == "cs2.rewound"
     assert series.ranks == (0, 1) and series.map(1).result == (11, 13)
     assert series.map(1).rewinds == 1 and len(series.map(1).rounds) == 24
