@@ -97,7 +97,11 @@ _TOKEN_ROLES: Final = frozenset({"player", "admin", "game_server"})
 
 # Successful requests to these routes are logged at debug level: orchestrators and scrapers
 # poll them every few seconds.
-_QUIET_ROUTES: Final = frozenset({"/healthz", "/readyz", "/metrics"})
+# probes, and game servers' event logs (thousands a second; counted and timed in the metrics,
+# logged when refused)
+_QUIET_ROUTES: Final = frozenset(
+    {"/healthz", "/readyz", "/metrics", "/v1/ingest/cs2/{flavor}/{match}"}
+)
 
 # Payment providers' webhooks come from a few addresses of theirs, in bursts, and are
 # verified by signature: the per-address limit would only make them retry.

@@ -33,6 +33,7 @@ The flow, across matchmaking, identity and the hub (so it lives here):
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import hmac
 import json
@@ -41,6 +42,8 @@ import secrets
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
+
+import orjson
 
 from leetgaming.batching import Batcher, Done
 from leetgaming.db import Conn, Database, append_only, is_unique_violation, one_of
@@ -70,7 +73,10 @@ EVENTS_PER_COMMIT_MAX: Final = 512
 EVENTS_PER_MATCH_MAX: Final = 50_000  # a series that sends more is refused (a runaway plugin)
 CONFIG_TOKEN_TTL_S: Final = 120.0
 TOKEN_GRACE_S: Final = 120.0
-HEARD_EVERY_S: Final = 5.0  # a match's last-heard time is written at most this often
+HEARD_EVERY_S: Final = 5.0
+AUTH_CACHE_S: Final = 1.0
+AUTH_CACHED_MAX: Final = 10_000
+LEASES_KEPT_MAX: Final = 10_000  # a match's last-heard time is written at most this often
 SILENCE_CHECK_S: Final = 30.0
 SILENCE_CHECKS_MAX: Final = 64  # servers asked per sweep
 NAME_CHARS_MAX: Final = 64
@@ -178,6 +184,7 @@ class _Lease:
     server: str
     events: int
     series: Series
+    digests: set[str]  # of every body stored
     changed: bool = False
 
 
@@ -225,6 +232,11 @@ class Cs2:
         self.rcon = rcon
         self._known: dict[str, Cs2Server | None] = {}
         self._heard: dict[str, float] = {}
+        self._background: asyncio.Task[None] | None = None
+        # match -> (when read, its lease's authorization row): a token check per event
+        # without a query; revocation is seen within AUTH_CACHE_S
+        self._auth: dict[str, tuple[float, Any]] = {}
+        self._leases: dict[str, _Lease] = {}  # the series as this process last committed it
         self._ingest: Batcher[_Body, Accepted | Cs2Refused] = Batcher(
             self._ingest_batch, EVENTS_PER_COMMIT_MAX
         )
@@ -237,6 +249,8 @@ class Cs2:
 
     async def stop(self) -> None:
         await self._ingest.stop()
+        if self._background is not None:
+            await asyncio.gather(self._background, return_exceptions=True)
 
     # Servers ----------------------------------------------------------------------------
 
@@ -433,10 +447,20 @@ class Cs2:
         match ended less than ``token_grace_s`` ago, if it ended)."""
         if flavor not in {f.value for f in Flavor}:
             raise Cs2Refused(404, "unknown_flavor", "flavors are get5 and matchzy")
-        row = await self.db.fetchone(
-            "SELECT flavor, ingest_hash, ended_s, server, number FROM cs2_leases WHERE match = ?",
-            match_id,
-        )
+        now = self.clock()
+        cached = self._auth.get(match_id)
+        if cached is not None and now - cached[0] < AUTH_CACHE_S:
+            row = cached[1]
+        else:
+            row = await self.db.fetchone(
+                "SELECT flavor, ingest_hash, ended_s, server, number FROM cs2_leases "
+                "WHERE match = ?",
+                match_id,
+            )
+            if row is not None and row[1] is not None:  # no token yet: not remembered
+                if len(self._auth) >= AUTH_CACHED_MAX:
+                    self._auth.clear()
+                self._auth[match_id] = (now, row)
         if row is None or row[0] != flavor:
             raise Cs2Refused(404, "unknown_match", f"no {flavor} match {match_id} here")
         if token is None or not _same(token, row[1]):
@@ -458,8 +482,8 @@ class Cs2:
         if len(raw) > EVENT_BYTES_MAX:
             raise Cs2Refused(413, "body_too_large", f"events are at most {EVENT_BYTES_MAX} bytes")
         try:
-            body = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError:
             raise Cs2Refused(400, "bad_json", "the body is not JSON") from None
         try:
             event = parse(Flavor(flavor), body)
@@ -483,29 +507,17 @@ class Cs2:
         lock = " FOR UPDATE" if self.db.dialect == "postgresql" else ""
         async with self.db.transaction() as tx:
             rows = await tx.fetch(
-                f"SELECT match, server, events, document FROM cs2_leases WHERE match {among} "
+                f"SELECT match, server, events FROM cs2_leases WHERE match {among} "
                 "ORDER BY match" + lock,
                 *ids,
             )
-            leases = {
-                r[0]: _Lease(r[0], r[1], int(r[2]), from_document(json.loads(r[3]))) for r in rows
-            }
-            digests, args = one_of(self.db.dialect, sorted({b.digest for b in batch}))
-            seen = {
-                (r[0], r[1])
-                for r in await tx.fetch(
-                    f"SELECT match, digest FROM cs2_events WHERE match {among} "
-                    f"AND digest {digests}",
-                    *ids,
-                    *args,
-                )
-            }
+            leases = {r[0]: await self._lease_state(tx, r[0], r[1], int(r[2])) for r in rows}
             results: list[Accepted | Cs2Refused] = []
             stored: list[tuple[Any, ...]] = []
             effects: dict[str, list[Effect]] = {}
             for body in batch:
                 lease = leases[body.match]
-                if (body.match, body.digest) in seen:
+                if body.digest in lease.digests:
                     results.append(Accepted(duplicate=True))
                     continue
                 if lease.events >= EVENTS_PER_MATCH_MAX:
@@ -515,7 +527,7 @@ class Cs2:
                         )
                     )
                     continue
-                seen.add((body.match, body.digest))
+                lease.digests.add(body.digest)
                 series, changed = apply(lease.series, body.event)
                 lease.events += 1
                 if series != lease.series:
@@ -541,17 +553,59 @@ class Cs2:
                     stored,
                 )
                 await _save_leases(tx, list(leases.values()))
+        for lease in leases.values():  # committed: what the next batch starts from
+            self._leases[lease.match] = lease
         finished = [m for m, lease in leases.items() if lease.changed and _done(lease.series)]
 
         async def after() -> None:
-            for match_id in sorted(effects):
-                await self._announce(match_id, leases[match_id].series, effects[match_id])
-            for match_id in matches:
-                await self._hear(match_id, leases[match_id].server, now)
-            for match_id in finished:
-                await self.deliver(match_id)
+            # the acknowledgements do not wait for these: they run behind, in order
+            self._behind(
+                [
+                    *(
+                        functools.partial(self._announce, m, leases[m].series, effects[m])
+                        for m in sorted(effects)
+                    ),
+                    *(functools.partial(self._hear, m, leases[m].server, now) for m in matches),
+                    *(functools.partial(self.deliver, m) for m in finished),
+                ]
+            )
 
         return results, (after if stored else None)
+
+    def _behind(self, steps: list[Callable[[], Awaitable[object]]]) -> None:
+        """Run ``steps`` in the background, after the steps queued before (a match's
+        publications keep their order); a failing step is logged, the others still run."""
+        previous = self._background
+
+        async def run() -> None:
+            if previous is not None:
+                await asyncio.gather(previous, return_exceptions=True)
+            for step in steps:
+                try:
+                    await step()
+                except Exception:
+                    log.exception("a CS2 follow-up failed (the sweep delivers results again)")
+
+        self._background = asyncio.create_task(run())
+
+    async def _lease_state(self, tx: Conn, match_id: str, server: str, events: int) -> _Lease:
+        """The lease as its row says, locked: from this process's copy when the row has not
+        moved since (the same count of events: no other process stored one), else read."""
+        kept = self._leases.get(match_id)
+        if kept is not None and kept.events == events:
+            return _Lease(match_id, server, events, kept.series, set(kept.digests))
+        row = await tx.fetchone("SELECT document FROM cs2_leases WHERE match = ?", match_id)
+        assert row is not None
+        digests = await tx.fetch("SELECT digest FROM cs2_events WHERE match = ?", match_id)
+        if len(self._leases) >= LEASES_KEPT_MAX:
+            self._leases.clear()
+        return _Lease(
+            match_id,
+            server,
+            events,
+            from_document(orjson.loads(row[0])),
+            {str(d[0]) for d in digests},
+        )
 
     async def _announce(self, match_id: str, series: Series, effects: list[Effect]) -> None:
         if not effects:
@@ -675,7 +729,7 @@ async def _save_leases(tx: Conn, leases: list[_Lease]) -> None:
         await tx.executemany(
             "UPDATE cs2_leases SET events = ?, document = ? WHERE match = ?",
             [
-                (lease.events, json.dumps(to_document(lease.series)), lease.match)
+                (lease.events, orjson.dumps(to_document(lease.series)).decode(), lease.match)
                 for lease in changed
             ],
         )
