@@ -121,7 +121,7 @@ async def cluster(backend: str, postgres_url: str, redis_url: str) -> AsyncItera
             )
         yield Cluster(backend, ports, secret, database_url)
     except BaseException:
-        print_logs(started, 400)
+        print_logs(started)
         raise
     finally:
         await asyncio.gather(*(p.stop() for p in started), return_exceptions=True)

@@ -46,7 +46,7 @@ from typing import Any, Final
 import orjson
 
 from leetgaming.batching import Batcher, Done
-from leetgaming.db import Conn, Database, append_only, is_unique_violation, one_of
+from leetgaming.db import Conn, Database, append_only, one_of
 from leetgaming.rcon import RconError, command, quoted
 from matchmaking.cs2 import (
     BadEvent,
@@ -74,7 +74,8 @@ EVENTS_PER_MATCH_MAX: Final = 50_000  # a series that sends more is refused (a r
 CONFIG_TOKEN_TTL_S: Final = 120.0
 TOKEN_GRACE_S: Final = 120.0
 HEARD_EVERY_S: Final = 5.0
-AUTH_CACHE_S: Final = 1.0
+AUTH_CACHE_S: Final = 5.0
+FLAVORS: Final = frozenset(f.value for f in Flavor)
 AUTH_CACHED_MAX: Final = 10_000
 LEASES_KEPT_MAX: Final = 10_000  # a match's last-heard time is written at most this often
 SILENCE_CHECK_S: Final = 30.0
@@ -96,7 +97,7 @@ _TABLES: Final = """
     );
     CREATE TABLE cs2_leases (
         match TEXT PRIMARY KEY,
-        number INTEGER NOT NULL UNIQUE,
+        number BIGINT NOT NULL UNIQUE,
         server TEXT NOT NULL,
         flavor TEXT NOT NULL,
         config_hash TEXT NOT NULL,
@@ -184,8 +185,12 @@ class _Lease:
     server: str
     events: int
     series: Series
-    digests: set[str]  # of every body stored
+    digests: set[str]  # of every body stored before this batch (shared: never changed here)
     changed: bool = False
+    new: set[str] = field(default_factory=set)  # stored in this batch
+
+    def stored(self, digest: str) -> bool:
+        return digest in self.digests or digest in self.new
 
 
 def _hash(token: str) -> str:
@@ -194,6 +199,13 @@ def _hash(token: str) -> str:
 
 def _same(token: str, stored: str | None) -> bool:
     return stored is not None and hmac.compare_digest(_hash(token), stored)
+
+
+def match_number(match_id: str) -> int:
+    """The match's integer id (MatchZy's ``matchid``): 52 bits of its id's SHA-256, the same
+    in every process without coordination (exact in a JSON number, a C# long, a JS number);
+    the lease's UNIQUE column refuses the improbable collision loudly."""
+    return int(hashlib.sha256(match_id.encode()).hexdigest()[:13], 16)
 
 
 def server_id_of(name: str) -> str:
@@ -270,7 +282,7 @@ class Cs2:
         port = params.get("rcon_port")
         if type(port) is not int or not 1 <= port <= 65535:
             raise Cs2Refused(422, "bad_server", "rcon_port is 1..65535")
-        if params["flavor"] not in {f.value for f in Flavor}:
+        if params["flavor"] not in FLAVORS:
             raise Cs2Refused(422, "unknown_flavor", "flavor is get5 or matchzy")
         name = str(params["name"])
         if not name.replace("-", "").replace("_", "").isalnum():
@@ -371,33 +383,24 @@ class Cs2:
             teams.append({"name": f"team_{players[0][:12]}", "players": lines, "index": index})
         token = secrets.token_urlsafe(32)
         now = self.clock()
-        for _ in range(10):
-            try:
-                async with self.db.transaction() as tx:
-                    row = await tx.fetchone("SELECT COALESCE(MAX(number), 0) FROM cs2_leases")
-                    number = int(row[0]) + 1 if row else 1
-                    await tx.execute(
-                        "INSERT INTO cs2_leases (match, number, server, flavor, config_hash, "
-                        "config_expires_s, created_s, teams, document) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (match) DO UPDATE SET "
-                        "server = excluded.server, flavor = excluded.flavor, "
-                        "config_hash = excluded.config_hash, "
-                        "config_expires_s = excluded.config_expires_s, config_used_s = NULL",
-                        match.id,
-                        number,
-                        server.id,
-                        str(server.flavor),
-                        _hash(token),
-                        now + self.config_token_ttl_s,
-                        now,
-                        json.dumps(teams),
-                        json.dumps(to_document(new_series(match.best_of))),
-                    )
-                return token
-            except Exception as exc:
-                if not is_unique_violation(exc):
-                    raise  # another lease took the number: take the next
-        raise RuntimeError("could not number a CS2 lease")
+        await self.db.execute(
+            "INSERT INTO cs2_leases (match, number, server, flavor, config_hash, "
+            "config_expires_s, created_s, teams, document) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (match) DO UPDATE SET "
+            "server = excluded.server, flavor = excluded.flavor, "
+            "config_hash = excluded.config_hash, "
+            "config_expires_s = excluded.config_expires_s, config_used_s = NULL",
+            match.id,
+            match_number(match.id),
+            server.id,
+            str(server.flavor),
+            _hash(token),
+            now + self.config_token_ttl_s,
+            now,
+            json.dumps(teams),
+            json.dumps(to_document(new_series(match.best_of))),
+        )
+        return token
 
     # The config -------------------------------------------------------------------------
 
@@ -408,7 +411,7 @@ class Cs2:
             "document FROM cs2_leases WHERE match = ?",
             match_id,
         )
-        if flavor not in {f.value for f in Flavor}:
+        if flavor not in FLAVORS:
             raise Cs2Refused(404, "unknown_flavor", "flavors are get5 and matchzy")
         if lease is None or lease[1] != flavor:
             raise Cs2Refused(404, "unknown_match", f"no {flavor} match {match_id} here")
@@ -445,7 +448,7 @@ class Cs2:
     async def authorize(self, flavor: str, match_id: str, token: str | None) -> tuple[str, int]:
         """The lease's server and number if ``token`` is this match's ingest token (and the
         match ended less than ``token_grace_s`` ago, if it ended)."""
-        if flavor not in {f.value for f in Flavor}:
+        if flavor not in FLAVORS:
             raise Cs2Refused(404, "unknown_flavor", "flavors are get5 and matchzy")
         now = self.clock()
         cached = self._auth.get(match_id)
@@ -517,7 +520,7 @@ class Cs2:
             effects: dict[str, list[Effect]] = {}
             for body in batch:
                 lease = leases[body.match]
-                if body.digest in lease.digests:
+                if lease.stored(body.digest):
                     results.append(Accepted(duplicate=True))
                     continue
                 if lease.events >= EVENTS_PER_MATCH_MAX:
@@ -527,7 +530,7 @@ class Cs2:
                         )
                     )
                     continue
-                lease.digests.add(body.digest)
+                lease.new.add(body.digest)
                 series, changed = apply(lease.series, body.event)
                 lease.events += 1
                 if series != lease.series:
@@ -554,6 +557,8 @@ class Cs2:
                 )
                 await _save_leases(tx, list(leases.values()))
         for lease in leases.values():  # committed: what the next batch starts from
+            lease.digests |= lease.new
+            lease.new = set()
             self._leases[lease.match] = lease
         finished = [m for m, lease in leases.items() if lease.changed and _done(lease.series)]
 
@@ -593,7 +598,7 @@ class Cs2:
         moved since (the same count of events: no other process stored one), else read."""
         kept = self._leases.get(match_id)
         if kept is not None and kept.events == events:
-            return _Lease(match_id, server, events, kept.series, set(kept.digests))
+            return _Lease(match_id, server, events, kept.series, kept.digests)
         row = await tx.fetchone("SELECT document FROM cs2_leases WHERE match = ?", match_id)
         assert row is not None
         digests = await tx.fetch("SELECT digest FROM cs2_events WHERE match = ?", match_id)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -74,13 +75,16 @@ def cs2_routes(
             accepted = await cs2.ingest_authorized(flavor, match, number, raw)
         except Cs2Refused as refused:
             return _refused(refused)
-        return JSONResponse(
-            {
-                "accepted": True,
-                "duplicate": accepted.duplicate,
-                "applied": accepted.applied,
-                "seq": accepted.seq,
-            }
+        return Response(
+            orjson.dumps(
+                {
+                    "accepted": True,
+                    "duplicate": accepted.duplicate,
+                    "applied": accepted.applied,
+                    "seq": accepted.seq,
+                }
+            ),
+            media_type="application/json",
         )
 
     @admin
