@@ -422,10 +422,12 @@ def create_app(
                 settings.base_url,
                 functools.partial(identity.external_subject, "steam"),
                 tv_delay_s=settings.cs2_tv_delay_s,
+                delay_min_s=settings.spectator_delay_min_s,
             )
             await cs2.start()
             play.on_allocated.append(cs2.on_allocated)
             play.on_failed.append(cs2.match_ended)
+            play.delay_of, play.feed = cs2.delay_of, cs2.feed
             app.state.cs2 = cs2
             matchmaker = Matchmaker(tickets, queues, hub.node_id, play.on_event)
             async with Ledger(store) as ledger:

@@ -48,6 +48,7 @@ import orjson
 from leetgaming.batching import Batcher, Done
 from leetgaming.db import Conn, Database, append_only, one_of
 from leetgaming.rcon import RconError, command, quoted
+from leetgaming.spectators import DELAY_MIN_S, SpectatorFeed, delay_for
 from matchmaking.cs2 import (
     BadEvent,
     Effect,
@@ -109,6 +110,7 @@ _TABLES: Final = """
         events INTEGER NOT NULL DEFAULT 0,
         delivered INTEGER NOT NULL DEFAULT 0,
         teams TEXT NOT NULL,
+        delay_s DOUBLE PRECISION NOT NULL,
         document TEXT NOT NULL
     );
     CREATE INDEX cs2_leases_open ON cs2_leases (delivered, ended_s);
@@ -226,7 +228,9 @@ class Cs2:
         clock: Callable[[], float],
         base_url: str,
         steam_of: SteamOf,
+        feed: SpectatorFeed | None = None,
         tv_delay_s: int = 90,
+        delay_min_s: float = DELAY_MIN_S,
         config_token_ttl_s: float = CONFIG_TOKEN_TTL_S,
         token_grace_s: float = TOKEN_GRACE_S,
         rcon: Callable[[str, int, str, str], Awaitable[str]] = command,
@@ -239,6 +243,10 @@ class Cs2:
         self.base_url = base_url.rstrip("/")
         self.steam_of = steam_of
         self.tv_delay_s = tv_delay_s
+        self.feed = feed or SpectatorFeed(db, publish, clock)
+        self.delay_s = delay_for(tv_delay_s, delay_min_s)
+        # match -> (valid until, its public delay; None: not a CS2 match)
+        self._delays: dict[str, tuple[float, float | None]] = {}
         self.config_token_ttl_s = config_token_ttl_s
         self.token_grace_s = token_grace_s
         self.rcon = rcon
@@ -256,8 +264,26 @@ class Cs2:
     async def start(self) -> None:
         pg = self.db.dialect == "postgresql"
         await self.db.migrate("cs2", MIGRATIONS_POSTGRES if pg else MIGRATIONS_SQLITE)
+        await self.feed.start()
         for server in await self.list_servers():  # every process offers them to the allocator
             await self.servers.register(_as_game_server(server))
+
+    async def delay_of(self, match_id: str) -> float | None:
+        """The public delay of ``match_id``'s channel if it is a CS2 match (a lease's delay
+        never changes; "not one" is remembered briefly, a lease may come)."""
+        now = self.clock()
+        known = self._delays.get(match_id)
+        if known is not None and now < known[0]:
+            return known[1]
+        delay = await self._delay_in_row(match_id)
+        if len(self._delays) >= LEASES_KEPT_MAX:
+            self._delays.clear()
+        self._delays[match_id] = (float("inf") if delay is not None else now + 2.0, delay)
+        return delay
+
+    async def _delay_in_row(self, match_id: str) -> float | None:
+        row = await self.db.fetchone("SELECT delay_s FROM cs2_leases WHERE match = ?", match_id)
+        return None if row is None else float(row[0])
 
     async def stop(self) -> None:
         await self._ingest.stop()
@@ -385,8 +411,8 @@ class Cs2:
         now = self.clock()
         await self.db.execute(
             "INSERT INTO cs2_leases (match, number, server, flavor, config_hash, "
-            "config_expires_s, created_s, teams, document) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (match) DO UPDATE SET "
+            "config_expires_s, created_s, teams, delay_s, document) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (match) DO UPDATE SET "
             "server = excluded.server, flavor = excluded.flavor, "
             "config_hash = excluded.config_hash, "
             "config_expires_s = excluded.config_expires_s, config_used_s = NULL",
@@ -398,8 +424,10 @@ class Cs2:
             now + self.config_token_ttl_s,
             now,
             json.dumps(teams),
+            self.delay_s,  # fixed now: a second lease of the match keeps the first's
             json.dumps(to_document(new_series(match.best_of))),
         )
+        self._delays[match.id] = (float("inf"), await self._delay_in_row(match.id))
         return token
 
     # The config -------------------------------------------------------------------------
@@ -510,11 +538,12 @@ class Cs2:
         lock = " FOR UPDATE" if self.db.dialect == "postgresql" else ""
         async with self.db.transaction() as tx:
             rows = await tx.fetch(
-                f"SELECT match, server, events FROM cs2_leases WHERE match {among} "
+                f"SELECT match, server, events, delay_s FROM cs2_leases WHERE match {among} "
                 "ORDER BY match" + lock,
                 *ids,
             )
             leases = {r[0]: await self._lease_state(tx, r[0], r[1], int(r[2])) for r in rows}
+            delays = {r[0]: float(r[3]) for r in rows}
             results: list[Accepted | Cs2Refused] = []
             stored: list[tuple[Any, ...]] = []
             effects: dict[str, list[Effect]] = {}
@@ -556,6 +585,9 @@ class Cs2:
                     stored,
                 )
                 await _save_leases(tx, list(leases.values()))
+                public = {m: _bodies(m, leases[m].series, e) for m, e in effects.items() if e}
+                for match_id, bodies in sorted(public.items()):
+                    await self.feed.delayed(match_id, bodies, delays[match_id], tx)
         for lease in leases.values():  # committed: what the next batch starts from
             lease.digests |= lease.new
             lease.new = set()
@@ -566,10 +598,7 @@ class Cs2:
             # the acknowledgements do not wait for these: they run behind, in order
             self._behind(
                 [
-                    *(
-                        functools.partial(self._announce, m, leases[m].series, effects[m])
-                        for m in sorted(effects)
-                    ),
+                    *(functools.partial(self.feed.now, m, public[m]) for m in sorted(public)),
                     *(functools.partial(self._hear, m, leases[m].server, now) for m in matches),
                     *(functools.partial(self.deliver, m) for m in finished),
                 ]
@@ -611,16 +640,6 @@ class Cs2:
             from_document(orjson.loads(row[0])),
             {str(d[0]) for d in digests},
         )
-
-    async def _announce(self, match_id: str, series: Series, effects: list[Effect]) -> None:
-        if not effects:
-            return
-        view = public_view(series)
-        for effect in effects:
-            await self.publish(
-                f"match:{match_id}",
-                {"kind": effect.kind, "match": match_id, **effect.data, "series": view},
-            )
 
     async def _hear(self, match_id: str, server: str, now: float) -> None:
         if now - self._heard.get(match_id, 0.0) < HEARD_EVERY_S:
@@ -666,6 +685,7 @@ class Cs2:
         unheard for ``SILENCE_CHECK_S`` whether it is alive (a server in warmup sends no
         events): one that answers is heard; one that does not is left to the matchmaking
         sweep's silence limit. How many series were delivered."""
+        await self.feed.pump()
         rows = await self.db.fetch(
             "SELECT match, server, document FROM cs2_leases WHERE delivered = 0 AND ended_s IS NULL"
         )
@@ -721,6 +741,13 @@ class Cs2:
         )
         keys = ("seq", "name", "key", "received_s", "applied", "digest")
         return [dict(zip(keys, row, strict=True)) for row in rows]
+
+
+def _bodies(match_id: str, series: Series, effects: list[Effect]) -> list[dict[str, object]]:
+    """The publications of ``effects``: each with the series' public view (scores, rounds,
+    kills; no names, no addresses)."""
+    view = public_view(series)
+    return [{"kind": e.kind, "match": match_id, **e.data, "series": view} for e in effects]
 
 
 def _done(series: Series) -> bool:

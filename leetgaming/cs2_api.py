@@ -4,6 +4,8 @@
   config token in ``Authorization: Bearer``; ``Cache-Control: no-store``.
 - ``POST /v1/ingest/cs2/{flavor}/{match}``: the plugin's event log (the match's ingest token).
   200 ``{"accepted": true, "duplicate": …, "applied": …}`` once stored; problems otherwise.
+- ``GET /v1/matches/{match}/live`` (anyone): the public feed's latest body, as delayed, and
+  the delay (:mod:`leetgaming.spectators`).
 - ``GET /v1/matches/{match}/cs2`` (admins): the series as the plugin reported it, with its
   players' stats; ``GET /v1/matches/{match}/cs2/events`` (admins): the stored event log.
 - ``/v1/admin/cs2-servers`` (admins): register (POST), list (GET), remove (DELETE /{id}).
@@ -87,6 +89,15 @@ def cs2_routes(
             media_type="application/json",
         )
 
+    async def live(request: Request) -> Response:
+        cs2 = cs2_of()
+        match = request.path_params["match"]
+        delay = await cs2.delay_of(match)
+        if delay is None:
+            return problem(404, "no CS2 series for this match", code="unknown_match")
+        latest = await cs2.feed.snapshot(match)
+        return JSONResponse({"match": match, "delay_s": delay, "latest": latest}, headers=_NO_STORE)
+
     @admin
     async def series(request: Request, claims: AccessClaims) -> Response:
         found = await cs2_of().series(request.path_params["match"])
@@ -138,6 +149,7 @@ def cs2_routes(
     return [
         Route("/v1/matches/{match}/config/{flavor}", config, methods=["GET"]),
         Route("/v1/ingest/cs2/{flavor}/{match}", ingest, methods=["POST"]),
+        Route("/v1/matches/{match}/live", live, methods=["GET"]),
         Route("/v1/matches/{match}/cs2", series, methods=["GET"]),
         Route("/v1/matches/{match}/cs2/events", events, methods=["GET"]),
         Route("/v1/admin/cs2-servers", servers, methods=["GET", "POST"]),

@@ -191,6 +191,10 @@ class Play:
         # Told of a match given to a server, after the server's own notice (CS2 servers are
         # told over RCON)
         self.on_allocated: list[Callable[[Match, str], Awaitable[None]]] = []
+        # A match whose channel has a spectator delay (a CS2 match's): its match-channel
+        # events go to referees now and to the public after the delay
+        self.delay_of: Callable[[str], Awaitable[float | None]] | None = None
+        self.feed: Any = None  # leetgaming.spectators.SpectatorFeed, with delay_of
         party_size_max = max((q.rules.team_size for q in self.queues.values()), default=1)
         self.parties = Parties(db, publish, clock, party_size_max)
         self._figures: dict[str, tuple[float, dict[str, object]]] = {}  # queue -> (at, figures)
@@ -980,7 +984,23 @@ class Play:
         await self._publish_all(_announcements(match, events))
 
     async def _publish_all(self, items: Sequence[tuple[str, object]]) -> None:
-        await publish_all(self.publish, self.publish_many, items)
+        """Publish ``items``; a match channel's body without the server's address (players
+        get it on their own channel), and delayed when the match has a spectator delay."""
+        now: list[tuple[str, object]] = []
+        delayed: dict[str, list[Any]] = {}
+        for channel, body in items:
+            if channel.startswith("match:") and isinstance(body, dict):
+                body = {k: v for k, v in body.items() if k != "address"}
+                match_id = channel.removeprefix("match:")
+                if self.delay_of is not None and await self.delay_of(match_id) is not None:
+                    delayed.setdefault(match_id, []).append(body)
+                    continue
+            now.append((channel, body))
+        await publish_all(self.publish, self.publish_many, now)
+        for match_id, bodies in delayed.items():
+            delay = await self.delay_of(match_id) if self.delay_of is not None else None
+            await self.feed.delayed(match_id, bodies, delay or 0.0)
+            await self.feed.now(match_id, bodies)
 
 
 async def publish_all(

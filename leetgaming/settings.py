@@ -72,6 +72,8 @@ class Settings:
     queues_file: str | None = None  # TOML; unset: the shipped leetgaming/queues.toml
     rest_requests_per_min: int = 100  # per client IP, every REST route but probes and metrics
     cs2_tv_delay_s: int = 90  # the GOTV delay CS2 servers are configured with
+    # the public feed of a live CS2 match lags at least this much (and GOTV's delay + 30 s)
+    spectator_delay_min_s: int = 120
     stripe_secret_key: str | None = field(default=None, repr=False)  # sk_...; unset: no cards
     stripe_webhook_secret: str | None = field(default=None, repr=False)  # whsec_...
     stripe_api_base: str | None = None  # a Stripe-compatible server instead of api.stripe.com
@@ -408,6 +410,12 @@ def _check_tv_delay(value: object) -> str | None:
     return None
 
 
+def _check_spectator_delay(value: object) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 3600:
+        return f"expected seconds 0..3600, got {str(value)!r}"
+    return None
+
+
 def _check_rest_rate(value: object) -> str | None:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 10_000_000:
         return f"expected an integer 1..10000000, got {str(value)!r}"
@@ -428,6 +436,7 @@ _PARSERS: Final[dict[str, Callable[[str], object]]] = {
     "queues_file": _parse_optional_str,
     "rest_requests_per_min": _int_parser(1, 10_000_000),
     "cs2_tv_delay_s": _int_parser(0, 600),
+    "spectator_delay_min_s": _int_parser(0, 3600),
     "stripe_secret_key": _parse_optional_str,
     "stripe_webhook_secret": _parse_optional_str,
     "stripe_api_base": _parse_optional_str,
@@ -463,6 +472,7 @@ _CHECKS: Final[dict[str, Callable[[object], str | None]]] = {
     "queues_file": _check_toml_file,
     "rest_requests_per_min": _check_rest_rate,
     "cs2_tv_delay_s": _check_tv_delay,
+    "spectator_delay_min_s": _check_spectator_delay,
     "stripe_secret_key": _check_optional_secret,
     "stripe_webhook_secret": _check_optional_secret,
     "stripe_api_base": _check_public_url,

@@ -31,6 +31,7 @@ class Namespace(enum.StrEnum):
     TOURNAMENT = "tournament"
     USER = "user"
     GAMESERVER = "gameserver"
+    REFEREE = "referee"  # a live match as it happens: admins only (the public's is delayed)
 
 
 PUBLIC = frozenset({Namespace.LOBBY, Namespace.MATCH, Namespace.TOURNAMENT})

@@ -17,9 +17,11 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from websockets.asyncio.client import connect
 
 from tests.cs2_plugin import Roster, reordered, rewound, series_events, with_resends
 from tests.cs2_server import FakeCs2Server
+from tests.ws import call, receive
 
 from .test_play import event, player, rpc, serving_play
 from .test_wallet_api import QUEUES, token
@@ -45,6 +47,7 @@ async def cs2_match(
     flavor: str,
     steam: bool = True,
     rcon_password: str | None = None,
+    delay_s: float | None = None,
 ) -> AsyncIterator[dict[str, Any]]:
     """A served app with a CS2 server registered and a BO3 of two players accepted on it."""
     a, b = f"a{secrets.token_hex(4)}", f"b{secrets.token_hex(4)}"
@@ -54,6 +57,8 @@ async def cs2_match(
             base_url=ws_url.replace("ws://", "http://").removesuffix("/ws"), timeout=10
         ) as http,
     ):
+        if delay_s is not None:
+            state.cs2.delay_s = delay_s
         server = FakeCs2Server(flavor, secrets.token_hex(8), http)
         await server.start()
         try:
@@ -93,6 +98,7 @@ async def cs2_match(
                 "ws": ws_a,
                 "admin": admin,
                 "server_id": added.json()["id"],
+                "ws_url": ws_url,
             }
             await ws_a.close()
             await ws_b.close()
@@ -258,3 +264,65 @@ async def test_a_server_that_refuses_rcon_aborts_the_match(
         aborted = await event(m["ws"], "match.aborted", m["match"])
         assert aborted["requeued"] == list(m["players"])
         assert m["server"].config is None
+
+
+async def test_the_public_feed_lags_the_referees_by_the_delay_fixed_at_live(
+    tmp_path: Path, own_backends: dict[str, str]
+) -> None:
+    async with cs2_match(tmp_path, own_backends, "get5", delay_s=2.0) as m:
+        http, server, match = m["http"], m["server"], m["match"]
+        config = await asyncio.wait_for(server.configs.get(), 10)
+        referee = await connect(m["ws_url"])
+        admin = m["admin"]["Authorization"].removeprefix("Bearer ")
+        assert (await call(referee, type="auth", id="a", data={"token": admin}))[
+            "type"
+        ] == "auth_ok"
+        subscribed = await call(referee, type="subscribe", id="s", ch=f"referee:{match}")
+        assert subscribed["type"] == "subscribed"
+        public = await connect(m["ws_url"])
+        assert (await call(public, type="auth", id="a"))["type"] == "auth_ok"
+        subscribed = await call(public, type="subscribe", id="s", ch=f"match:{match}")
+        assert subscribed["type"] == "subscribed"
+        # a player may not follow the referees' channel
+        a, _ = m["players"]
+        refused = await call(m["ws"], type="subscribe", id="r", ch=f"referee:{match}")
+        while refused["type"] == "pub":
+            refused = await receive(m["ws"])
+        assert refused["type"] == "error" and refused["data"]["code"] == "forbidden"
+        first = (await http.get(f"/v1/matches/{match}/live")).json()
+        assert first["delay_s"] == 2.0 and first["latest"] is None
+        rosters = [
+            Roster("A", list(config["team1"]["players"].items())),
+            Roster("B", list(config["team2"]["players"].items())),
+        ]
+        bodies = series_events("get5", match, rosters, [*BO3[:1], BO3[2]], num_maps=3)
+        live = next(i for i, b in enumerate(bodies) if b["event"] == "round_end")
+        sent_at = time.monotonic()
+        for body in bodies[: live + 1]:
+            assert (await server.send(body)).status_code == 200
+        seen = await event(referee, "cs2.round", None)
+        referee_s = time.monotonic() - sent_at
+        assert seen["score"] in ([1, 0], [0, 1]) and referee_s < 1.5
+        delayed = await event(public, "cs2.round", None)
+        public_s = time.monotonic() - sent_at
+        assert public_s >= 2.0, public_s
+        assert delayed["score"] == seen["score"]
+        text = orjson.dumps(delayed).decode()
+        assert "address" not in text and "203.0.113.7" not in text and a not in text
+        for _ in range(20):  # (marked published right after it went out)
+            latest = (await http.get(f"/v1/matches/{match}/live")).json()["latest"]
+            if latest["kind"] == "cs2.round":
+                break
+            await asyncio.sleep(0.1)
+        assert (
+            latest["kind"] == "cs2.round" and latest["series"]["maps"][0]["score"] == seen["score"]
+        )
+        # the rest of the series: the result reaches the public late too, with no address
+        for body in bodies[live + 1 :]:
+            assert (await server.send(body)).status_code == 200
+        settled_now = await event(referee, "match.settled", match)
+        assert settled_now["ranks"] == [0, 1]
+        settled_later = await event(public, "match.settled", match)
+        assert settled_later["ranks"] == [0, 1]
+        await referee.close()
+        await public.close()

@@ -1,0 +1,122 @@
+"""The spectator delay: live match channels seen now by referees, later by everyone else.
+
+A live match has two audiences. Referees and admins follow ``referee:<match>`` and see each
+event as it happens. Everyone else, players included, follows ``match:<match>`` and sees the
+same events ``delay_s`` later: the delay is fixed when the match goes live
+(``max(spectator_delay_min_s, tv_delay + 30)``: the GOTV delay plus a margin, so the public
+feed is never ahead of GOTV) and never lowered during it. A player on a call with a friend
+watching the public feed learns nothing they could not have seen on GOTV.
+
+Delayed bodies go through ``spectator_feed``, written in the transaction that produced them
+where there is one (a CS2 event's), so a body acknowledged is a body published later even
+across a crash; one process (the sweeper's) publishes the due rows in order. The public
+channel's offsets, history and recovery therefore are the delayed view's, and
+:meth:`SpectatorFeed.snapshot` answers the latest body the public has seen.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Final
+
+import orjson
+
+from leetgaming.db import Conn, Database
+
+log = logging.getLogger("leetgaming.spectators")
+
+DELAY_MIN_S: Final = 120.0
+TV_MARGIN_S: Final = 30.0
+DUE_PER_PUMP_MAX: Final = 2000
+KEPT_S: Final = 86_400.0  # published rows are kept a day (snapshots read the latest)
+
+MIGRATIONS_SQLITE: Final = [
+    """
+    CREATE TABLE spectator_feed (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        channel TEXT NOT NULL,
+        due_s DOUBLE PRECISION NOT NULL,
+        body TEXT NOT NULL,
+        published_s DOUBLE PRECISION
+    );
+    CREATE INDEX spectator_feed_due ON spectator_feed (published_s, due_s);
+    CREATE INDEX spectator_feed_channel ON spectator_feed (channel, id)
+    """
+]
+MIGRATIONS_POSTGRES: Final = [
+    MIGRATIONS_SQLITE[0].replace("INTEGER PRIMARY KEY AUTOINCREMENT", "BIGSERIAL PRIMARY KEY")
+]
+
+Publish = Callable[[str, object], Awaitable[int]]
+
+
+def delay_for(tv_delay_s: float, delay_min_s: float = DELAY_MIN_S) -> float:
+    """The delay a match's public feed keeps: at least ``delay_min_s``, and GOTV's plus
+    ``TV_MARGIN_S``."""
+    return max(delay_min_s, tv_delay_s + TV_MARGIN_S)
+
+
+def referee_channel(match_id: str) -> str:
+    return f"referee:{match_id}"
+
+
+class SpectatorFeed:
+    def __init__(self, db: Database, publish: Publish, clock: Callable[[], float]) -> None:
+        self.db = db
+        self.publish = publish
+        self.clock = clock
+
+    async def start(self) -> None:
+        pg = self.db.dialect == "postgresql"
+        await self.db.migrate("spectators", MIGRATIONS_POSTGRES if pg else MIGRATIONS_SQLITE)
+
+    async def delayed(
+        self,
+        match_id: str,
+        bodies: Sequence[dict[str, Any]],
+        delay_s: float,
+        conn: Conn | None = None,
+    ) -> None:
+        """``bodies`` for ``match:<match_id>`` in ``delay_s`` (written in ``conn``'s
+        transaction when given); the referees get them now, from :meth:`now`."""
+        due = self.clock() + delay_s
+        await (conn or self.db).executemany(
+            "INSERT INTO spectator_feed (channel, due_s, body) VALUES (?, ?, ?)",
+            [(f"match:{match_id}", due, orjson.dumps(b).decode()) for b in bodies],
+        )
+
+    async def now(self, match_id: str, bodies: Sequence[dict[str, Any]]) -> None:
+        for body in bodies:
+            await self.publish(referee_channel(match_id), body)
+
+    async def pump(self) -> int:
+        """Publish what is due, oldest first; how many bodies. Run by one process at a time
+        (a crash between a publication and its mark publishes it again: at least once)."""
+        now = self.clock()
+        rows = await self.db.fetch(
+            "SELECT id, channel, body FROM spectator_feed WHERE published_s IS NULL "
+            "AND due_s <= ? ORDER BY id LIMIT ?",
+            now,
+            DUE_PER_PUMP_MAX,
+        )
+        for row_id, channel, body in rows:
+            await self.publish(str(channel), orjson.loads(body))
+            await self.db.execute(
+                "UPDATE spectator_feed SET published_s = ? WHERE id = ?", now, row_id
+            )
+        if rows:
+            await self.db.execute(
+                "DELETE FROM spectator_feed WHERE published_s IS NOT NULL AND published_s < ?",
+                now - KEPT_S,
+            )
+        return len(rows)
+
+    async def snapshot(self, match_id: str) -> dict[str, Any] | None:
+        """The latest body the public feed of ``match_id`` has published."""
+        row = await self.db.fetchone(
+            "SELECT body FROM spectator_feed WHERE channel = ? AND published_s IS NOT NULL "
+            "ORDER BY id DESC LIMIT 1",
+            f"match:{match_id}",
+        )
+        return None if row is None else dict(orjson.loads(row[0]))
