@@ -54,6 +54,8 @@ from leetgaming.credits import Credits
 from leetgaming.cs2 import Cs2
 from leetgaming.cs2_api import cs2_routes
 from leetgaming.db import open_database
+from leetgaming.demos import Demos
+from leetgaming.demos_api import demo_routes
 from leetgaming.deposits import Deposits
 from leetgaming.external_auth import PROVIDER_TIMEOUT_S, GoogleVerifier, Providers
 from leetgaming.health import PROBE_TIMEOUT_S, Probe, database_probe, redis_probe
@@ -87,6 +89,7 @@ from realtime.presence import RedisPresence
 from realtime.server import Credential, HubNode
 from realtime.streams import RedisStreams
 from realtime.wire import WIRE_SCOPE_KEY, Wire
+from replays.blobs import LocalBlobStore
 from wallet.fees import FeeSchedule
 from wallet.stripe_gateway import StripeGateway
 from wallet.withdrawals import Limits as WithdrawalLimits
@@ -428,6 +431,16 @@ def create_app(
             play.on_allocated.append(cs2.on_allocated)
             play.on_failed.append(cs2.match_ended)
             play.delay_of, play.feed = cs2.delay_of, cs2.feed
+            demos = Demos(
+                database,
+                LocalBlobStore(settings.blob_dir),
+                time.time,
+                cs2.map_stats,
+                settings.demo_bytes_max,
+                settings.demo_retention_days,
+            )
+            await demos.start()
+            app.state.demos = demos
             app.state.cs2 = cs2
             matchmaker = Matchmaker(tickets, queues, hub.node_id, play.on_event)
             async with Ledger(store) as ledger:
@@ -522,6 +535,7 @@ def create_app(
                             credits,
                             subscriptions,
                             cs2,
+                            demos,
                         ),
                     )
                 )
@@ -556,6 +570,7 @@ def create_app(
                             await node.w3.provider.disconnect()
                     await play.stop()
                     await cs2.stop()
+                    await demos.stop()
                     await tournaments.stop()
                     await matchmaker.stop()
                     await hub.stop()
@@ -631,6 +646,12 @@ def create_app(
                 lambda: app.state.play, lambda: app.state.identity, lambda: app.state.idempotency
             ),
             *tournament_routes(lambda: app.state.tournaments, lambda: app.state.identity),
+            *demo_routes(
+                lambda: app.state.demos,
+                lambda: app.state.cs2,
+                lambda: app.state.identity,
+                lambda: app.state.play,
+            ),
             *cs2_routes(lambda: app.state.cs2, lambda: app.state.identity, lambda: app.state.audit),
             *admin_routes(
                 lambda: app.state.identity,
@@ -757,6 +778,7 @@ async def sweep_if_leased(
     credits: Credits | None = None,
     subscriptions: Subscriptions | None = None,
     cs2: Cs2 | None = None,
+    demos: Demos | None = None,
     ttl_s: float = SWEEP_LEASE_TTL_S,
 ) -> bool:
     """Deadlines and server silence are checked, and tournament outboxes left by a crash
@@ -768,6 +790,8 @@ async def sweep_if_leased(
         return False
     if cs2 is not None:
         await cs2.sweep()  # before the silence check: a CS2 server answering is not silent
+    if demos is not None:
+        await demos.sweep()
     await play.sweep()
     if tournaments is not None:
         await tournaments.sweep()

@@ -731,6 +731,18 @@ class Cs2:
             **to_document(from_document(json.loads(document))),
         }
 
+    async def map_stats(
+        self, match_id: str, map_number: int
+    ) -> tuple[str | None, dict[str, dict[str, int]]] | None:
+        """The plugin's name and per-player figures of one map of the match, if reported."""
+        series = await self.series(match_id)
+        if series is None:
+            return None
+        for state in series["maps"]:  # type: ignore[attr-defined]
+            if state["number"] == map_number:
+                return state["name"], state["stats"]
+        return None
+
     async def events(self, match_id: str, after_seq: int, limit: int) -> list[dict[str, object]]:
         rows = await self.db.fetch(
             "SELECT seq, name, event_key, received_s, applied, digest FROM cs2_events "

@@ -69,6 +69,9 @@ class Settings:
     secret_key: str | None = field(default=None, repr=False)
     public_url: str | None = None
     mail_dir: str = "./var/mail"  # outgoing mail as .eml files (the embedded mailer)
+    blob_dir: str = "./var/blobs"  # demo files (the embedded blob store)
+    demo_bytes_max: int = 1024 * 1024 * 1024  # an uploaded demo's size limit
+    demo_retention_days: int = 30  # demos older than this are deleted from storage
     queues_file: str | None = None  # TOML; unset: the shipped leetgaming/queues.toml
     rest_requests_per_min: int = 100  # per client IP, every REST route but probes and metrics
     cs2_tv_delay_s: int = 90  # the GOTV delay CS2 servers are configured with
@@ -335,6 +338,18 @@ def _check_mail_dir(value: object) -> str | None:
     return None
 
 
+def _check_demo_bytes(value: object) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 16 * 1024**3:
+        return f"expected bytes 1..{16 * 1024**3}, got {str(value)!r}"
+    return None
+
+
+def _check_retention(value: object) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 3650:
+        return f"expected days 1..3650, got {str(value)!r}"
+    return None
+
+
 def _check_non_negative(value: object) -> str | None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         return f"expected an integer >= 0, got {str(value)!r}"
@@ -433,6 +448,9 @@ _PARSERS: Final[dict[str, Callable[[str], object]]] = {
     "secret_key": _parse_optional_str,
     "public_url": _parse_optional_str,
     "mail_dir": _parse_str,
+    "blob_dir": _parse_str,
+    "demo_bytes_max": _int_parser(1, 16 * 1024**3),
+    "demo_retention_days": _int_parser(1, 3650),
     "queues_file": _parse_optional_str,
     "rest_requests_per_min": _int_parser(1, 10_000_000),
     "cs2_tv_delay_s": _int_parser(0, 600),
@@ -469,6 +487,9 @@ _CHECKS: Final[dict[str, Callable[[object], str | None]]] = {
     "secret_key": _check_secret_key,
     "public_url": _check_public_url,
     "mail_dir": _check_mail_dir,
+    "blob_dir": _check_mail_dir,
+    "demo_bytes_max": _check_demo_bytes,
+    "demo_retention_days": _check_retention,
     "queues_file": _check_toml_file,
     "rest_requests_per_min": _check_rest_rate,
     "cs2_tv_delay_s": _check_tv_delay,

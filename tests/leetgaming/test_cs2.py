@@ -48,11 +48,12 @@ async def cs2_match(
     steam: bool = True,
     rcon_password: str | None = None,
     delay_s: float | None = None,
+    **settings: str,
 ) -> AsyncIterator[dict[str, Any]]:
     """A served app with a CS2 server registered and a BO3 of two players accepted on it."""
     a, b = f"a{secrets.token_hex(4)}", f"b{secrets.token_hex(4)}"
     async with (
-        serving_play(tmp_path, backends, QUEUES) as (ws_url, state),
+        serving_play(tmp_path, backends, QUEUES, **settings) as (ws_url, state),
         httpx.AsyncClient(
             base_url=ws_url.replace("ws://", "http://").removesuffix("/ws"), timeout=10
         ) as http,
