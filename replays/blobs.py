@@ -93,8 +93,7 @@ class LocalBlobStore:
     a reader never sees half an object)."""
 
     def __init__(self, root: str | Path) -> None:
-        self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.root = Path(root)  # made with the first object
 
     def _path(self, key: str) -> Path:
         return self.root / check_key(key)
