@@ -89,7 +89,7 @@ from realtime.presence import RedisPresence
 from realtime.server import Credential, HubNode
 from realtime.streams import RedisStreams
 from realtime.wire import WIRE_SCOPE_KEY, Wire
-from replays.blobs import LocalBlobStore
+from replays.blobs import BlobStore, LocalBlobStore, S3BlobStore
 from wallet.fees import FeeSchedule
 from wallet.stripe_gateway import StripeGateway
 from wallet.withdrawals import Limits as WithdrawalLimits
@@ -433,7 +433,7 @@ def create_app(
             play.delay_of, play.feed = cs2.delay_of, cs2.feed
             demos = Demos(
                 database,
-                LocalBlobStore(settings.blob_dir),
+                blob_store(settings),
                 time.time,
                 cs2.map_stats,
                 settings.demo_bytes_max,
@@ -723,6 +723,20 @@ PORTAL_MISSING: Final = """<!doctype html><html lang="en"><meta charset="utf-8">
 <p>The web portal is not built. Build it with <code>./scripts/build-portal</code> (Node.js 20.19+),
 or start the server with <code>./scripts/serve</code>, which builds it. The API is at
 <a href="/docs">/docs</a>.</p></html>"""
+
+
+def blob_store(settings: Settings) -> BlobStore:
+    """Demos go to the S3-compatible bucket when one is configured, else to ``blob_dir``."""
+    if settings.blob_s3_endpoint is None:
+        return LocalBlobStore(settings.blob_dir)
+    assert settings.blob_s3_bucket and settings.blob_s3_access_key and settings.blob_s3_secret_key
+    return S3BlobStore(
+        settings.blob_s3_endpoint,
+        settings.blob_s3_bucket,
+        settings.blob_s3_access_key,
+        settings.blob_s3_secret_key,
+        settings.blob_s3_region,
+    )
 
 
 def portal_routes(settings: Settings) -> list[BaseRoute]:

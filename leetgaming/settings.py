@@ -72,6 +72,12 @@ class Settings:
     blob_dir: str = "./var/blobs"  # demo files (the embedded blob store)
     demo_bytes_max: int = 1024 * 1024 * 1024  # an uploaded demo's size limit
     demo_retention_days: int = 30  # demos older than this are deleted from storage
+    # an S3-compatible bucket for demos instead of blob_dir (all four, or none)
+    blob_s3_endpoint: str | None = None  # https://s3.eu-west-1.amazonaws.com, http://minio:9000
+    blob_s3_bucket: str | None = None
+    blob_s3_access_key: str | None = field(default=None, repr=False)
+    blob_s3_secret_key: str | None = field(default=None, repr=False)
+    blob_s3_region: str = "us-east-1"
     queues_file: str | None = None  # TOML; unset: the shipped leetgaming/queues.toml
     rest_requests_per_min: int = 100  # per client IP, every REST route but probes and metrics
     cs2_tv_delay_s: int = 90  # the GOTV delay CS2 servers are configured with
@@ -114,6 +120,9 @@ class Settings:
                 f"{env_name('stripe_secret_key')} and {env_name('stripe_webhook_secret')} "
                 "are set together or not at all"
             )
+        s3 = ("blob_s3_endpoint", "blob_s3_bucket", "blob_s3_access_key", "blob_s3_secret_key")
+        if not problems and len({getattr(self, name) is None for name in s3}) > 1:
+            problems.append(f"{', '.join(env_name(n) for n in s3)} are set together or not at all")
         if not problems and self.stripe_publishable_key and self.stripe_secret_key is None:
             problems.append(
                 f"{env_name('stripe_publishable_key')} needs {env_name('stripe_secret_key')} "
@@ -451,6 +460,11 @@ _PARSERS: Final[dict[str, Callable[[str], object]]] = {
     "blob_dir": _parse_str,
     "demo_bytes_max": _int_parser(1, 16 * 1024**3),
     "demo_retention_days": _int_parser(1, 3650),
+    "blob_s3_endpoint": _parse_optional_str,
+    "blob_s3_bucket": _parse_optional_str,
+    "blob_s3_access_key": _parse_optional_str,
+    "blob_s3_secret_key": _parse_optional_str,
+    "blob_s3_region": _parse_str,
     "queues_file": _parse_optional_str,
     "rest_requests_per_min": _int_parser(1, 10_000_000),
     "cs2_tv_delay_s": _int_parser(0, 600),
@@ -490,6 +504,11 @@ _CHECKS: Final[dict[str, Callable[[object], str | None]]] = {
     "blob_dir": _check_mail_dir,
     "demo_bytes_max": _check_demo_bytes,
     "demo_retention_days": _check_retention,
+    "blob_s3_endpoint": _check_public_url,
+    "blob_s3_bucket": _check_optional_secret,
+    "blob_s3_access_key": _check_optional_secret,
+    "blob_s3_secret_key": _check_optional_secret,
+    "blob_s3_region": _check_mail_dir,
     "queues_file": _check_toml_file,
     "rest_requests_per_min": _check_rest_rate,
     "cs2_tv_delay_s": _check_tv_delay,

@@ -16,6 +16,7 @@ import httpx
 
 from replays.demo import MAGIC
 from tests.cs2_plugin import Roster, series_events
+from tests.replays.test_s3 import KEY_ID, SECRET, bucket
 
 from .test_cs2 import cs2_match
 from .test_wallet_api import token
@@ -192,3 +193,31 @@ async def test_a_large_upload_streams_and_the_size_limit_refuses_more(
 
 async def _never_parse(path: str) -> dict[str, Any]:
     return {"header": {"map_name": "none"}, "errors": {}}
+
+
+async def test_demos_in_an_s3_bucket_are_parsed_and_served_by_range(
+    tmp_path: Path, own_backends: dict[str, str], s3_endpoint: str
+) -> None:
+    async with httpx.AsyncClient() as client:
+        name = await bucket(s3_endpoint, client)
+    s3 = {
+        "blob_s3_endpoint": s3_endpoint,
+        "blob_s3_bucket": name,
+        "blob_s3_access_key": KEY_ID,
+        "blob_s3_secret_key": SECRET,
+    }
+    async with cs2_match(tmp_path, own_backends, "get5", **s3) as m:
+        http, match, admin = m["http"], m["match"], m["admin"]
+        data = (DEMOS / "14132.dem").read_bytes()
+        uploaded = await http.post(
+            f"/v1/admin/matches/{match}/demos?map_number=0&filename=a.dem",
+            content=data,
+            headers=admin,
+        )
+        assert uploaded.status_code == 201, uploaded.text
+        parsed = await demo_state(http, match, uploaded.json()["id"], admin)
+        assert parsed["state"] == "parsed" and parsed["stats"]["demo"]["map_name"] == "de_ancient"
+        file_url = f"/v1/matches/{match}/demos/{parsed['id']}/file"
+        piece = await http.get(file_url, headers=admin | {"Range": "bytes=100-199"})
+        assert piece.status_code == 206 and piece.content == data[100:200]
+        assert not (tmp_path / "var").exists()
