@@ -252,6 +252,7 @@ class Cs2:
         self.rcon = rcon
         self._known: dict[str, Cs2Server | None] = {}
         self._heard: dict[str, float] = {}
+        self.silence_check_s = SILENCE_CHECK_S
         self._background: asyncio.Task[None] | None = None
         # match -> (when read, its lease's authorization row): a token check per event
         # without a query; revocation is seen within AUTH_CACHE_S
@@ -695,7 +696,7 @@ class Cs2:
         for match_id, server, document in rows:
             if _done(from_document(json.loads(document))):
                 delivered += await self.deliver(match_id)
-            elif now - self._heard.get(match_id, 0.0) >= SILENCE_CHECK_S:
+            elif now - self._heard.get(match_id, 0.0) >= self.silence_check_s:
                 quiet.append((str(match_id), str(server)))
         await asyncio.gather(*(self._check(m, s) for m, s in quiet[:SILENCE_CHECKS_MAX]))
         return delivered

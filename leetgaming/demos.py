@@ -33,6 +33,7 @@ from replays.worker import ParseFailed, parse_demo
 log = logging.getLogger("leetgaming.demos")
 
 DEMO_BYTES_MAX: Final = 1024 * 1024 * 1024
+BACKUP_BYTES_MAX: Final = 4 * 1024 * 1024
 RETENTION_DAYS: Final = 30
 STALE_PARSE_S: Final = 600.0  # a demo "parsing" this long was left by a crash
 FILENAME_CHARS_MAX: Final = 128
@@ -59,7 +60,21 @@ MIGRATIONS: Final = [
     CREATE UNIQUE INDEX demos_file ON demos (match, sha256);
     CREATE INDEX demos_by_match ON demos (match, uploaded_s);
     CREATE INDEX demos_by_state ON demos (state, uploaded_s)
+    """,
+    # the CS2 plugins' round backups (get5_remote_backup_url): what a restore needs
     """
+    CREATE TABLE match_backups (
+        match TEXT NOT NULL,
+        filename TEXT NOT NULL,
+        map_number INTEGER,
+        round_number INTEGER,
+        blob_key TEXT NOT NULL,
+        size_bytes BIGINT NOT NULL,
+        sha256 TEXT NOT NULL,
+        received_s DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (match, filename)
+    )
+    """,
 ]
 
 # Plugin-stats lookup: (match, map number) -> (map name, {steamid: figures}) or None
@@ -213,6 +228,71 @@ class Demos:
             "expired",
         )
         return None if row is None else (str(row[0]), int(row[1]), str(row[2]))
+
+    async def backup(
+        self,
+        match_id: str,
+        chunks: AsyncIterator[bytes],
+        filename: str | None,
+        map_number: int | None,
+        round_number: int | None,
+    ) -> tuple[dict[str, object], bool]:
+        """Keep a plugin's round backup (at most ``BACKUP_BYTES_MAX``); the same file name
+        again for the match is the backup stored first."""
+        name = filename or ""
+        if not _FILENAME.match(name):
+            raise DemoRefused(422, "bad_filename", "a backup's file name is letters, digits, . _ -")
+        for number in (map_number, round_number):
+            if number is not None and not 0 <= number < 1000:
+                raise DemoRefused(422, "bad_number", "map and round numbers are 0..999")
+        known = await self._backup(match_id, name)
+        if known is not None:
+            return known, False
+        digest = hashlib.sha256(match_id.encode()).hexdigest()[:24]
+        key = f"backups/{digest}/{os.urandom(8).hex()}.cfg"
+        try:
+            stored = await self.blobs.put(key, chunks, BACKUP_BYTES_MAX)
+        except BlobRefused:
+            raise DemoRefused(
+                413, "too_large", f"backups are at most {BACKUP_BYTES_MAX} bytes"
+            ) from None
+        inserted = await self.db.execute(
+            "INSERT INTO match_backups (match, filename, map_number, round_number, blob_key, "
+            "size_bytes, sha256, received_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (match, filename) DO NOTHING",
+            match_id,
+            name,
+            map_number,
+            round_number,
+            stored.key,
+            stored.size_bytes,
+            stored.sha256,
+            self.clock(),
+        )
+        if not inserted:
+            await self.blobs.delete(stored.key)
+        found = await self._backup(match_id, name)
+        assert found is not None
+        return found, bool(inserted)
+
+    async def _backup(self, match_id: str, filename: str) -> dict[str, object] | None:
+        row = await self.db.fetchone(
+            "SELECT filename, map_number, round_number, size_bytes, sha256, received_s "
+            "FROM match_backups WHERE match = ? AND filename = ?",
+            match_id,
+            filename,
+        )
+        keys = ("filename", "map_number", "round_number", "size_bytes", "sha256", "received_s")
+        return None if row is None else dict(zip(keys, row, strict=True))
+
+    async def backups(self, match_id: str) -> list[dict[str, object]]:
+        rows = await self.db.fetch(
+            "SELECT filename, map_number, round_number, size_bytes, sha256, received_s "
+            "FROM match_backups WHERE match = ? ORDER BY received_s, filename",
+            match_id,
+        )
+        keys = ("filename", "map_number", "round_number", "size_bytes", "sha256", "received_s")
+        return [dict(zip(keys, row, strict=True)) for row in rows]
 
     # Parsing ----------------------------------------------------------------------------
 

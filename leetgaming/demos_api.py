@@ -2,6 +2,8 @@
 
 - ``POST /v1/ingest/cs2/{flavor}/{match}/demo``: the plugin's demo upload (the match's ingest
   token; ``Get5-FileName``/``MatchZy-FileName`` and ``…-MapNumber`` headers; the raw file).
+- ``POST /v1/ingest/cs2/{flavor}/{match}/backup``: the plugin's round backups (the same token
+  and headers, ``…-RoundNumber`` too); ``GET /v1/admin/matches/{match}/backups`` lists them.
 - ``POST /v1/admin/matches/{match}/demos?map_number=&filename=`` (admins): the same, by hand.
 - ``GET /v1/matches/{match}/demos`` (admins, the match's players): the match's demos, with
   their state and stats; ``GET …/demos/{demo}``: one, with its stats next to the plugin's
@@ -31,8 +33,8 @@ _NO_STORE: Final = {"Cache-Control": "no-store"}
 def _map_number(raw: str | None) -> int | None:
     if raw is None or raw == "":
         return None
-    if not raw.isdigit():
-        raise DemoRefused(422, "bad_map_number", "map numbers are 0..15")
+    if not raw.isdigit() or len(raw) > 4:
+        raise DemoRefused(422, "bad_number", "map and round numbers are whole numbers")
     return int(raw)
 
 
@@ -70,6 +72,37 @@ def demo_routes(
         filename = request.headers.get(f"{prefix}-FileName") or request.headers.get("Get5-FileName")
         number = request.headers.get(f"{prefix}-MapNumber") or request.headers.get("Get5-MapNumber")
         return await upload(request, match, flavor, filename, number)
+
+    async def plugin_backup(request: Request) -> Response:
+        flavor, match = request.path_params["flavor"], request.path_params["match"]
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        try:
+            await cs2_of().authorize(
+                flavor, match, token.strip() if scheme.lower() == "bearer" else None
+            )
+            prefix = "Get5" if flavor == "get5" else "MatchZy"
+            header = request.headers.get
+            backup, new = await demos_of().backup(
+                match,
+                request.stream(),
+                header(f"{prefix}-FileName") or header("Get5-FileName"),
+                _map_number(header(f"{prefix}-MapNumber") or header("Get5-MapNumber")),
+                _map_number(header(f"{prefix}-RoundNumber") or header("Get5-RoundNumber")),
+            )
+        except Cs2Refused as refused:
+            return problem(refused.status, str(refused), code=refused.code)
+        except DemoRefused as refused:
+            return problem(refused.status, str(refused), code=refused.code)
+        return JSONResponse(backup, status_code=201 if new else 200)
+
+    async def backup_listing(request: Request) -> Response:
+        claims = bearer(request, identity_of())
+        if claims is None:
+            return unauthorized()
+        if claims.role != "admin" or not claims.mfa:
+            return problem(403, "admins only", code="forbidden")
+        found = await demos_of().backups(request.path_params["match"])
+        return JSONResponse({"backups": found}, headers=_NO_STORE)
 
     async def admin_upload(request: Request) -> Response:
         claims = bearer(request, identity_of())
@@ -155,7 +188,9 @@ def demo_routes(
 
     return [
         Route("/v1/ingest/cs2/{flavor}/{match}/demo", plugin_upload, methods=["POST"]),
+        Route("/v1/ingest/cs2/{flavor}/{match}/backup", plugin_backup, methods=["POST"]),
         Route("/v1/admin/matches/{match}/demos", admin_upload, methods=["POST"]),
+        Route("/v1/admin/matches/{match}/backups", backup_listing, methods=["GET"]),
         Route("/v1/matches/{match}/demos", listing, methods=["GET"]),
         Route("/v1/matches/{match}/demos/{demo}", one, methods=["GET"]),
         Route("/v1/matches/{match}/demos/{demo}/file", download, methods=["GET"]),

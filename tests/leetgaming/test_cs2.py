@@ -327,3 +327,20 @@ async def test_the_public_feed_lags_the_referees_by_the_delay_fixed_at_live(
         assert settled_later["ranks"] == [0, 1]
         await referee.close()
         await public.close()
+
+
+async def test_a_quiet_server_is_asked_and_its_match_aborted_once_it_stops_answering(
+    tmp_path: Path, own_backends: dict[str, str]
+) -> None:
+    async with cs2_match(tmp_path, own_backends, "get5") as m:
+        await asyncio.wait_for(m["server"].configs.get(), 10)
+        state, match = m["state"], m["match"]
+        state.cs2.silence_check_s = 0.3
+        state.play.server_silence_s = 1.5
+        await asyncio.sleep(3.0)  # no events (warmup), but the server answers RCON
+        loaded = await state.play.load(match)
+        assert str(loaded[0].state) == "live"
+        assert "status" in m["server"].commands
+        m["server"].alive = False
+        aborted = await event(m["ws"], "match.aborted", match)
+        assert aborted["requeued"] == list(m["players"])

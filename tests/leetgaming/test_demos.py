@@ -109,6 +109,26 @@ async def test_the_plugins_demo_is_stored_parsed_compared_and_served_by_range(
         beyond = await http.get(file_url, headers=admin | {"Range": f"bytes={len(data)}-"})
         assert beyond.status_code == 416
         assert beyond.headers["content-range"] == f"bytes */{len(data)}"
+        # the plugin's round backups are kept, once per file name
+        backup_url = server.cvar("remote_backup_url")
+        backup_headers = auth | {
+            "MatchZy-FileName": "matchzy_backup_map0_round7.cfg",
+            "MatchZy-MapNumber": "0",
+            "MatchZy-RoundNumber": "7",
+        }
+        kept = await http.post(backup_url, content=b'"SaveFile" {}', headers=backup_headers)
+        assert kept.status_code == 201, kept.text
+        assert kept.json()["round_number"] == 7
+        same = await http.post(backup_url, content=b'"SaveFile" {}', headers=backup_headers)
+        assert same.status_code == 200
+        huge = await http.post(
+            backup_url,
+            content=b"x" * (5 * 1024 * 1024),
+            headers=backup_headers | {"MatchZy-FileName": "big.cfg"},
+        )
+        assert huge.status_code == 413
+        listed = (await http.get(f"/v1/admin/matches/{match}/backups", headers=admin)).json()
+        assert [b["filename"] for b in listed["backups"]] == ["matchzy_backup_map0_round7.cfg"]
         # others may not see the match's demos
         stranger = await http.get(file_url, headers=token("someone-else"))
         assert stranger.status_code == 403
