@@ -146,3 +146,35 @@ def test_rest_benchmark_quick(postgres_server_url: str, redis_url: str) -> None:
     ):
         assert figures[key] > 0, key
     assert figures["errors"] == 0, done.stdout[-2000:]
+
+
+def test_cs2_benchmark_quick(postgres_server_url: str, redis_url: str) -> None:
+    smallest = ["--matches", "4", "--rate", "200"]
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "cs2.py"),
+            "--quick",
+            *smallest,
+            "--postgres-url",
+            postgres_server_url,
+            "--redis-url",
+            redis_url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    for key in (
+        "events_per_s",
+        "ingest_p99_ms",
+        "bracket_update_p99_ms",
+        "reference_ingest_p99_ms",
+    ):
+        assert figures[key] > 0, key
+    # correctness is not noisy: every acknowledged body stored once, every series right
+    assert figures["lost_events"] == figures["double_applied_events"] == 0
+    assert figures["wrong_results"] == figures["refused_events"] == 0
