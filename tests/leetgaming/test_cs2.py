@@ -107,7 +107,11 @@ async def cs2_match(
             await server.stop()
 
 
-@pytest.mark.parametrize("flavor", ["get5", "matchzy"])
+@pytest.mark.parametrize(
+    ("own_backends", "flavor"),
+    [("embedded", "matchzy"), ("distributed", "get5")],
+    indirect=["own_backends"],
+)
 async def test_a_series_on_a_cs2_server_is_settled_from_its_event_log(
     tmp_path: Path, own_backends: dict[str, str], flavor: str
 ) -> None:
@@ -176,6 +180,7 @@ async def test_a_series_on_a_cs2_server_is_settled_from_its_event_log(
         assert (revoked.status_code, revoked.json()["code"]) == (401, "token_revoked")
 
 
+@pytest.mark.parametrize("own_backends", ["embedded"], indirect=True)
 async def test_bad_requests_are_refused_and_change_nothing(
     tmp_path: Path, own_backends: dict[str, str]
 ) -> None:
@@ -249,6 +254,7 @@ async def test_bad_requests_are_refused_and_change_nothing(
         assert bad.status_code == 422
 
 
+@pytest.mark.parametrize("own_backends", ["embedded"], indirect=True)
 async def test_a_player_without_steam_aborts_the_match_before_the_server_is_told(
     tmp_path: Path, own_backends: dict[str, str]
 ) -> None:
@@ -258,6 +264,7 @@ async def test_a_player_without_steam_aborts_the_match_before_the_server_is_told
         assert not any("loadmatch" in c for c in m["server"].commands)
 
 
+@pytest.mark.parametrize("own_backends", ["embedded"], indirect=True)
 async def test_a_server_that_refuses_rcon_aborts_the_match(
     tmp_path: Path, own_backends: dict[str, str]
 ) -> None:
@@ -267,6 +274,7 @@ async def test_a_server_that_refuses_rcon_aborts_the_match(
         assert m["server"].config is None
 
 
+@pytest.mark.parametrize("own_backends", ["distributed"], indirect=True)
 async def test_the_public_feed_lags_the_referees_by_the_delay_fixed_at_live(
     tmp_path: Path, own_backends: dict[str, str]
 ) -> None:
@@ -329,6 +337,7 @@ async def test_the_public_feed_lags_the_referees_by_the_delay_fixed_at_live(
         await public.close()
 
 
+@pytest.mark.parametrize("own_backends", ["embedded"], indirect=True)
 async def test_a_quiet_server_is_asked_and_its_match_aborted_once_it_stops_answering(
     tmp_path: Path, own_backends: dict[str, str]
 ) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from replays.demo import MAGIC
 from tests.cs2_plugin import Roster, series_events
@@ -136,6 +137,7 @@ async def test_the_plugins_demo_is_stored_parsed_compared_and_served_by_range(
         assert (await http.get(f"/v1/matches/{match}/demos", headers=token("x"))).status_code == 403
 
 
+@pytest.mark.parametrize("own_backends", ["distributed"], indirect=True)
 async def test_an_admin_uploads_a_partly_readable_demo_and_retention_expires_it(
     tmp_path: Path, own_backends: dict[str, str]
 ) -> None:
@@ -178,6 +180,7 @@ async def generated(size: int, chunk: int = 1 << 20) -> AsyncIterator[bytes]:
         sent += step
 
 
+@pytest.mark.parametrize("own_backends", ["embedded"], indirect=True)
 async def test_a_large_upload_streams_and_the_size_limit_refuses_more(
     tmp_path: Path, own_backends: dict[str, str]
 ) -> None:
@@ -215,6 +218,7 @@ async def _never_parse(path: str) -> dict[str, Any]:
     return {"header": {"map_name": "none"}, "errors": {}}
 
 
+@pytest.mark.parametrize("own_backends", ["embedded"], indirect=True)
 async def test_demos_in_an_s3_bucket_are_parsed_and_served_by_range(
     tmp_path: Path, own_backends: dict[str, str], s3_endpoint: str
 ) -> None:
