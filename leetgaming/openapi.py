@@ -264,6 +264,14 @@ def _path(name: str, description: str) -> dict[str, Any]:
 
 
 _BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
+_CS2_SERVER = _obj(
+    ["id", "flavor", "region", "address", "rcon"],
+    id=_STR,
+    flavor=_STR,
+    region=_STR,
+    address=_STR,
+    rcon=_STR,
+)
 
 _SESSION = _obj(
     ["subject", "role", "access_token", "token_type", "expires_in", "refresh_token"],
@@ -951,6 +959,98 @@ def document(version: str) -> dict[str, Any]:
                     **_problems(401, 403),
                 },
             }
+        },
+        "/v1/matches/{match}/live": {
+            "get": {
+                "summary": "A CS2 match's public feed: its latest body as delayed, and the delay",
+                "tags": ["cs2"],
+                "parameters": [_path("match", "the match")],
+                "responses": {
+                    **_ok(
+                        _obj(
+                            ["match", "delay_s", "latest"],
+                            match=_STR,
+                            delay_s={"type": "number"},
+                            latest=_nullable({"type": "object"}),
+                        )
+                    ),
+                    **_problems(404),
+                },
+            }
+        },
+        "/v1/matches/{match}/config/{flavor}": {
+            "get": {
+                "summary": "The get5 or MatchZy match config, for the single-use config token",
+                "tags": ["cs2"],
+                "security": _BEARER,
+                "parameters": [
+                    _path("match", "the match"),
+                    _path("flavor", "get5 or matchzy"),
+                ],
+                "responses": {**_ok({"type": "object"}), **_problems(401, 404)},
+            }
+        },
+        "/v1/ingest/cs2/{flavor}/{match}": {
+            "post": {
+                "summary": "One event of a CS2 plugin's log (get5's schema, MatchZy's subset)",
+                "tags": ["cs2"],
+                "security": _BEARER,
+                "parameters": [
+                    _path("flavor", "get5 or matchzy"),
+                    _path("match", "the match (the body's matchid must agree)"),
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {JSON: {"schema": {"type": "object"}}},
+                },
+                "responses": {
+                    **_ok(
+                        _obj(
+                            ["accepted", "duplicate", "applied", "seq"],
+                            accepted={"type": "boolean"},
+                            duplicate={"type": "boolean"},
+                            applied={"type": "boolean"},
+                            seq=_nullable(_INT),
+                        )
+                    ),
+                    **_problems(400, 401, 404, 409, 413, 422, 429),
+                },
+            }
+        },
+        "/v1/admin/cs2-servers": {
+            "get": {
+                "summary": "The CS2 servers (admins)",
+                "tags": ["cs2"],
+                "security": _BEARER,
+                "responses": {
+                    **_ok(_obj(["servers"], servers={"type": "array", "items": _CS2_SERVER})),
+                    **_problems(401, 403),
+                },
+            },
+            "post": {
+                "summary": "Register a CS2 server running get5 or MatchZy (admins)",
+                "tags": ["cs2"],
+                "security": _BEARER,
+                "requestBody": _body(
+                    [
+                        "name",
+                        "flavor",
+                        "region",
+                        "address",
+                        "rcon_host",
+                        "rcon_port",
+                        "rcon_password",
+                    ],
+                    name=_STR,
+                    flavor={"enum": ["get5", "matchzy"]},
+                    region=_STR,
+                    address=_STR,
+                    rcon_host=_STR,
+                    rcon_port=_INT,
+                    rcon_password=_STR,
+                ),
+                "responses": {**_ok(_CS2_SERVER, 201), **_problems(401, 403, 409, 422)},
+            },
         },
         "/v1/admin/reconciliation": {
             "get": {

@@ -23,6 +23,7 @@ from tests.cs2_plugin import Roster, reordered, rewound, series_events, with_res
 from tests.cs2_server import FakeCs2Server
 from tests.ws import call, receive
 
+from .openapi_check import conforms
 from .test_play import event, player, rpc, serving_play
 from .test_wallet_api import QUEUES, token
 
@@ -202,13 +203,19 @@ async def test_bad_requests_are_refused_and_change_nothing(
             (url, bearer, orjson.dumps(good | {"matchid": "other"}), 409, "other_match"),
             (url, bearer, b" " * (300 * 1024), 413, "body_too_large"),
         ]
+        doc = (await http.get("/openapi.json")).json()
         for target, headers, content, status, code in cases:
             refused = await http.post(target, content=content, headers=headers)
             assert (refused.status_code, refused.json().get("code")) == (status, code), code
             assert refused.headers["content-type"] == "application/problem+json"
+            if target == url:
+                conforms(doc, refused)
         series = (await http.get(f"/v1/matches/{match}/cs2", headers=m["admin"])).json()
         assert series["events"] == 0 and series["phase"] == "waiting"
         ok = await http.post(url, content=orjson.dumps(good), headers=bearer)
+        conforms(doc, ok)
+        conforms(doc, await http.get(f"/v1/matches/{match}/live"))
+        conforms(doc, await http.get("/v1/admin/cs2-servers", headers=m["admin"]))
         assert ok.status_code == 200 and ok.json() == {
             "accepted": True,
             "duplicate": False,
