@@ -22,6 +22,7 @@ from starlette.routing import Route
 
 from leetgaming.auth_api import bearer, unauthorized
 from leetgaming.cs2 import Cs2, Cs2Refused
+from leetgaming.cs2_api import bearer_token
 from leetgaming.demos import DemoRefused, Demos
 from leetgaming.identity import Identity
 from leetgaming.problems import problem
@@ -59,39 +60,35 @@ def demo_routes(
             return problem(refused.status, str(refused), code=refused.code)
         return JSONResponse(demo, status_code=201 if new else 200)
 
-    async def plugin_upload(request: Request) -> Response:
+    async def from_plugin(request: Request) -> Callable[[str], str | None]:
+        """Authorize a plugin's upload with the match's ingest token (Cs2Refused if not);
+        its headers by name (``MatchZy-…`` or ``Get5-…``, MatchZy sends both)."""
         flavor, match = request.path_params["flavor"], request.path_params["match"]
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        await cs2_of().authorize(flavor, match, bearer_token(request))
+        prefix = "Get5" if flavor == "get5" else "MatchZy"
+        return lambda name: (
+            request.headers.get(f"{prefix}-{name}") or request.headers.get(f"Get5-{name}")
+        )
+
+    async def plugin_upload(request: Request) -> Response:
         try:
-            await cs2_of().authorize(
-                flavor, match, token.strip() if scheme.lower() == "bearer" else None
-            )
+            header = await from_plugin(request)
         except Cs2Refused as refused:
             return problem(refused.status, str(refused), code=refused.code)
-        prefix = "Get5" if flavor == "get5" else "MatchZy"
-        filename = request.headers.get(f"{prefix}-FileName") or request.headers.get("Get5-FileName")
-        number = request.headers.get(f"{prefix}-MapNumber") or request.headers.get("Get5-MapNumber")
-        return await upload(request, match, flavor, filename, number)
+        match, flavor = request.path_params["match"], request.path_params["flavor"]
+        return await upload(request, match, flavor, header("FileName"), header("MapNumber"))
 
     async def plugin_backup(request: Request) -> Response:
-        flavor, match = request.path_params["flavor"], request.path_params["match"]
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
         try:
-            await cs2_of().authorize(
-                flavor, match, token.strip() if scheme.lower() == "bearer" else None
-            )
-            prefix = "Get5" if flavor == "get5" else "MatchZy"
-            header = request.headers.get
+            header = await from_plugin(request)
             backup, new = await demos_of().backup(
-                match,
+                request.path_params["match"],
                 request.stream(),
-                header(f"{prefix}-FileName") or header("Get5-FileName"),
-                _map_number(header(f"{prefix}-MapNumber") or header("Get5-MapNumber")),
-                _map_number(header(f"{prefix}-RoundNumber") or header("Get5-RoundNumber")),
+                header("FileName"),
+                _map_number(header("MapNumber")),
+                _map_number(header("RoundNumber")),
             )
-        except Cs2Refused as refused:
-            return problem(refused.status, str(refused), code=refused.code)
-        except DemoRefused as refused:
+        except (Cs2Refused, DemoRefused) as refused:
             return problem(refused.status, str(refused), code=refused.code)
         return JSONResponse(backup, status_code=201 if new else 200)
 

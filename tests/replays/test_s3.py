@@ -35,20 +35,16 @@ def test_the_signature_matches_awss_published_example() -> None:
     )
 
 
+def signed(method: str, url: str) -> dict[str, str]:
+    """The headers of a bodiless request to the test server, signed."""
+    empty = hashlib.sha256(b"").hexdigest()
+    return sigv4_headers(method, url, {}, empty, KEY_ID, SECRET, "us-east-1", datetime.now(UTC))
+
+
 async def bucket(endpoint: str, client: httpx.AsyncClient) -> str:
     name = f"lgtest-{os.urandom(4).hex()}"
     url = f"{endpoint}/{name}"
-    headers = sigv4_headers(
-        "PUT",
-        url,
-        {},
-        hashlib.sha256(b"").hexdigest(),
-        KEY_ID,
-        SECRET,
-        "us-east-1",
-        datetime.now(UTC),
-    )
-    made = await client.put(url, headers=headers)
+    made = await client.put(url, headers=signed("PUT", url))
     assert made.status_code == 200, made.text
     return name
 
@@ -91,15 +87,5 @@ async def test_a_refused_stream_leaves_no_object_and_no_upload(s3_endpoint: str)
         assert refused.value.code == "too_large"
         assert await store.size("demos/x.dem") is None
         url = f"{s3_endpoint}/{name}?uploads="
-        headers = sigv4_headers(
-            "GET",
-            url,
-            {},
-            hashlib.sha256(b"").hexdigest(),
-            KEY_ID,
-            SECRET,
-            "us-east-1",
-            datetime.now(UTC),
-        )
-        listed = await client.get(url, headers=headers)
+        listed = await client.get(url, headers=signed("GET", url))
         assert listed.status_code == 200 and b"<Upload>" not in listed.content
