@@ -415,7 +415,11 @@ async def reference(args: argparse.Namespace, bodies: list[bytes]) -> list[float
             )
             for i in range(n)
         ]
-        await asyncio.gather(*(stream(s, n / args.rate, begun, out) for s in scripts))
+        interval_s = n / args.rate
+        spread = random.Random(1)  # each server's first send spread over one interval, as above
+        await asyncio.gather(
+            *(stream(s, interval_s, begun + spread.uniform(0, interval_s), out) for s in scripts)
+        )
         return out.latencies_ms
     finally:
         proc.terminate()

@@ -516,6 +516,7 @@ def create_app(
                     database, ledger, play, hub.publish, time.time, hub.publish_many, audit
                 )
                 await tournaments.start()
+                tournaments.feed = cs2.feed
                 app.state.tournaments = tournaments
                 metrics.watch_ledger(ledger.stats)
                 hub.observe_fanout = metrics.observe_fanout

@@ -253,7 +253,7 @@ class Cs2:
         self._known: dict[str, Cs2Server | None] = {}
         self._heard: dict[str, float] = {}
         self.silence_check_s = SILENCE_CHECK_S
-        self._background: asyncio.Task[None] | None = None
+        self._background: dict[str, asyncio.Task[None]] = {}  # the last follow-up per match
         # match -> (when read, its lease's authorization row): a token check per event
         # without a query; revocation is seen within AUTH_CACHE_S
         self._auth: dict[str, tuple[float, Any]] = {}
@@ -288,8 +288,7 @@ class Cs2:
 
     async def stop(self) -> None:
         await self._ingest.stop()
-        if self._background is not None:
-            await asyncio.gather(self._background, return_exceptions=True)
+        await asyncio.gather(*self._background.values(), return_exceptions=True)
 
     # Servers ----------------------------------------------------------------------------
 
@@ -437,22 +436,22 @@ class Cs2:
         """Spend the config token; the plugin's config, with a fresh ingest token in it."""
         lease = await self.db.fetchone(
             "SELECT number, flavor, config_hash, config_expires_s, config_used_s, teams, "
-            "document FROM cs2_leases WHERE match = ?",
+            "document, ended_s FROM cs2_leases WHERE match = ?",
             match_id,
         )
         if flavor not in FLAVORS:
             raise Cs2Refused(404, "unknown_flavor", "flavors are get5 and matchzy")
         if lease is None or lease[1] != flavor:
             raise Cs2Refused(404, "unknown_match", f"no {flavor} match {match_id} here")
-        number, _, config_hash, expires_s, used_s, teams_text, document = lease
+        number, _, config_hash, expires_s, used_s, teams_text, document, ended_s = lease
         if token is None or not _same(token, config_hash):
             raise Cs2Refused(401, "bad_token", "send the config token as Authorization: Bearer")
-        if used_s is not None or self.clock() >= float(expires_s):
+        if used_s is not None or ended_s is not None or self.clock() >= float(expires_s):
             raise Cs2Refused(401, "token_spent", "the config token was used or has expired")
         ingest = secrets.token_urlsafe(32)
         spent = await self.db.execute(
             "UPDATE cs2_leases SET config_used_s = ?, ingest_hash = ? "
-            "WHERE match = ? AND config_hash = ? AND config_used_s IS NULL",
+            "WHERE match = ? AND config_hash = ? AND config_used_s IS NULL AND ended_s IS NULL",
             self.clock(),
             _hash(ingest),
             match_id,
@@ -596,21 +595,23 @@ class Cs2:
         finished = [m for m, lease in leases.items() if lease.changed and _done(lease.series)]
 
         async def after() -> None:
-            # the acknowledgements do not wait for these: they run behind, in order
-            self._behind(
-                [
-                    *(functools.partial(self.feed.now, m, public[m]) for m in sorted(public)),
-                    *(functools.partial(self._hear, m, leases[m].server, now) for m in matches),
-                    *(functools.partial(self.deliver, m) for m in finished),
-                ]
-            )
+            # the acknowledgements do not wait for these: they run behind, in order per match
+            for m in matches:
+                steps: list[Callable[[], Awaitable[object]]] = []
+                if m in public:
+                    steps.append(functools.partial(self.feed.now, m, public[m]))
+                steps.append(functools.partial(self._hear, m, leases[m].server, now))
+                if m in finished:
+                    steps.append(functools.partial(self.deliver, m))
+                self._behind(m, steps)
 
         return results, (after if stored else None)
 
-    def _behind(self, steps: list[Callable[[], Awaitable[object]]]) -> None:
-        """Run ``steps`` in the background, after the steps queued before (a match's
-        publications keep their order); a failing step is logged, the others still run."""
-        previous = self._background
+    def _behind(self, match_id: str, steps: list[Callable[[], Awaitable[object]]]) -> None:
+        """Run ``steps`` in the background, after the steps queued before for the same match
+        (its publications keep their order; other matches' do not wait); a failing step is
+        logged, the others still run."""
+        previous = self._background.get(match_id)
 
         async def run() -> None:
             if previous is not None:
@@ -621,7 +622,13 @@ class Cs2:
                 except Exception:
                     log.exception("a CS2 follow-up failed (the sweep delivers results again)")
 
-        self._background = asyncio.create_task(run())
+        task = asyncio.create_task(run())
+        self._background[match_id] = task
+        task.add_done_callback(lambda done: self._forget(match_id, done))
+
+    def _forget(self, match_id: str, done: asyncio.Task[None]) -> None:
+        if self._background.get(match_id) is done:
+            del self._background[match_id]
 
     async def _lease_state(self, tx: Conn, match_id: str, server: str, events: int) -> _Lease:
         """The lease as its row says, locked: from this process's copy when the row has not

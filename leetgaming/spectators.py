@@ -37,7 +37,8 @@ MIGRATIONS_SQLITE: Final = [
         id INTEGER PRIMARY KEY AUTOINCREMENT,
         channel TEXT NOT NULL,
         due_s DOUBLE PRECISION NOT NULL,
-        body TEXT NOT NULL,
+        body TEXT,
+        snapshot TEXT,
         published_s DOUBLE PRECISION
     );
     CREATE INDEX spectator_feed_due ON spectator_feed (published_s, due_s);
@@ -80,11 +81,51 @@ class SpectatorFeed:
     ) -> None:
         """``bodies`` for ``match:<match_id>`` in ``delay_s`` (written in ``conn``'s
         transaction when given); the referees get them now, from :meth:`now`."""
-        due = self.clock() + delay_s
-        await (conn or self.db).executemany(
-            "INSERT INTO spectator_feed (channel, due_s, body) VALUES (?, ?, ?)",
-            [(f"match:{match_id}", due, orjson.dumps(b).decode()) for b in bodies],
+        await self.later(f"match:{match_id}", bodies, delay_s, conn)
+
+    async def later(
+        self,
+        channel: str,
+        bodies: Sequence[dict[str, Any]],
+        delay_s: float,
+        conn: Conn | None = None,
+        snapshot: dict[str, Any] | None = None,
+        baseline: dict[str, Any] | None = None,
+    ) -> None:
+        """``bodies`` for ``channel`` in ``delay_s``; with ``snapshot``, what the public's
+        snapshot becomes once they are out, and ``baseline``, what it is until then when the
+        channel has had nothing delayed yet."""
+        db = conn or self.db
+        now = self.clock()
+        if baseline is not None:
+            known = await db.fetchone("SELECT 1 FROM spectator_feed WHERE channel = ?", channel)
+            if known is None:
+                await db.execute(
+                    "INSERT INTO spectator_feed (channel, due_s, snapshot, published_s) "
+                    "VALUES (?, ?, ?, ?)",
+                    channel,
+                    now,
+                    orjson.dumps(baseline).decode(),
+                    now,
+                )
+        rows: list[tuple[str, float, str, str | None]] = [
+            (channel, now + delay_s, orjson.dumps(b).decode(), None) for b in bodies
+        ]
+        if snapshot is not None and rows:
+            rows[-1] = (*rows[-1][:3], orjson.dumps(snapshot).decode())
+        await db.executemany(
+            "INSERT INTO spectator_feed (channel, due_s, body, snapshot) VALUES (?, ?, ?, ?)",
+            rows,
         )
+
+    async def public_snapshot(self, channel: str) -> dict[str, Any] | None:
+        """The snapshot the public of ``channel`` holds now (None: nothing delayed yet)."""
+        row = await self.db.fetchone(
+            "SELECT snapshot FROM spectator_feed WHERE channel = ? AND published_s IS NOT NULL "
+            "AND snapshot IS NOT NULL ORDER BY id DESC LIMIT 1",
+            channel,
+        )
+        return None if row is None else dict(orjson.loads(row[0]))
 
     async def now(self, match_id: str, bodies: Sequence[dict[str, Any]]) -> None:
         for body in bodies:
@@ -116,7 +157,7 @@ class SpectatorFeed:
         """The latest body the public feed of ``match_id`` has published."""
         row = await self.db.fetchone(
             "SELECT body FROM spectator_feed WHERE channel = ? AND published_s IS NOT NULL "
-            "ORDER BY id DESC LIMIT 1",
+            "AND body IS NOT NULL ORDER BY id DESC LIMIT 1",
             f"match:{match_id}",
         )
         return None if row is None else dict(orjson.loads(row[0]))

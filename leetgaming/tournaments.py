@@ -162,6 +162,8 @@ class Tournaments:
         self.play = play
         self.publish = publish
         self.clock = clock
+        # with a spectator delay, deltas go to referees at once and to the public later
+        self.feed: Any = None  # leetgaming.spectators.SpectatorFeed
         self._draining: dict[str, asyncio.Lock] = {}
         self._batching: dict[str, asyncio.Lock] = {}
         self._drain_scheduled: set[str] = set()
@@ -252,17 +254,36 @@ class Tournaments:
             # a version nobody sees change still gets its (empty) delta: the next one's
             # ``base`` is this version, and a hole would send every spectator for a snapshot
             delta = delta or {"set": [], "unset": []}
-            await self.publish(
-                f"tournament:{after.id}",
-                {
-                    "kind": "tournament.delta",
-                    "tournament": after.id,
-                    "base": before.version,
-                    "version": after.version,
-                    **delta,
-                },
-            )
+            body = {
+                "kind": "tournament.delta",
+                "tournament": after.id,
+                "base": before.version,
+                "version": after.version,
+                **delta,
+            }
+            delay = after.config.spectator_delay_s
+            if delay > 0 and self.feed is not None:
+                # referees now; the public later, with the snapshot it then holds
+                await self.publish(referee_channel(after.id), body)
+                await self.feed.later(
+                    f"tournament:{after.id}",
+                    [body],
+                    delay,
+                    snapshot=self._snapshot(after),
+                    baseline=earlier,
+                )
+            else:
+                await self.publish(f"tournament:{after.id}", body)
         return after
+
+    async def public_bracket(self, t: tm.Tournament) -> dict[str, Any]:
+        """The bracket snapshot the public may see: with a spectator delay, the one its
+        delayed deltas have reached; else the current one."""
+        if t.config.spectator_delay_s > 0 and self.feed is not None:
+            held = await self.feed.public_snapshot(f"tournament:{t.id}")
+            if held is not None:
+                return dict(held)
+        return self._snapshot(t)
 
     async def report(self, tournament_id: str, step: Step) -> None:
         """Match outcomes that come one at a time (an abort, a failed ready check): queued,
@@ -941,6 +962,11 @@ def encode_effect(effect: tm.Effect, queue: str) -> dict[str, Any]:
 
 
 # Snapshots and deltas -----------------------------------------------------------------------
+
+
+def referee_channel(tournament_id: str) -> str:
+    """Where referees and admins follow a tournament with a spectator delay as it happens."""
+    return f"referee:tournament.{tournament_id}"
 
 
 def snapshot(

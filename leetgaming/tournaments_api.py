@@ -37,6 +37,7 @@ _CONFIG_FIELDS: Final = (
     "best_of",
     "final_best_of",
     "check_in_s",
+    "spectator_delay_s",
     "starts_at_s",
     "prize_split",
 )
@@ -118,6 +119,10 @@ def config_from_json(body: Mapping[str, Any], queues: Mapping[str, object]) -> t
         problems.append("starts_at_s is a time in seconds")
         starts = None
     final = body.get("final_best_of")
+    delay = body.get("spectator_delay_s", 0)
+    if not isinstance(delay, int | float) or isinstance(delay, bool):
+        problems.append("spectator_delay_s is a number of seconds")
+        delay = 0
     config = tm.Config(
         name=str(body.get("name", "")),
         queue=queue,
@@ -133,6 +138,7 @@ def config_from_json(body: Mapping[str, Any], queues: Mapping[str, object]) -> t
         best_of=ints("best_of", [1]),
         final_best_of=final if type(final) is int else None,
         check_in_s=float(check_in),
+        spectator_delay_s=float(delay),
         starts_at_s=None if starts is None else float(starts),
         prize_split=None if split is None else {k: tuple(v) for k, v in split.items()},
     )
@@ -219,7 +225,16 @@ def tournament_routes(
         return await public(request, read)
 
     async def bracket(request: Request) -> Response:
-        return await public(request, snapshot)
+        """The snapshot: as delayed for the public when the tournament has a spectator delay,
+        as it is for admins."""
+        try:
+            t = await tournaments_of().get(str(request.path_params["tournament"]))
+        except TournamentNotFound:
+            return problem(404, "no such tournament", code="not_found")
+        claims = bearer(request, identity_of())
+        if claims is not None and claims.role == "admin" and claims.mfa:
+            return JSONResponse(snapshot(t))
+        return JSONResponse(await tournaments_of().public_bracket(t))
 
     async def table(request: Request) -> Response:
         return await public(

@@ -48,6 +48,7 @@ NAME_CHARS_MAX: Final = 80
 TEAM_CHARS_MAX: Final = 64
 DISPUTE_CHARS_MAX: Final = 500
 BEST_OF: Final = frozenset({1, 3, 5, 7})
+SPECTATOR_DELAY_S_MAX: Final = 3600
 
 
 class Phase(enum.StrEnum):
@@ -127,6 +128,8 @@ class Config:
     prize_split: Mapping[str, Sequence[int]] | None = (
         None  # per team: bps of its prize, by roster order
     )
+    # the public sees the bracket this much later than referees (0: at once)
+    spectator_delay_s: float = 0.0
 
     def problems(self) -> list[str]:
         """Everything wrong with this configuration, each with its reason (empty: none)."""
@@ -169,6 +172,8 @@ class Config:
             found.append(f"final_best_of is one of {sorted(BEST_OF)}")
         if self.check_in_s < 0:
             found.append("check_in_s is not negative")
+        if not 0 <= self.spectator_delay_s <= SPECTATOR_DELAY_S_MAX:
+            found.append(f"spectator_delay_s is 0..{SPECTATOR_DELAY_S_MAX}")
         if self.prize_split is not None:
             for team, shares in self.prize_split.items():
                 if len(shares) != self.team_size or sum(shares) != prizes.BPS_TOTAL:
@@ -845,6 +850,7 @@ def to_document(t: Tournament, whole: bool = True) -> dict[str, Any]:
             "best_of": list(c.best_of),
             "final_best_of": c.final_best_of,
             "check_in_s": c.check_in_s,
+            "spectator_delay_s": c.spectator_delay_s,
             "starts_at_s": c.starts_at_s,
             "prize_split": None
             if c.prize_split is None
@@ -902,6 +908,7 @@ def from_document(doc: Mapping[str, Any]) -> Tournament:
         best_of=tuple(c["best_of"]),
         final_best_of=c["final_best_of"],
         check_in_s=float(c["check_in_s"]),
+        spectator_delay_s=float(c.get("spectator_delay_s", 0.0)),
         starts_at_s=c["starts_at_s"],
         prize_split=None
         if c["prize_split"] is None

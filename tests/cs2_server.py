@@ -30,6 +30,7 @@ class FakeCs2Server:
     commands: list[str] = field(default_factory=list)
     config: dict[str, Any] | None = None
     alive: bool = True
+    fetch: bool = True  # False: take the load command without fetching the config
     port: int = 0
     _server: asyncio.Server | None = None
 
@@ -72,6 +73,8 @@ class FakeCs2Server:
         words = shlex.split(line)
         if words and words[0] == f"{self.flavor}_loadmatch_url" and len(words) == 4:
             _, url, header, value = words
+            if not self.fetch:
+                return "Loading match config"
             answer = await self.http.get(url, headers={header: value})
             if answer.status_code != 200:
                 return f"failed to load the match config: HTTP {answer.status_code}"

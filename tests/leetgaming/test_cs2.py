@@ -49,6 +49,7 @@ async def cs2_match(
     steam: bool = True,
     rcon_password: str | None = None,
     delay_s: float | None = None,
+    fetch: bool = True,
     **settings: str,
 ) -> AsyncIterator[dict[str, Any]]:
     """A served app with a CS2 server registered and a BO3 of two players accepted on it."""
@@ -61,7 +62,7 @@ async def cs2_match(
     ):
         if delay_s is not None:
             state.cs2.delay_s = delay_s
-        server = FakeCs2Server(flavor, secrets.token_hex(8), http)
+        server = FakeCs2Server(flavor, secrets.token_hex(8), http, fetch=fetch)
         await server.start()
         try:
             admin = token("root", "admin")
@@ -360,3 +361,21 @@ async def test_a_quiet_server_is_asked_and_its_match_aborted_once_it_stops_answe
         m["server"].alive = False
         aborted = await event(m["ws"], "match.aborted", match)
         assert aborted["requeued"] == list(m["players"])
+
+
+@pytest.mark.parametrize("own_backends", ["embedded"], indirect=True)
+async def test_a_config_token_is_dead_once_its_match_is_over(
+    tmp_path: Path, own_backends: dict[str, str]
+) -> None:
+    async with cs2_match(tmp_path, own_backends, "matchzy", fetch=False) as m:
+        state, match, server = m["state"], m["match"], m["server"]
+        for _ in range(50):
+            if any("loadmatch_url" in c for c in server.commands):
+                break
+            await asyncio.sleep(0.1)
+        [line] = [c for c in server.commands if "loadmatch_url" in c]
+        url, header = line.split('"')[1], line.split('"')[5]
+        assert await state.play.abort_match(match, m["server_id"])
+        await event(m["ws"], "match.aborted", match)
+        late = await m["http"].get(url, headers={"Authorization": header})
+        assert (late.status_code, late.json()["code"]) == (401, "token_spent")

@@ -4,6 +4,7 @@ the ledger; embedded (SQLite, in-process) and distributed (PostgreSQL, Redis).""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import time
@@ -260,3 +261,55 @@ async def test_a_team_registers_as_its_leaders_party_and_nobody_pays_unasked(
             for p in (lead, mate):  # each pays their own fee
                 assert await available(p) == 1_000
             assert await available(victim) == 2_000
+
+
+async def test_with_a_spectator_delay_the_public_sees_the_bracket_later_than_referees(
+    tmp_path: Path, backends: dict[str, str]
+) -> None:
+    async with serving_play(tmp_path, backends, QUEUES) as (ws_url, _):
+        base = ws_url.replace("ws://", "http://").removesuffix("/ws")
+        async with httpx.AsyncClient(base_url=base) as http:
+            admin = token("root", "admin")
+            bad = CONFIG | {"spectator_delay_s": 99_999}
+            refused = await http.post("/v1/admin/tournaments", json=bad, headers=admin)
+            assert refused.status_code == 422 and "spectator_delay_s" in refused.json()["detail"]
+            created = await http.post(
+                "/v1/admin/tournaments", json=CONFIG | {"spectator_delay_s": 2}, headers=admin
+            )
+            assert created.status_code == 201, created.text
+            tid = created.json()["id"]
+            version = created.json()["version"]
+            async with connect(ws_url) as public, connect(ws_url) as referee:
+                await call(public, type="auth", id="1")
+                assert (await call(public, type="subscribe", id="2", ch=f"tournament:{tid}"))[
+                    "type"
+                ] == "subscribed"
+                admin_token = admin["Authorization"].removeprefix("Bearer ")
+                await call(referee, type="auth", id="1", data={"token": admin_token})
+                answer = await call(
+                    referee, type="subscribe", id="2", ch=f"referee:tournament.{tid}"
+                )
+                assert answer["type"] == "subscribed"
+                began = time.monotonic()
+                opened = await http.post(
+                    f"/v1/admin/tournaments/{tid}/open-registration", headers=admin
+                )
+                assert opened.status_code == 200
+                now = await receive(referee)
+                assert now["data"]["body"]["kind"] == "tournament.delta"
+                assert time.monotonic() - began < 1.5
+                moved = now["data"]["body"]["version"]
+                # the public's snapshot has not moved; an admin's has
+                held = (await http.get(f"/v1/tournaments/{tid}/bracket")).json()
+                assert (held["version"], held["phase"]) == (version, "draft")
+                current = (await http.get(f"/v1/tournaments/{tid}/bracket", headers=admin)).json()
+                assert (current["version"], current["phase"]) == (moved, "registration")
+                later = await receive(public)
+                assert time.monotonic() - began >= 2.0
+                assert later["data"]["body"] == now["data"]["body"]
+                for _ in range(20):  # (marked published right after it went out)
+                    held = (await http.get(f"/v1/tournaments/{tid}/bracket")).json()
+                    if held["version"] == moved:
+                        break
+                    await asyncio.sleep(0.1)
+                assert (held["version"], held["phase"]) == (moved, "registration")
