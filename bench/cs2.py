@@ -21,7 +21,8 @@ Figures, exactly:
   result differs from the script's;
 - ``bracket_update_p99_ms``: from sending the body that decides a series (its last
   map_result or series_end, whichever went first) to a referee (an admin on
-  ``tournament:<id>``) reading the ``tournament.delta`` with that match's result;
+  ``referee:tournament.<id>``; the tournament has a 150 s spectator delay, so the public's
+  ``tournament:<id>`` gets it later) reading the ``tournament.delta`` with that result;
 - ``reference_ingest_p99_ms``: the same client, pacing and concurrency against a bare
   uvicorn + Starlette endpoint that answers 200 at once (this machine's HTTP floor, same run).
 
@@ -255,6 +256,8 @@ async def run(c: Cluster, args: argparse.Namespace, rng: random.Random) -> dict[
                     "participants_min": 4,
                     "participants_max": 2 * n,
                     "rake_bps": 1000,
+                    # the public sees the bracket later; referees (below) at once
+                    "spectator_delay_s": 150,
                 },
                 headers=admin,
             )
@@ -290,7 +293,7 @@ async def run(c: Cluster, args: argparse.Namespace, rng: random.Random) -> dict[
             sockets += await asyncio.gather(*(connected(i, p) for i, p in enumerate(players)))
             tasks += [asyncio.create_task(player_bot(ws, observed)) for ws in sockets]
             referee = await open_channel(
-                c.ports[-1], token(c, "bench-referee", "admin"), f"tournament:{tid}"
+                c.ports[-1], token(c, "bench-referee", "admin"), f"referee:tournament.{tid}"
             )
             sockets.append(referee)
             tasks.append(asyncio.create_task(referee_bot(referee, seen)))
