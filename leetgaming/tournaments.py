@@ -269,21 +269,31 @@ class Tournaments:
                     f"tournament:{after.id}",
                     [body],
                     delay,
-                    snapshot=self._snapshot(after),
-                    baseline=earlier,
+                    snapshot={"bracket": self._snapshot(after), "standings": standings(after)},
+                    baseline={"bracket": earlier, "standings": standings(before)},
                 )
             else:
                 await self.publish(f"tournament:{after.id}", body)
         return after
 
-    async def public_bracket(self, t: tm.Tournament) -> dict[str, Any]:
-        """The bracket snapshot the public may see: with a spectator delay, the one its
-        delayed deltas have reached; else the current one."""
+    async def public_view(self, t: tm.Tournament) -> tuple[dict[str, Any], list[Any]]:
+        """The bracket snapshot and standings the public may see: with a spectator delay,
+        those its delayed deltas have reached; else the current ones."""
         if t.config.spectator_delay_s > 0 and self.feed is not None:
             held = await self.feed.public_snapshot(f"tournament:{t.id}")
             if held is not None:
-                return dict(held)
-        return self._snapshot(t)
+                return dict(held["bracket"]), list(held["standings"])
+        return self._snapshot(t), standings(t)
+
+    async def _publish_public(self, t: tm.Tournament, body: dict[str, Any]) -> None:
+        """``body`` on the tournament's channel: after its spectator delay (referees at once)
+        when it has one."""
+        delay = t.config.spectator_delay_s
+        if delay > 0 and self.feed is not None:
+            await self.publish(referee_channel(t.id), body)
+            await self.feed.later(f"tournament:{t.id}", [body], delay)
+        else:
+            await self.publish(f"tournament:{t.id}", body)
 
     async def report(self, tournament_id: str, step: Step) -> None:
         """Match outcomes that come one at a time (an abort, a failed ready check): queued,
@@ -705,7 +715,7 @@ class Tournaments:
                 f"user:{p.player}",
                 {**body, "place": p.place, "amount": str(p.amount)},
             )
-        await self.publish(f"tournament:{tournament_id}", {**body, "payouts": payouts})
+        await self._publish_public(await self.get(tournament_id), {**body, "payouts": payouts})
 
     async def _all_succeed(self, transfers: list[Transfer], what: str) -> None:
         if not transfers:

@@ -206,40 +206,37 @@ def tournament_routes(
 
         return wrap
 
-    async def public(request: Request, read: Callable[[tm.Tournament], Any]) -> Response:
-        try:
-            t = await tournaments_of().get(str(request.path_params["tournament"]))
-        except TournamentNotFound:
-            return problem(404, "no such tournament", code="not_found")
-        return JSONResponse(read(t))
-
     async def listing(request: Request) -> Response:
         return JSONResponse({"tournaments": [summary(t) for t in await tournaments_of().recent()]})
 
-    async def detail(request: Request) -> Response:
-        def read(t: tm.Tournament) -> Any:
-            snap = snapshot(t)
-            del snap["matches"]
-            return snap
-
-        return await public(request, read)
-
-    async def bracket(request: Request) -> Response:
-        """The snapshot: as delayed for the public when the tournament has a spectator delay,
-        as it is for admins."""
+    async def viewed(request: Request) -> tuple[dict[str, Any], list[Any]] | Response:
+        """The tournament's snapshot and standings as the caller may see them: as delayed for
+        the public when it has a spectator delay, as they are for admins."""
         try:
             t = await tournaments_of().get(str(request.path_params["tournament"]))
         except TournamentNotFound:
             return problem(404, "no such tournament", code="not_found")
         claims = bearer(request, identity_of())
         if claims is not None and claims.role == "admin" and claims.mfa:
-            return JSONResponse(snapshot(t))
-        return JSONResponse(await tournaments_of().public_bracket(t))
+            return snapshot(t), standings(t)
+        return await tournaments_of().public_view(t)
+
+    async def detail(request: Request) -> Response:
+        seen = await viewed(request)
+        if isinstance(seen, Response):
+            return seen
+        return JSONResponse({k: v for k, v in seen[0].items() if k != "matches"})
+
+    async def bracket(request: Request) -> Response:
+        seen = await viewed(request)
+        return seen if isinstance(seen, Response) else JSONResponse(seen[0])
 
     async def table(request: Request) -> Response:
-        return await public(
-            request, lambda t: {"id": t.id, "version": t.version, "standings": standings(t)}
-        )
+        seen = await viewed(request)
+        if isinstance(seen, Response):
+            return seen
+        snap, places = seen
+        return JSONResponse({"id": snap["id"], "version": snap["version"], "standings": places})
 
     async def history(request: Request) -> Response:
         player = str(request.path_params["player"])

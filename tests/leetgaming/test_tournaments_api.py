@@ -304,6 +304,10 @@ async def test_with_a_spectator_delay_the_public_sees_the_bracket_later_than_ref
                 assert (held["version"], held["phase"]) == (version, "draft")
                 current = (await http.get(f"/v1/tournaments/{tid}/bracket", headers=admin)).json()
                 assert (current["version"], current["phase"]) == (moved, "registration")
+                detail = (await http.get(f"/v1/tournaments/{tid}")).json()
+                assert detail["phase"] == "draft" and "matches" not in detail
+                table = (await http.get(f"/v1/tournaments/{tid}/standings")).json()
+                assert table["version"] == version
                 later = await receive(public)
                 assert time.monotonic() - began >= 2.0
                 assert later["data"]["body"] == now["data"]["body"]
