@@ -16,7 +16,11 @@ def parse(path: str) -> dict[str, Any]:
     from demoparser2 import DemoParser  # the parser is imported in this process only
 
     out: dict[str, Any] = {"errors": {}}
-    parser = DemoParser(path)
+    try:
+        parser = DemoParser(path)
+    except BaseException as exc:  # not even openable: every part unreadable
+        reason = type(exc).__name__ + ": " + str(exc)[:120]
+        return {"errors": dict.fromkeys(("header", "kills", "rounds", "players"), reason)}
 
     def part(name: str, read: Any) -> None:
         try:

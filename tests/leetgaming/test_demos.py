@@ -22,7 +22,7 @@ from tests.replays.test_s3 import KEY_ID, SECRET, bucket
 from .test_cs2 import cs2_match
 from .test_wallet_api import token
 
-DEMOS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "cs2-demos"
+DEMOS = Path(__file__).resolve().parents[1] / "data" / "cs2-demos"  # from ../shared/data
 
 
 async def demo_state(

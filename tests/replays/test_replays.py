@@ -14,7 +14,7 @@ from replays.blobs import BlobRefused, LocalBlobStore
 from replays.demo import MAGIC, DemoStats, differences, is_cs2_demo, stats_of
 from replays.worker import ParseFailed, parse_demo
 
-DEMOS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "cs2-demos"
+DEMOS = Path(__file__).resolve().parents[1] / "data" / "cs2-demos"  # from ../shared/data
 
 
 async def chunks_of(data: bytes, size: int = 1000) -> AsyncIterator[bytes]:
@@ -105,5 +105,7 @@ async def test_garbage_behind_the_magic_bytes_never_reaches_the_server(tmp_path:
     hostile.write_bytes(MAGIC + os.urandom(200_000))
     stats = stats_of(await parse_demo(str(hostile)))
     assert not stats.complete  # the parser's process says what failed; this one lives on
+    missing = stats_of(await parse_demo(str(tmp_path / "gone.dem")))
+    assert set(missing.unreadable) == {"header", "kills", "rounds", "players"}
     with pytest.raises(ParseFailed, match="more than"):
         await parse_demo(str(DEMOS / "14065.dem"), timeout_s=0.01)
