@@ -127,7 +127,12 @@ async def test_deposit_addresses_confirmations_reorgs_and_restarts(
             assert await available(http, me, "USDC") == 0  # 1 block deep of 3
             evm.mine(CONFIRMATIONS - 1)
             await credited(http, me, "USDC", 9_750_000)
-            assert await incoming() == []
+
+            async def cleared() -> bool:
+                return await incoming() == []
+
+            # (the incoming row clears just after the credit, not in the same step)
+            assert await eventually(cleared, "the credited payment to leave incoming")
             deposit = ch.deposit_id(chain, tx, seen["log_index"])
             row = (await http.get(f"/v1/deposits/{deposit}", headers=token(me))).json()
             assert (row["method"], row["state"], row["fee"], row["net"]) == (
