@@ -987,19 +987,19 @@ class Play:
         """Publish ``items``; a match channel's body without the server's address (players
         get it on their own channel), and delayed when the match has a spectator delay."""
         now: list[tuple[str, object]] = []
-        delayed: dict[str, list[Any]] = {}
+        delayed: dict[str, tuple[float, list[Any]]] = {}  # match -> (its delay, bodies)
         for channel, body in items:
             if channel.startswith("match:") and isinstance(body, dict):
                 body = {k: v for k, v in body.items() if k != "address"}
                 match_id = channel.removeprefix("match:")
-                if self.delay_of is not None and await self.delay_of(match_id) is not None:
-                    delayed.setdefault(match_id, []).append(body)
+                delay = None if self.delay_of is None else await self.delay_of(match_id)
+                if delay is not None:
+                    delayed.setdefault(match_id, (delay, []))[1].append(body)
                     continue
             now.append((channel, body))
         await publish_all(self.publish, self.publish_many, now)
-        for match_id, bodies in delayed.items():
-            delay = await self.delay_of(match_id) if self.delay_of is not None else None
-            await self.feed.delayed(match_id, bodies, delay or 0.0)
+        for match_id, (delay, bodies) in delayed.items():
+            await self.feed.delayed(match_id, bodies, delay)
             await self.feed.now(match_id, bodies)
 
 
