@@ -19,6 +19,7 @@ import orjson
 import pytest
 from websockets.asyncio.client import connect
 
+from leetgaming.cs2 import AUTH_CACHE_S
 from tests.cs2_plugin import Roster, reordered, rewound, series_events, with_resends
 from tests.cs2_server import FakeCs2Server
 from tests.ws import call, receive
@@ -171,9 +172,9 @@ async def test_a_series_on_a_cs2_server_is_settled_from_its_event_log(
         late = await server.send(messy[-1])
         assert late.status_code == 200 and late.json()["duplicate"] is True
         # once the grace is over the token is revoked
-        # (processes remember a token for a second: revocation shows within it)
+        # (processes remember a lease's token AUTH_CACHE_S: revocation shows within it)
         m["state"].cs2.token_grace_s = 0
-        for _ in range(30):
+        for _ in range(int((AUTH_CACHE_S + 2) / 0.1)):
             revoked = await server.send(clean[5])
             if revoked.status_code != 200:
                 break
