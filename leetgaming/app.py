@@ -424,6 +424,7 @@ def create_app(
                 time.time,
                 settings.base_url,
                 functools.partial(identity.external_subject, "steam"),
+                hub.publish_many,
                 tv_delay_s=settings.cs2_tv_delay_s,
                 delay_min_s=settings.spectator_delay_min_s,
             )

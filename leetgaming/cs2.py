@@ -48,7 +48,7 @@ import orjson
 from leetgaming.batching import Batcher, Done
 from leetgaming.db import Conn, Database, append_only, one_of
 from leetgaming.rcon import RconError, command, quoted
-from leetgaming.spectators import DELAY_MIN_S, SpectatorFeed, delay_for
+from leetgaming.spectators import DELAY_MIN_S, PublishMany, SpectatorFeed, delay_for
 from matchmaking.cs2 import (
     BadEvent,
     Effect,
@@ -229,6 +229,7 @@ class Cs2:
         clock: Callable[[], float],
         base_url: str,
         steam_of: SteamOf,
+        publish_many: PublishMany | None = None,
         feed: SpectatorFeed | None = None,
         tv_delay_s: int = 90,
         delay_min_s: float = DELAY_MIN_S,
@@ -244,7 +245,7 @@ class Cs2:
         self.base_url = base_url.rstrip("/")
         self.steam_of = steam_of
         self.tv_delay_s = tv_delay_s
-        self.feed = feed or SpectatorFeed(db, publish, clock)
+        self.feed = feed or SpectatorFeed(db, publish, clock, publish_many)
         self.delay_s = delay_for(tv_delay_s, delay_min_s)
         # match -> (valid until, its public delay; None: not a CS2 match)
         self._delays: dict[str, tuple[float, float | None]] = {}
@@ -255,6 +256,7 @@ class Cs2:
         self._heard: dict[str, float] = {}
         self.silence_check_s = SILENCE_CHECK_S
         self._background: dict[str, asyncio.Task[None]] = {}  # the last follow-up per match
+        self._publishing: asyncio.Task[None] | None = None  # the last batch's publications
         # match -> (when read, its lease's authorization row): a token check per event
         # without a query; revocation is seen within AUTH_CACHE_S
         self._auth: dict[str, tuple[float, Any]] = {}
@@ -290,6 +292,8 @@ class Cs2:
     async def stop(self) -> None:
         await self._ingest.stop()
         await asyncio.gather(*self._background.values(), return_exceptions=True)
+        if self._publishing is not None:
+            await asyncio.gather(self._publishing, return_exceptions=True)
 
     # Servers ----------------------------------------------------------------------------
 
@@ -587,8 +591,9 @@ class Cs2:
                 )
                 await _save_leases(tx, list(leases.values()))
                 public = {m: _bodies(m, leases[m].series, e) for m, e in effects.items() if e}
-                for match_id, bodies in sorted(public.items()):
-                    await self.feed.delayed(match_id, bodies, delays[match_id], tx)
+                await self.feed.delayed_many(
+                    [(m, public[m], delays[m]) for m in sorted(public)], tx
+                )
         for lease in leases.values():  # committed: what the next batch starts from
             lease.digests |= lease.new
             lease.new = set()
@@ -596,27 +601,65 @@ class Cs2:
         finished = [m for m, lease in leases.items() if lease.changed and _done(lease.series)]
 
         async def after() -> None:
-            # the acknowledgements do not wait for these: they run behind, in order per match
+            # the acknowledgements do not wait for these: they run behind. The referees'
+            # publications of every batch go out in one round trip, batches in order; a
+            # match's liveness and result follow its publications, in order per match.
+            published = self._after_published(
+                [(m, public[m]) for m in matches if m in public] if public else []
+            )
             for m in matches:
                 steps: list[Callable[[], Awaitable[object]]] = []
-                if m in public:
-                    steps.append(functools.partial(self.feed.now, m, public[m]))
-                steps.append(functools.partial(self._hear, m, leases[m].server, now))
+                if now - self._heard.get(m, 0.0) >= HEARD_EVERY_S:
+                    self._heard[m] = now
+                    steps.append(functools.partial(self.play.hear, m, leases[m].server))
                 if m in finished:
                     steps.append(functools.partial(self.deliver, m))
-                self._behind(m, steps)
+                if steps:
+                    self._behind(m, steps, published)
 
         return results, (after if stored else None)
 
-    def _behind(self, match_id: str, steps: list[Callable[[], Awaitable[object]]]) -> None:
-        """Run ``steps`` in the background, after the steps queued before for the same match
-        (its publications keep their order; other matches' do not wait); a failing step is
-        logged, the others still run."""
-        previous = self._background.get(match_id)
+    def _after_published(
+        self, items: list[tuple[str, list[dict[str, object]]]]
+    ) -> asyncio.Task[None] | None:
+        """Publish ``items`` to the referees after the batches before have published theirs;
+        the task that does (None when there is nothing, and nothing before)."""
+        previous = self._publishing
+        if not items:
+            return previous
 
         async def run() -> None:
             if previous is not None:
                 await asyncio.gather(previous, return_exceptions=True)
+            try:
+                await self.feed.now_many(items)
+            except Exception:
+                log.exception("the referees' CS2 publications failed")
+
+        task = asyncio.create_task(run())
+        self._publishing = task
+        task.add_done_callback(self._published)
+        return task
+
+    def _published(self, done: asyncio.Task[None]) -> None:
+        if self._publishing is done:
+            self._publishing = None
+
+    def _behind(
+        self,
+        match_id: str,
+        steps: list[Callable[[], Awaitable[object]]],
+        after: asyncio.Task[None] | None = None,
+    ) -> None:
+        """Run ``steps`` in the background, after ``after`` and the steps queued before for
+        the same match (other matches' do not wait); a failing step is logged, the others
+        still run."""
+        previous = self._background.get(match_id)
+
+        async def run() -> None:
+            waits = [t for t in (previous, after) if t is not None]
+            if waits:
+                await asyncio.gather(*waits, return_exceptions=True)
             for step in steps:
                 try:
                     await step()
@@ -649,12 +692,6 @@ class Cs2:
             from_document(orjson.loads(row[0])),
             {str(d[0]) for d in digests},
         )
-
-    async def _hear(self, match_id: str, server: str, now: float) -> None:
-        if now - self._heard.get(match_id, 0.0) < HEARD_EVERY_S:
-            return
-        self._heard[match_id] = now
-        await self.play.hear(match_id, server)
 
     # Results ----------------------------------------------------------------------------
 

@@ -998,9 +998,9 @@ class Play:
                     continue
             now.append((channel, body))
         await publish_all(self.publish, self.publish_many, now)
-        for match_id, (delay, bodies) in delayed.items():
-            await self.feed.delayed(match_id, bodies, delay)
-            await self.feed.now(match_id, bodies)
+        if delayed:
+            await self.feed.delayed_many([(m, bodies, d) for m, (d, bodies) in delayed.items()])
+            await self.feed.now_many([(m, bodies) for m, (_, bodies) in delayed.items()])
 
 
 async def publish_all(

@@ -22,13 +22,14 @@ from typing import Any, Final
 
 import orjson
 
-from leetgaming.db import Conn, Database
+from leetgaming.db import Conn, Database, one_of
 
 log = logging.getLogger("leetgaming.spectators")
 
 DELAY_MIN_S: Final = 120.0
 TV_MARGIN_S: Final = 30.0
 DUE_PER_PUMP_MAX: Final = 2000
+PUBLISHED_PER_TRIP_MAX: Final = 200  # bodies per broker round trip (and per UPDATE)
 KEPT_S: Final = 86_400.0  # published rows are kept a day (snapshots read the latest)
 
 MIGRATIONS_SQLITE: Final = [
@@ -49,7 +50,10 @@ MIGRATIONS_POSTGRES: Final = [
     MIGRATIONS_SQLITE[0].replace("INTEGER PRIMARY KEY AUTOINCREMENT", "BIGSERIAL PRIMARY KEY")
 ]
 
+_INSERT: Final = "INSERT INTO spectator_feed (channel, due_s, body, snapshot) VALUES (?, ?, ?, ?)"
+
 Publish = Callable[[str, object], Awaitable[int]]
+PublishMany = Callable[[Sequence[tuple[str, object]]], Awaitable[object]]
 
 
 def delay_for(tv_delay_s: float, delay_min_s: float = DELAY_MIN_S) -> float:
@@ -63,9 +67,16 @@ def referee_channel(match_id: str) -> str:
 
 
 class SpectatorFeed:
-    def __init__(self, db: Database, publish: Publish, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        db: Database,
+        publish: Publish,
+        clock: Callable[[], float],
+        publish_many: PublishMany | None = None,
+    ) -> None:
         self.db = db
         self.publish = publish
+        self.publish_many = publish_many
         self.clock = clock
 
     async def start(self) -> None:
@@ -82,6 +93,21 @@ class SpectatorFeed:
         """``bodies`` for ``match:<match_id>`` in ``delay_s`` (written in ``conn``'s
         transaction when given); the referees get them now, from :meth:`now`."""
         await self.later(f"match:{match_id}", bodies, delay_s, conn)
+
+    async def delayed_many(
+        self,
+        items: Sequence[tuple[str, Sequence[dict[str, Any]], float]],
+        conn: Conn | None = None,
+    ) -> None:
+        """:meth:`delayed` for each (match, bodies, delay_s), in one statement."""
+        now = self.clock()
+        rows = [
+            (f"match:{match_id}", now + delay_s, orjson.dumps(body).decode(), None)
+            for match_id, bodies, delay_s in items
+            for body in bodies
+        ]
+        if rows:
+            await (conn or self.db).executemany(_INSERT, rows)
 
     async def later(
         self,
@@ -113,10 +139,7 @@ class SpectatorFeed:
         ]
         if snapshot is not None and rows:
             rows[-1] = (*rows[-1][:3], orjson.dumps(snapshot).decode())
-        await db.executemany(
-            "INSERT INTO spectator_feed (channel, due_s, body, snapshot) VALUES (?, ?, ?, ?)",
-            rows,
-        )
+        await db.executemany(_INSERT, rows)
 
     async def public_snapshot(self, channel: str) -> dict[str, Any] | None:
         """The snapshot the public of ``channel`` holds now (None: nothing delayed yet)."""
@@ -128,8 +151,22 @@ class SpectatorFeed:
         return None if row is None else dict(orjson.loads(row[0]))
 
     async def now(self, match_id: str, bodies: Sequence[dict[str, Any]]) -> None:
-        for body in bodies:
-            await self.publish(referee_channel(match_id), body)
+        await self.now_many([(match_id, bodies)])
+
+    async def now_many(self, items: Sequence[tuple[str, Sequence[dict[str, Any]]]]) -> None:
+        """Each (match, bodies) to its referees, in order (one round trip when the hub can)."""
+        await self._publish(
+            [(referee_channel(match_id), body) for match_id, bodies in items for body in bodies]
+        )
+
+    async def _publish(self, items: Sequence[tuple[str, object]]) -> None:
+        if not items:
+            return
+        if self.publish_many is not None:
+            await self.publish_many(items)
+            return
+        for channel, body in items:
+            await self.publish(channel, body)
 
     async def pump(self) -> int:
         """Publish what is due, oldest first; how many bodies. Run by one process at a time
@@ -141,10 +178,12 @@ class SpectatorFeed:
             now,
             DUE_PER_PUMP_MAX,
         )
-        for row_id, channel, body in rows:
-            await self.publish(str(channel), orjson.loads(body))
+        for start in range(0, len(rows), PUBLISHED_PER_TRIP_MAX):
+            chunk = rows[start : start + PUBLISHED_PER_TRIP_MAX]
+            await self._publish([(str(channel), orjson.loads(body)) for _, channel, body in chunk])
+            among, ids = one_of(self.db.dialect, [row[0] for row in chunk])
             await self.db.execute(
-                "UPDATE spectator_feed SET published_s = ? WHERE id = ?", now, row_id
+                f"UPDATE spectator_feed SET published_s = ? WHERE id {among}", now, *ids
             )
         if rows:
             await self.db.execute(

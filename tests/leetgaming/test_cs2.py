@@ -327,11 +327,12 @@ async def test_the_public_feed_lags_the_referees_by_the_delay_fixed_at_live(
         assert delayed["score"] == seen["score"]
         text = orjson.dumps(delayed).decode()
         assert "address" not in text and "203.0.113.7" not in text and a not in text
-        for _ in range(20):  # (marked published right after it went out)
+        for _ in range(20):  # (marked published right after its batch went out)
             latest = (await http.get(f"/v1/matches/{match}/live")).json()["latest"]
-            if latest["kind"] == "cs2.round":
+            if latest is not None and latest["kind"] == "cs2.round":
                 break
             await asyncio.sleep(0.1)
+        assert latest is not None
         assert (
             latest["kind"] == "cs2.round" and latest["series"]["maps"][0]["score"] == seen["score"]
         )
