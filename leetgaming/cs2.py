@@ -74,7 +74,10 @@ EVENTS_PER_COMMIT_MAX: Final = 512
 EVENTS_PER_MATCH_MAX: Final = 50_000  # a series that sends more is refused (a runaway plugin)
 CONFIG_TOKEN_TTL_S: Final = 120.0
 TOKEN_GRACE_S: Final = 120.0
-HEARD_EVERY_S: Final = 5.0
+# a match's events tell the matchmaking it is alive this often (its silence limit is 60 s);
+# each match at its own phase of the period, so 200 matches started at once are not told
+# at once
+HEARD_EVERY_S: Final = 15.0
 AUTH_CACHE_S: Final = 5.0
 FLAVORS: Final = frozenset(f.value for f in Flavor)
 AUTH_CACHED_MAX: Final = 10_000
@@ -609,7 +612,9 @@ class Cs2:
             )
             for m in matches:
                 steps: list[Callable[[], Awaitable[object]]] = []
-                if now - self._heard.get(m, 0.0) >= HEARD_EVERY_S:
+                if m not in self._heard:  # first heard: its liveness is due within a period
+                    self._heard[m] = now - HEARD_EVERY_S * _phase(m)
+                elif now - self._heard[m] >= HEARD_EVERY_S:
                     self._heard[m] = now
                     steps.append(functools.partial(self.play.hear, m, leases[m].server))
                 if m in finished:
@@ -806,6 +811,11 @@ def _bodies(match_id: str, series: Series, effects: list[Effect]) -> list[dict[s
     kills; no names, no addresses)."""
     view = public_view(series)
     return [{"kind": e.kind, "match": match_id, **e.data, "series": view} for e in effects]
+
+
+def _phase(match_id: str) -> float:
+    """A fraction in [0, 1) that spreads matches over a period (stable per match)."""
+    return int.from_bytes(hashlib.sha256(match_id.encode()).digest()[:4], "big") / 2**32
 
 
 def _done(series: Series) -> bool:
