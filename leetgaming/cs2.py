@@ -595,7 +595,11 @@ class Cs2:
                 await _save_leases(tx, list(leases.values()))
                 public = {m: _bodies(m, leases[m].series, e) for m, e in effects.items() if e}
                 await self.feed.delayed_many(
-                    [(m, public[m], delays[m]) for m in sorted(public)], tx
+                    [
+                        (m, public[m], delays[m], public_view(leases[m].series))
+                        for m in sorted(public)
+                    ],
+                    tx,
                 )
         for lease in leases.values():  # committed: what the next batch starts from
             lease.digests |= lease.new

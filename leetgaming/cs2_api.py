@@ -4,8 +4,9 @@
   config token in ``Authorization: Bearer``; ``Cache-Control: no-store``.
 - ``POST /v1/ingest/cs2/{flavor}/{match}``: the plugin's event log (the match's ingest token).
   200 ``{"accepted": true, "duplicate": …, "applied": …}`` once stored; problems otherwise.
-- ``GET /v1/matches/{match}/live`` (anyone): the public feed's latest body, as delayed, and
-  the delay (:mod:`leetgaming.spectators`).
+- ``GET /v1/matches/{match}/live`` (anyone): the public feed's latest body and the series'
+  public view as the public has seen it so far (both as delayed), and the delay
+  (:mod:`leetgaming.spectators`).
 - ``GET /v1/matches/{match}/cs2`` (admins): the series as the plugin reported it, with its
   players' stats; ``GET /v1/matches/{match}/cs2/events`` (admins): the stored event log.
 - ``/v1/admin/cs2-servers`` (admins): register (POST), list (GET), remove (DELETE /{id}).
@@ -96,7 +97,11 @@ def cs2_routes(
         if delay is None:
             return problem(404, "no CS2 series for this match", code="unknown_match")
         latest = await cs2.feed.snapshot(match)
-        return JSONResponse({"match": match, "delay_s": delay, "latest": latest}, headers=_NO_STORE)
+        series = await cs2.feed.public_snapshot(f"match:{match}")
+        return JSONResponse(
+            {"match": match, "delay_s": delay, "latest": latest, "series": series},
+            headers=_NO_STORE,
+        )
 
     @admin
     async def series(request: Request, claims: AccessClaims) -> Response:

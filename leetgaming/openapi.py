@@ -962,16 +962,18 @@ def document(version: str) -> dict[str, Any]:
         },
         "/v1/matches/{match}/live": {
             "get": {
-                "summary": "A CS2 match's public feed: its latest body as delayed, and the delay",
+                "summary": "A CS2 match's public feed: its latest body and series view as "
+                "delayed, and the delay",
                 "tags": ["cs2"],
                 "parameters": [_path("match", "the match")],
                 "responses": {
                     **_ok(
                         _obj(
-                            ["match", "delay_s", "latest"],
+                            ["match", "delay_s", "latest", "series"],
                             match=_STR,
                             delay_s={"type": "number"},
                             latest=_nullable({"type": "object"}),
+                            series=_nullable({"type": "object"}),
                         )
                     ),
                     **_problems(404),

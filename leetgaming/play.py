@@ -999,7 +999,9 @@ class Play:
             now.append((channel, body))
         await publish_all(self.publish, self.publish_many, now)
         if delayed:
-            await self.feed.delayed_many([(m, bodies, d) for m, (d, bodies) in delayed.items()])
+            await self.feed.delayed_many(
+                [(m, bodies, d, None) for m, (d, bodies) in delayed.items()]
+            )
             await self.feed.now_many([(m, bodies) for m, (_, bodies) in delayed.items()])
 
 

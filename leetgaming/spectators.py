@@ -96,16 +96,19 @@ class SpectatorFeed:
 
     async def delayed_many(
         self,
-        items: Sequence[tuple[str, Sequence[dict[str, Any]], float]],
+        items: Sequence[tuple[str, Sequence[dict[str, Any]], float, dict[str, Any] | None]],
         conn: Conn | None = None,
     ) -> None:
-        """:meth:`delayed` for each (match, bodies, delay_s), in one statement."""
+        """:meth:`delayed` for each (match, bodies, delay_s, snapshot), in one statement; a
+        snapshot given is what :meth:`public_snapshot` answers once its bodies are out."""
         now = self.clock()
-        rows = [
-            (f"match:{match_id}", now + delay_s, orjson.dumps(body).decode(), None)
-            for match_id, bodies, delay_s in items
-            for body in bodies
-        ]
+        rows: list[tuple[str, float, str, str | None]] = []
+        for match_id, bodies, delay_s, snapshot in items:
+            rows += [
+                (f"match:{match_id}", now + delay_s, orjson.dumps(b).decode(), None) for b in bodies
+            ]
+            if snapshot is not None and bodies:
+                rows[-1] = (*rows[-1][:3], orjson.dumps(snapshot).decode())
         if rows:
             await (conn or self.db).executemany(_INSERT, rows)
 

@@ -4,6 +4,7 @@ import { auth, type Session } from "./auth";
 import { RealtimeClient, type Status } from "./realtime";
 import { Admin } from "./pages/Admin";
 import { Lobby } from "./pages/Lobby";
+import { MatchView } from "./pages/MatchView";
 import { SignIn } from "./pages/SignIn";
 import { TournamentList } from "./pages/TournamentList";
 import { TournamentView } from "./pages/TournamentView";
@@ -84,6 +85,8 @@ export function App() {
   let page;
   if (route[0] === "tournaments" && route[1]) {
     page = <TournamentView id={decodeURIComponent(route[1])} realtime={realtime} />;
+  } else if (route[0] === "matches" && route[1]) {
+    page = <MatchView key={`${route[1]}:${session?.subject ?? ""}`} id={decodeURIComponent(route[1])} realtime={realtime} />;
   } else if (route[0] === "wallet") {
     page = <Wallet key={session?.subject ?? "anonymous"} realtime={realtime} />;
   } else if (route[0] === "play") {

@@ -308,7 +308,7 @@ async def test_the_public_feed_lags_the_referees_by_the_delay_fixed_at_live(
             refused = await receive(m["ws"])
         assert refused["type"] == "error" and refused["data"]["code"] == "forbidden"
         first = (await http.get(f"/v1/matches/{match}/live")).json()
-        assert first["delay_s"] == 2.0 and first["latest"] is None
+        assert first["delay_s"] == 2.0 and first["latest"] is None and first["series"] is None
         rosters = [
             Roster("A", list(config["team1"]["players"].items())),
             Roster("B", list(config["team2"]["players"].items())),
@@ -343,6 +343,15 @@ async def test_the_public_feed_lags_the_referees_by_the_delay_fixed_at_live(
         assert settled_now["ranks"] == [0, 1]
         settled_later = await event(public, "match.settled", match)
         assert settled_later["ranks"] == [0, 1]
+        # after the end, the public's view of the series is the final one (the latest body,
+        # match.settled, carries none)
+        for _ in range(20):
+            after = (await http.get(f"/v1/matches/{match}/live")).json()
+            if after["latest"]["kind"] == "match.settled":
+                break
+            await asyncio.sleep(0.1)
+        assert after["latest"]["kind"] == "match.settled"
+        assert after["series"]["phase"] == "finished" and after["series"]["maps_won"] == [2, 0]
         await referee.close()
         await public.close()
 

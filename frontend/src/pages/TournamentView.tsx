@@ -303,6 +303,13 @@ export function TournamentView({ id, realtime }: { id: string; realtime: Realtim
               <ul className={`match ${m.state ?? ""}`} key={mid} data-match={mid} aria-label={`Match ${mid}`}>
                 {side(m, 0)}
                 {side(m, 1)}
+                {(m.state === "playing" || m.decided) && m.sides.every((x) => x !== null) && (
+                  <li className="watch">
+                    <a href={`#/matches/${encodeURIComponent(`t.${snap.id}.${mid}.${m.attempt ?? 0}`)}`}>
+                      {m.state === "playing" ? "Watch" : "Match"}
+                    </a>
+                  </li>
+                )}
               </ul>
             ))}
           </div>
