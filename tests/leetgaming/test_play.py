@@ -255,9 +255,14 @@ async def test_a_disconnected_player_keeps_the_ticket_only_for_the_grace(ws_url:
     await henry.close()
 
 
-async def test_leaderboards_and_histories_are_public_reads(ws_url: str) -> None:
-    base = ws_url.replace("ws://", "http://").removesuffix("/ws")
-    async with httpx.AsyncClient(base_url=base) as http:
+async def test_leaderboards_and_histories_are_public_reads(
+    tmp_path: Path, own_backends: dict[str, str]
+) -> None:
+    # a database of its own: the run's shared one holds the other tests' ratings in cs2:1v1
+    async with (
+        serving_play(tmp_path, own_backends, QUEUES) as (ws_url, _),
+        httpx.AsyncClient(base_url=ws_url.replace("ws://", "http://").removesuffix("/ws")) as http,
+    ):
         board = await http.get("/v1/leaderboards/cs2:1v1")
         assert board.status_code == 200 and board.json() == {"mode": "cs2:1v1", "players": []}
         bad = await http.get("/v1/leaderboards/cs2:1v1?limit=1000")
