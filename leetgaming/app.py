@@ -426,6 +426,7 @@ def create_app(
                 functools.partial(identity.external_subject, "steam"),
                 hub.publish_many,
                 tv_delay_s=settings.cs2_tv_delay_s,
+                signing_key=identity.secret,
                 delay_min_s=settings.spectator_delay_min_s,
             )
             await cs2.start()

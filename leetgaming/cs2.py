@@ -48,6 +48,7 @@ import orjson
 from leetgaming.batching import Batcher, Done
 from leetgaming.db import Conn, Database, append_only, one_of
 from leetgaming.rcon import RconError, command, quoted
+from leetgaming.sealing import Sealer
 from leetgaming.spectators import DELAY_MIN_S, PublishMany, SpectatorFeed, delay_for
 from matchmaking.cs2 import (
     BadEvent,
@@ -85,6 +86,7 @@ LEASES_KEPT_MAX: Final = 10_000  # a match's last-heard time is written at most 
 SILENCE_CHECK_S: Final = 30.0
 SILENCE_CHECKS_MAX: Final = 64  # servers asked per sweep
 NAME_CHARS_MAX: Final = 64
+RCON_SEALING_LABEL: Final = b"leetgaming rcon passwords v1"
 
 _TABLES: Final = """
     CREATE TABLE cs2_servers (
@@ -239,6 +241,8 @@ class Cs2:
         config_token_ttl_s: float = CONFIG_TOKEN_TTL_S,
         token_grace_s: float = TOKEN_GRACE_S,
         rcon: Callable[[str, int, str, str], Awaitable[str]] = command,
+        *,
+        signing_key: str,
     ) -> None:
         self.db = db
         self.play = play
@@ -255,6 +259,7 @@ class Cs2:
         self.config_token_ttl_s = config_token_ttl_s
         self.token_grace_s = token_grace_s
         self.rcon = rcon
+        self._sealer = Sealer(signing_key, RCON_SEALING_LABEL)  # RCON passwords at rest
         self._known: dict[str, Cs2Server | None] = {}
         self._heard: dict[str, float] = {}
         self.silence_check_s = SILENCE_CHECK_S
@@ -272,6 +277,7 @@ class Cs2:
         pg = self.db.dialect == "postgresql"
         await self.db.migrate("cs2", MIGRATIONS_POSTGRES if pg else MIGRATIONS_SQLITE)
         await self.feed.start()
+        await self._seal_plain_passwords()
         for server in await self.list_servers():  # every process offers them to the allocator
             await self.servers.register(_as_game_server(server))
 
@@ -340,7 +346,7 @@ class Cs2:
             server.address,
             server.rcon_host,
             server.rcon_port,
-            server.rcon_password,
+            self._sealer.seal(server.id, server.rcon_password),
             admin,
             self.clock(),
         )
@@ -349,6 +355,25 @@ class Cs2:
         self._known.pop(server.id, None)
         await self.servers.register(_as_game_server(server))
         return server
+
+    def _server(self, row: Any) -> Cs2Server:
+        server_id = str(row[0])
+        password = self._sealer.open(server_id, str(row[6]))
+        return Cs2Server(
+            server_id, Flavor(row[1]), str(row[2]), str(row[3]), str(row[4]), int(row[5]), password
+        )
+
+    async def _seal_plain_passwords(self) -> None:
+        """Seal the RCON passwords a version before sealing stored as they were."""
+        rows = await self.db.fetch("SELECT id, rcon_password FROM cs2_servers")
+        for server_id, stored in rows:
+            if not Sealer.sealed(str(stored)):
+                await self.db.execute(
+                    "UPDATE cs2_servers SET rcon_password = ? WHERE id = ? AND rcon_password = ?",
+                    self._sealer.seal(str(server_id), str(stored)),
+                    server_id,
+                    stored,
+                )
 
     async def remove_server(self, server_id: str) -> bool:
         removed = await self.db.execute(
@@ -366,7 +391,7 @@ class Cs2:
             "SELECT id, flavor, region, address, rcon_host, rcon_port, rcon_password "
             "FROM cs2_servers WHERE removed_s IS NULL ORDER BY id"
         )
-        return [_server(row) for row in rows]
+        return [self._server(row) for row in rows]
 
     async def server(self, server_id: str) -> Cs2Server | None:
         if server_id not in self._known:
@@ -375,7 +400,7 @@ class Cs2:
                 "FROM cs2_servers WHERE id = ? AND removed_s IS NULL",
                 server_id,
             )
-            self._known[server_id] = None if row is None else _server(row)
+            self._known[server_id] = None if row is None else self._server(row)
         return self._known[server_id]
 
     # Allocation: a lease, and the server told to load the match ----------------------------
@@ -847,12 +872,6 @@ async def _save_leases(tx: Conn, leases: list[_Lease]) -> None:
             "UPDATE cs2_leases SET events = ? WHERE match = ?",
             [(lease.events, lease.match) for lease in counted],
         )
-
-
-def _server(row: Any) -> Cs2Server:
-    return Cs2Server(
-        str(row[0]), Flavor(row[1]), str(row[2]), str(row[3]), str(row[4]), int(row[5]), str(row[6])
-    )
 
 
 def _as_game_server(server: Cs2Server) -> GameServer:

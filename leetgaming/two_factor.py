@@ -6,30 +6,24 @@ routes refuse a session without it (``admin_mfa_required``). A new admin signs i
 password alone, enrols (``POST /v1/me/totp``, the only routes such a session may use) and
 signs in again with a code.
 
-The shared secret is stored encrypted with AES-256-GCM under a key derived (HKDF-SHA256) from
-the token signing key, with the account id as associated data, so a database dump alone does
+The shared secret is stored sealed (:mod:`leetgaming.sealing`: AES-256-GCM under a key derived
+from the token signing key, the account id as associated data), so a database dump alone does
 not give anyone's codes and a row moved to another account does not decrypt. Changing the
 signing key makes every enrolment unreadable: enrol again.
 """
 
 from __future__ import annotations
 
-import base64
-import secrets
 import time
 from collections.abc import Callable
 from typing import Final
 
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-
 from leetgaming import totp
 from leetgaming.audit import AuditLog
 from leetgaming.db import Database
+from leetgaming.sealing import Sealer
 
-SEALED_PREFIX: Final = "v1:"
-NONCE_BYTES: Final = 12
+SEALING_LABEL: Final = b"leetgaming totp secrets v1"
 
 MIGRATIONS: Final = (
     # the table withdrawals used to create (an existing database already has it)
@@ -51,13 +45,6 @@ class TwoFactorRefused(Exception):
         self.status = status
 
 
-def _aead(signing_key: str) -> AESGCM:
-    key = HKDF(
-        algorithm=hashes.SHA256(), length=32, salt=None, info=b"leetgaming totp secrets v1"
-    ).derive(signing_key.encode())
-    return AESGCM(key)
-
-
 class TwoFactor:
     def __init__(
         self,
@@ -68,22 +55,17 @@ class TwoFactor:
     ) -> None:
         self.db = db
         self.audit = audit
-        self._aead = _aead(signing_key)
+        self._sealer = Sealer(signing_key, SEALING_LABEL)
         self.clock_s = clock_s
 
     async def start(self) -> None:
         await self.db.migrate("two_factor", MIGRATIONS)
 
     def seal(self, subject: str, secret: str) -> str:
-        nonce = secrets.token_bytes(NONCE_BYTES)
-        sealed = self._aead.encrypt(nonce, secret.encode(), subject.encode())
-        return SEALED_PREFIX + base64.urlsafe_b64encode(nonce + sealed).decode()
+        return self._sealer.seal(subject, secret)
 
     def open(self, subject: str, stored: str) -> str:
-        if not stored.startswith(SEALED_PREFIX):
-            return stored  # written before secrets were sealed
-        raw = base64.urlsafe_b64decode(stored.removeprefix(SEALED_PREFIX))
-        return self._aead.decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], subject.encode()).decode()
+        return self._sealer.open(subject, stored)  # (stored before sealing: as it is)
 
     async def enrolled(self, subject: str) -> bool:
         row = await self.db.fetchone("SELECT confirmed FROM totp_secrets WHERE player = ?", subject)

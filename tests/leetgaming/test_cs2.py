@@ -241,6 +241,23 @@ async def test_bad_requests_are_refused_and_change_nothing(
         listed = await http.get("/v1/admin/cs2-servers", headers=m["admin"])
         assert [s["id"] for s in listed.json()["servers"]] == [m["server_id"]]
         assert server.password not in listed.text
+        # the RCON password is sealed at rest (the server was told its match over RCON with
+        # it, above); one stored before sealing is sealed at the next start
+        cs2 = m["state"].cs2
+        (stored,) = await db.fetchone(
+            "SELECT rcon_password FROM cs2_servers WHERE id = ?", m["server_id"]
+        )
+        assert stored.startswith("v1:") and server.password not in stored
+        await db.execute(
+            "UPDATE cs2_servers SET rcon_password = ? WHERE id = ?", "plain-pw", m["server_id"]
+        )
+        await cs2.start()
+        (resealed,) = await db.fetchone(
+            "SELECT rcon_password FROM cs2_servers WHERE id = ?", m["server_id"]
+        )
+        assert resealed.startswith("v1:") and "plain-pw" not in resealed
+        cs2._known.clear()
+        assert (await cs2.server(m["server_id"])).rcon_password == "plain-pw"
         dup = await http.post(
             "/v1/admin/cs2-servers",
             json={
