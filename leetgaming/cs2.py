@@ -87,6 +87,7 @@ SILENCE_CHECK_S: Final = 30.0
 SILENCE_CHECKS_MAX: Final = 64  # servers asked per sweep
 NAME_CHARS_MAX: Final = 64
 RCON_SEALING_LABEL: Final = b"leetgaming rcon passwords v1"
+END_MATCH: Final = "get5_endmatch"  # get5's; MatchZy's alias of css_endmatch
 
 _TABLES: Final = """
     CREATE TABLE cs2_servers (
@@ -753,12 +754,33 @@ class Cs2:
 
     async def match_ended(self, match: Match) -> None:
         """The match ended some other way (aborted, withdrawn): its token is revoked after the
-        grace, and nothing is delivered."""
-        await self.db.execute(
+        grace, nothing is delivered, and a server still playing it (its plugin reported no
+        end) is told over RCON to end it (``get5_endmatch``, which MatchZy takes too), so it
+        is free for the next match; a server that does not answer is logged."""
+        row = await self.db.fetchone(
+            "SELECT server, finished FROM cs2_leases WHERE match = ? AND delivered = 0", match.id
+        )
+        ended = await self.db.execute(
             "UPDATE cs2_leases SET delivered = 1, ended_s = ? WHERE match = ? AND delivered = 0",
             self.clock(),
             match.id,
         )
+        if not ended or row is None or int(row[1]):
+            return
+        # in the background: an unreachable server must not hold up the match's end
+        self._behind(match.id, [functools.partial(self._end_on_server, match.id, str(row[0]))])
+
+    async def _end_on_server(self, match_id: str, server_id: str) -> None:
+        server = await self.server(server_id)
+        if server is None:
+            return
+        try:
+            await self.rcon(server.rcon_host, server.rcon_port, server.rcon_password, END_MATCH)
+        except RconError as failed:
+            log.warning(
+                "a CS2 server was not told to end its match",
+                extra={"match": match_id, "server": server_id, "error": str(failed)},
+            )
 
     async def sweep(self) -> int:
         """Deliver the finished series a crash left undelivered, and ask each CS2 server

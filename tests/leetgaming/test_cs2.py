@@ -405,5 +405,11 @@ async def test_a_config_token_is_dead_once_its_match_is_over(
         url, header = line.split('"')[1], line.split('"')[5]
         assert await state.play.abort_match(match, m["server_id"])
         await event(m["ws"], "match.aborted", match)
+        # the server is told to end the match it no longer plays for us
+        for _ in range(50):
+            if "get5_endmatch" in server.commands:
+                break
+            await asyncio.sleep(0.1)
+        assert server.commands[-1] == "get5_endmatch"
         late = await m["http"].get(url, headers={"Authorization": header})
         assert (late.status_code, late.json()["code"]) == (401, "token_spent")
