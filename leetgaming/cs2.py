@@ -75,10 +75,11 @@ EVENTS_PER_COMMIT_MAX: Final = 512
 EVENTS_PER_MATCH_MAX: Final = 50_000  # a series that sends more is refused (a runaway plugin)
 CONFIG_TOKEN_TTL_S: Final = 120.0
 TOKEN_GRACE_S: Final = 120.0
-# a match's events tell the matchmaking it is alive this often (its silence limit is 60 s);
-# each match at its own phase of the period, so 200 matches started at once are not told
-# at once
-HEARD_EVERY_S: Final = 15.0
+# a match's events tell the matchmaking it is alive this often (its silence limit is 60 s),
+# the first time within HEARD_FIRST_WITHIN_S of the first event this process takes; each
+# match at its own phase, so 200 matches started at once are not told at once
+HEARD_EVERY_S: Final = 10.0
+HEARD_FIRST_WITHIN_S: Final = 5.0
 AUTH_CACHE_S: Final = 5.0
 FLAVORS: Final = frozenset(f.value for f in Flavor)
 AUTH_CACHED_MAX: Final = 10_000
@@ -642,8 +643,8 @@ class Cs2:
             )
             for m in matches:
                 steps: list[Callable[[], Awaitable[object]]] = []
-                if m not in self._heard:  # first heard: its liveness is due within a period
-                    self._heard[m] = now - HEARD_EVERY_S * _phase(m)
+                if m not in self._heard:  # first heard here: due within HEARD_FIRST_WITHIN_S
+                    self._heard[m] = now - HEARD_EVERY_S + HEARD_FIRST_WITHIN_S * _phase(m)
                 elif now - self._heard[m] >= HEARD_EVERY_S:
                     self._heard[m] = now
                     steps.append(functools.partial(self.play.hear, m, leases[m].server))
