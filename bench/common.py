@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.typing import Origin
 
 from leetgaming.play import result_message
 
@@ -200,7 +201,11 @@ async def rpc(ws: ClientConnection, ref: str, method: str, **params: Any) -> dic
 
 
 async def open_channel(port: int, token: str | None, channel: str) -> ClientConnection:
-    ws = await connect(f"ws://127.0.0.1:{port}/ws", open_timeout=FRAME_TIMEOUT_S)
+    ws = await connect(
+        f"ws://127.0.0.1:{port}/ws",
+        open_timeout=FRAME_TIMEOUT_S,
+        origin=Origin(f"http://127.0.0.1:{port}"),  # the server's own pages
+    )
     auth: dict[str, Any] = {"v": 1, "type": "auth", "id": "a"}
     if token is not None:  # none: an anonymous spectator
         auth["data"] = {"token": token}

@@ -96,6 +96,7 @@ import orjson
 from websockets.client import ClientProtocol
 from websockets.frames import Opcode
 from websockets.http11 import Response
+from websockets.typing import Origin
 from websockets.uri import parse_uri
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -188,7 +189,11 @@ class Client(asyncio.Protocol):
     """One websocket connection: websockets' sans-I/O protocol, frames handled as they arrive."""
 
     def __init__(self, port: int, tally: Tally | None = None) -> None:
-        self.ws = ClientProtocol(parse_uri(f"ws://127.0.0.1:{port}/ws"), max_size=None)
+        self.ws = ClientProtocol(
+            parse_uri(f"ws://127.0.0.1:{port}/ws"),
+            origin=Origin(f"http://127.0.0.1:{port}"),  # the server's own pages
+            max_size=None,
+        )
         self.port = port
         self.tally = tally
         loop = asyncio.get_running_loop()

@@ -42,6 +42,7 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Respon
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.websockets import WebSocket
 from web3 import AsyncHTTPProvider, AsyncWeb3
 
 from ledger import Ledger, open_store
@@ -59,6 +60,7 @@ from leetgaming.demos_api import demo_routes
 from leetgaming.deposits import Deposits
 from leetgaming.external_auth import PROVIDER_TIMEOUT_S, GoogleVerifier, Providers
 from leetgaming.health import PROBE_TIMEOUT_S, Probe, database_probe, redis_probe
+from leetgaming.httpguard import origin_allowed
 from leetgaming.idempotency_store import IdempotencyKeys
 from leetgaming.identity import Identity
 from leetgaming.logs import configure_logging
@@ -116,6 +118,7 @@ _LIMITED_PREFIXES: Final = ("/v1/", "/openapi.json", "/docs")
 
 log = logging.getLogger("leetgaming.app")
 request_log = logging.getLogger("leetgaming.http")
+security_log = logging.getLogger("leetgaming.security")
 
 
 async def _http_exception(request: Request, exc: Exception) -> Response:
@@ -205,6 +208,27 @@ def _origin(url: str) -> str:
     if parts.scheme not in ("http", "https") or not _HOST.match(host):
         raise ValueError(f"not an origin for a content security policy: {url!r}")
     return f"{parts.scheme}://{host}" + (f":{parts.port}" if parts.port else "")
+
+
+def websocket_endpoint(settings: Settings, hub: HubNode) -> Callable[[WebSocket], Awaitable[None]]:
+    """``/ws``: the hub, behind the Origin check (a refused handshake is answered 403 before
+    it is accepted, and logged as a security event)."""
+    allowed = frozenset(settings.allowed_origins) | (
+        {_origin(settings.public_url)} if settings.public_url else set()
+    )
+
+    async def endpoint(websocket: WebSocket) -> None:
+        origin = websocket.headers.get("origin")
+        if not origin_allowed(origin, websocket.headers.get("host"), allowed):
+            security_log.warning(
+                "websocket refused: origin not allowed",
+                extra={"event": "ws_origin_refused", "origin": (origin or "")[:200]},
+            )
+            await websocket.close(code=1008)  # before accept: uvicorn answers 403
+            return
+        await hub.serve(websocket)
+
+    return endpoint
 
 
 def _unique(sources: list[str]) -> list[str]:
@@ -638,7 +662,7 @@ def create_app(
     queues = load_queues(settings)
 
     routes = [
-        WebSocketRoute("/ws", hub.serve),
+        WebSocketRoute("/ws", websocket_endpoint(settings, hub)),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),

@@ -51,6 +51,7 @@ from leetgaming.demo import (
     localstripe,
     quiet_clients,
 )
+from leetgaming.httpguard import GuardedHttpToolsProtocol
 from leetgaming.identity import Identity, IdentityError
 from leetgaming.logs import configure_logging
 from leetgaming.settings import Settings, SettingsError, env_name, redact_url
@@ -148,7 +149,7 @@ def _uvicorn_config(
         port=settings.port,
         workers=settings.workers,
         loop="uvloop",
-        http="httptools",
+        http=GuardedHttpToolsProtocol,  # httptools, with a deadline for request headers
         log_config=None,  # ours is in place; uvicorn's would replace it
         access_log=False,  # it logs query strings; RequestObserver logs the path only
         server_header=False,
@@ -373,6 +374,50 @@ def _add_simulate(subparsers: argparse._SubParsersAction[argparse.ArgumentParser
     parser.set_defaults(handler=_simulate)
 
 
+def _nemesis(args: argparse.Namespace, settings: Settings) -> int:
+    from leetgaming import nemesis
+
+    if not settings.database_url.startswith(("postgresql://", "postgres://")):
+        print(
+            "leetgaming: nemesis needs LEETGAMING_DATABASE_URL to name a PostgreSQL server "
+            "(it creates and drops a database of its own there)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    options = nemesis.Options(
+        minutes=args.minutes,
+        seed=args.seed,
+        postgres_url=settings.database_url,
+        redis_server=args.redis_server,
+        processes=args.processes,
+        players=args.players,
+        fault_every_s=args.fault_every_s,
+    )
+    outcome = asyncio.run(nemesis.run(options, lambda line: print(line, file=sys.stderr)))
+    print(json.dumps(outcome.to_json(), sort_keys=True))
+    return EXIT_OK if outcome.ok else EXIT_FAILURE
+
+
+def _add_nemesis(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "nemesis",
+        help="move money through a cluster of its own while faults hit it; check the ledger",
+        description="Starts serve processes on a database it creates on the PostgreSQL server "
+        "of LEETGAMING_DATABASE_URL and on a Redis server of its own, has players grant, "
+        "spend and pay entry fees through the REST API while a seeded schedule SIGKILLs and "
+        "SIGSTOPs the processes, kills Redis and terminates PostgreSQL backends, then checks "
+        "that no acknowledged operation was lost or applied twice and that the ledger "
+        "reconciles. Prints one JSON object; exit 1 when a check fails.",
+    )
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--processes", type=_bounded_int(1, 8), default=2)
+    parser.add_argument("--players", type=_bounded_int(1, 500), default=12)
+    parser.add_argument("--fault-every-s", type=float, default=3.0)
+    parser.add_argument("--redis-server", default="redis-server", help="the binary to run")
+    parser.set_defaults(handler=_nemesis)
+
+
 def _bounded_int(low: int, high: int) -> Callable[[str], int]:
     def parse(raw: str) -> int:
         value = int(raw)
@@ -523,6 +568,7 @@ _SUBCOMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]
     _add_admin,
     _add_protocol_schema,
     _add_simulate,
+    _add_nemesis,
 ]
 
 

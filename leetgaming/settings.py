@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 ENV_PREFIX: Final = "LEETGAMING_"
 TEST_ENV_PREFIX: Final = "LEETGAMING_TEST_"
@@ -68,6 +69,9 @@ class Settings:
     workers: int = 1
     secret_key: str | None = field(default=None, repr=False)
     public_url: str | None = None
+    # Origins whose pages may open a websocket, besides the server's own (the Host it is
+    # reached at, and public_url's): comma-separated, https://portal.example.com
+    allowed_origins: tuple[str, ...] = ()
     mail_dir: str = "./var/mail"  # outgoing mail as .eml files (the embedded mailer)
     blob_dir: str = "./var/blobs"  # demo files (the embedded blob store)
     demo_bytes_max: int = 1024 * 1024 * 1024  # an uploaded demo's size limit
@@ -227,6 +231,10 @@ def _parse_str(raw: str) -> str:
     return raw
 
 
+def _parse_origins(raw: str) -> tuple[str, ...]:
+    return tuple(part.strip().lower() for part in raw.split(",") if part.strip())
+
+
 def _parse_optional_str(raw: str) -> str | None:
     # An empty variable means "not set", so `LEETGAMING_REDIS_URL= leetgaming serve` works.
     return raw if raw != "" else None
@@ -312,8 +320,6 @@ def _check_publishable_key(value: object) -> str | None:
 
 def _check_script_url(value: object) -> str | None:
     """A script the portal loads from another origin: https, or http on this machine only."""
-    from urllib.parse import urlsplit
-
     if not isinstance(value, str):
         return "expected a URL"
     parts = urlsplit(value)
@@ -330,6 +336,24 @@ def _check_public_url(value: object) -> str | None:
         return None
     if not isinstance(value, str) or not value.startswith(("http://", "https://")):
         return f"expected a URL starting with http:// or https://, got {value!r}"
+    return None
+
+
+def _check_origins(value: object) -> str | None:
+    if not isinstance(value, tuple):
+        return f"expected comma-separated origins, got {value!r}"
+    for origin in value:
+        parts = urlsplit(origin) if isinstance(origin, str) else None
+        if (
+            parts is None
+            or parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or parts.username is not None
+            or parts.path
+            or parts.query
+            or parts.fragment
+        ):
+            return f"expected origins like https://portal.example.com (no path), got {origin!r}"
     return None
 
 
@@ -456,6 +480,7 @@ _PARSERS: Final[dict[str, Callable[[str], object]]] = {
     "workers": _int_parser(1, None),
     "secret_key": _parse_optional_str,
     "public_url": _parse_optional_str,
+    "allowed_origins": _parse_origins,
     "mail_dir": _parse_str,
     "blob_dir": _parse_str,
     "demo_bytes_max": _int_parser(1, 16 * 1024**3),
@@ -500,6 +525,7 @@ _CHECKS: Final[dict[str, Callable[[object], str | None]]] = {
     "workers": _check_workers,
     "secret_key": _check_secret_key,
     "public_url": _check_public_url,
+    "allowed_origins": _check_origins,
     "mail_dir": _check_mail_dir,
     "blob_dir": _check_mail_dir,
     "demo_bytes_max": _check_demo_bytes,

@@ -37,6 +37,7 @@ import httpx
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
+from websockets.typing import Origin
 
 from leetgaming import sim_model as model
 from leetgaming.identity import Identity, Session
@@ -194,7 +195,9 @@ class Socket:
     async def _run(self) -> None:
         while not self.stopping:
             try:
-                async with connect(self.ws_url, open_timeout=CALL_TIMEOUT_S) as ws:
+                async with connect(
+                    self.ws_url, open_timeout=CALL_TIMEOUT_S, origin=_origin_of(self.ws_url)
+                ) as ws:
                     self.ws = ws
                     await self._open(ws)
                     self.ready.set()
@@ -366,6 +369,12 @@ def password_of(run: str) -> str:
     """The run's accounts' password: random, kept in this process only (never derived from
     anything an account shows)."""
     return _PASSWORDS.setdefault(run, secrets.token_urlsafe(24))
+
+
+def _origin_of(ws_url: str) -> Origin:
+    """The Origin of the server's own pages (it refuses websockets from other origins)."""
+    scheme, rest = ws_url.split("://", 1)
+    return Origin(("https" if scheme == "wss" else "http") + "://" + rest.split("/", 1)[0])
 
 
 def _ws_url(base_url: str) -> str:

@@ -88,6 +88,9 @@ class ServerLimits:
     send_stall_s: float = 10.0  # one send blocked this long (the client reads nothing): dropped
     close_grace_s: float = 5.0  # a closing connection still there after this: dropped
     calls_in_flight_max: int = 16  # rpc calls of one connection running at once
+    # one account's authenticated connections open on this node at once; the next is closed
+    # (TOO_MANY_CONNECTIONS) when it authenticates
+    connections_per_user_max: int = 50
     session: SessionLimits = field(default_factory=SessionLimits)
 
 
@@ -230,6 +233,17 @@ class _Connection:
                     )
                 elif credential is None:
                     await self.run(self.session.refused(effect.ref))
+                elif node.connections_of(credential.principal) >= (
+                    node.limits.connections_per_user_max
+                ):
+                    log.warning(
+                        "websocket refused: too many connections",
+                        extra={
+                            "event": "ws_connections_max",
+                            "subject": credential.principal.subject,
+                        },
+                    )
+                    self.close_soon(CloseCode.TOO_MANY_CONNECTIONS, "too many connections")
                 else:
                     self.subscriber.principal = credential.principal
                     await self.run(
@@ -393,6 +407,13 @@ class HubNode:
             log.exception("rpc failed", extra={"method": call.method})
             return refusal_frame(str(ErrorCode.INTERNAL), "internal error", True, call.ref)
         return encode_server_frame("rpc_result", id=call.ref, result=result)
+
+    def connections_of(self, principal: Principal) -> int:
+        """The principal's authenticated connections open on this node (none counted for
+        anonymous spectators, who have no subject)."""
+        if not principal.subject:
+            return 0
+        return self._present.get((str(principal.role), principal.subject), 0)
 
     async def arrived(self, principal: Principal) -> None:
         key = (str(principal.role), principal.subject)

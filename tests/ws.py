@@ -15,7 +15,10 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.types import ASGIApp
 from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import connect as websockets_connect
+from websockets.typing import Origin
 
+from leetgaming.httpguard import GuardedHttpToolsProtocol
 from realtime.envelope import protocol_schema
 
 SERVER_FRAMES = jsonschema.Draft202012Validator({**protocol_schema(), "$ref": "#/$defs/server"})
@@ -35,6 +38,19 @@ def embedded_app(tmp_path: Path, secret: str, port: int) -> Starlette:
         }
     )
     return create_app(settings)
+
+
+def page_origin(ws_url: str) -> Origin:
+    """The Origin a browser sends from a page of the server at ``ws_url`` (its own)."""
+    scheme, rest = ws_url.split("://", 1)
+    return Origin(("https" if scheme == "wss" else "http") + "://" + rest.split("/", 1)[0])
+
+
+def connect(url: str, **options: Any) -> websockets_connect:
+    """``websockets``' connect, from a page of the server's own origin (the server refuses a
+    handshake without an allowed Origin)."""
+    options.setdefault("origin", page_origin(url))
+    return websockets_connect(url, **options)
 
 
 def unused_port() -> int:
@@ -79,6 +95,7 @@ async def serving(
             host="127.0.0.1",
             port=port,
             log_config=None,
+            http=GuardedHttpToolsProtocol,
             ws="websockets-sansio",
             ws_per_message_deflate=deflate,
         )

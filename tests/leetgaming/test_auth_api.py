@@ -14,7 +14,6 @@ from pathlib import Path
 import httpx
 import pytest
 from starlette.applications import Starlette
-from websockets.asyncio.client import connect
 
 from leetgaming import totp
 from leetgaming.app import create_app
@@ -23,7 +22,7 @@ from leetgaming.passwords import PasswordPolicy, Passwords
 from leetgaming.ratelimit import Rate
 from leetgaming.settings import Settings
 
-from ..ws import call, serving, unused_port
+from ..ws import call, connect, serving, unused_port
 
 FAST = Passwords(PasswordPolicy(time_cost=1, memory_kib=8 * 1024))
 PASSWORD = "correct horse battery"

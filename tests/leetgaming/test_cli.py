@@ -21,7 +21,7 @@ import websockets
 from leetgaming.cli import describe, main
 from leetgaming.settings import Settings
 
-from ..ws import call, until, unused_port
+from ..ws import call, connect, until, unused_port
 
 STARTUP_TIMEOUT_S = 30.0
 SHUTDOWN_TIMEOUT_S = 10.0
@@ -277,7 +277,7 @@ def test_several_workers_drain_every_websocket_on_sigterm(
 
     async def clients_drained(server: Server) -> list[tuple[int, int | None]]:
         url = f"ws://127.0.0.1:{port}/ws"
-        sockets = [await websockets.connect(url) for _ in range(12)]
+        sockets = [await connect(url) for _ in range(12)]
         for ws in sockets:
             await call(ws, type="auth", id="a")
             await call(ws, type="subscribe", id="s", ch="tournament:final")

@@ -17,13 +17,13 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from websockets.asyncio.client import connect
 
 from leetgaming.cs2 import AUTH_CACHE_S
 from tests.cs2_plugin import Roster, reordered, rewound, series_events, with_resends
 from tests.cs2_server import FakeCs2Server
 from tests.ws import call, receive
 
+from ..ws import connect
 from .openapi_check import conforms
 from .test_play import event, player, rpc, serving_play
 from .test_wallet_api import QUEUES, token

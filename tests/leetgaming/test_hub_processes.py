@@ -7,11 +7,9 @@ import signal
 import time
 from pathlib import Path
 
-from websockets.asyncio.client import connect
-
 from leetgaming.tokens import issue_access_token
 
-from ..ws import call, until, unused_port
+from ..ws import call, connect, until, unused_port
 from .test_cli import environment_without_settings, running_server
 
 SECRET = "p" * 40

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import ClientConnection
 
 from leetgaming.app import create_app
 from leetgaming.play import QUEUE_FIGURES_TTL_S, result_message
@@ -24,7 +24,7 @@ from leetgaming.settings import Settings
 from leetgaming.tokens import issue_access_token
 from realtime.channel import Principal, Role
 
-from ..ws import call, receive, serving, unused_port
+from ..ws import call, connect, receive, serving, unused_port
 
 SECRET = "q" * 40
 QUEUES = """

@@ -13,7 +13,6 @@ from typing import Any
 
 import httpx
 import orjson
-from websockets.asyncio.client import connect
 
 from ledger import Transfer, derive_id
 from leetgaming.play import result_message
@@ -22,7 +21,7 @@ from leetgaming.tournaments import apply_delta
 from realtime.channel import Principal, Role
 from wallet import accounts
 
-from ..ws import call, receive
+from ..ws import call, connect, receive
 from .test_play import SECRET, serving_play
 
 QUEUES = """

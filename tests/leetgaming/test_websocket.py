@@ -11,7 +11,6 @@ from pathlib import Path
 
 import orjson
 import pytest
-from websockets.asyncio.client import connect
 from websockets.client import ClientProtocol
 from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
 from websockets.uri import parse_uri
@@ -19,7 +18,7 @@ from websockets.uri import parse_uri
 from leetgaming.tokens import issue_access_token
 from realtime.server import ServerLimits
 
-from ..ws import call, embedded_app, receive, serving, unused_port
+from ..ws import call, connect, embedded_app, page_origin, receive, serving, unused_port
 
 SECRET = "k" * 40
 
@@ -196,7 +195,9 @@ def stalled_subscriber(url: str, port: int, channel: str) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.connect(("127.0.0.1", port))
-    protocol = ClientProtocol(parse_uri(url), extensions=[ClientPerMessageDeflateFactory()])
+    protocol = ClientProtocol(
+        parse_uri(url), origin=page_origin(url), extensions=[ClientPerMessageDeflateFactory()]
+    )
     protocol.send_request(protocol.connect())
     frames = [
         '{"v":1,"type":"auth","id":"a","data":{}}',

@@ -9,13 +9,12 @@ from collections.abc import AsyncIterator
 import pytest
 from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
-from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from realtime.channel import Principal, Role
 from realtime.server import Credential, HubNode, ServerLimits
 
-from ..ws import call, receive, serving
+from ..ws import call, connect, receive, serving
 
 TOKEN_TTL_S = 1.0
 

@@ -10,13 +10,12 @@ import orjson
 import pytest
 from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
-from websockets.asyncio.client import connect
 
 from realtime.channel import Principal, Role
 from realtime.server import Credential, HubNode, RpcError
 from realtime.session import Call, Session
 
-from ..ws import call, serving
+from ..ws import call, connect, serving
 
 
 class Echo:

@@ -12,7 +12,6 @@ import pytest
 import redis.asyncio as aioredis
 from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
-from websockets.asyncio.client import connect
 
 from realtime.channel import Principal, Role
 from realtime.presence import RedisPresence
@@ -20,7 +19,7 @@ from realtime.relay import RelayChannels, RelaySubscriptionError
 from realtime.server import Credential, HubNode
 from realtime.streams import RedisStreams
 
-from ..ws import call, receive, serving
+from ..ws import call, connect, receive, serving
 
 
 async def verify(token: str | None) -> Credential | None:

@@ -9,7 +9,6 @@ from types import SimpleNamespace
 
 import orjson
 import pytest
-from websockets.asyncio.client import connect
 from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 
@@ -17,7 +16,7 @@ from leetgaming.tokens import issue_access_token
 from realtime.server import HubNode, ServerLimits, _Connection
 from realtime.wire import WIRE_SCOPE_KEY, Wire, text_frame_header
 
-from ..ws import call, embedded_app, receive, serving, unused_port
+from ..ws import call, connect, embedded_app, receive, serving, unused_port
 
 SECRET = "w" * 40
 
