@@ -239,6 +239,8 @@ class Cluster:
             "LEETGAMING_REST_REQUESTS_PER_MIN": "10000000",  # every player is 127.0.0.1
             "LEETGAMING_BLOB_DIR": str(self.workdir / "blobs"),
             "LEETGAMING_MAIL_DIR": str(self.workdir / "mail"),
+            # the serve processes run the code the harness runs, wherever it was imported from
+            "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
         }
         log = (self.workdir / f"serve{n}.log").open("a")
         process = await asyncio.create_subprocess_exec(
