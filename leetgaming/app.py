@@ -414,6 +414,7 @@ def create_app(
             identity = Identity.for_settings(settings, database, passwords, mailer)
             await identity.start()
             app.state.identity = identity
+            identity.on_session_ended = hub.revoke_session  # its sockets close everywhere
             two_factor = identity.two_factor = TwoFactor(database, identity.secret)
             await two_factor.start()
             provider_http = httpx.AsyncClient(timeout=PROVIDER_TIMEOUT_S)
@@ -621,7 +622,11 @@ def create_app(
             return None
         if claims.role == "admin" and not claims.mfa:
             return None  # an admin acts only in a session begun with a TOTP code
-        return Credential(Principal(Role(claims.role), claims.subject), claims.expires_at_s)
+        if await app.state.identity.session_ended(claims.session):
+            return None  # signed out: its sockets were closed, and it opens no new one
+        return Credential(
+            Principal(Role(claims.role), claims.subject), claims.expires_at_s, claims.session
+        )
 
     redis_client: aioredis.Redis | None = None
     if settings.redis_url:

@@ -24,9 +24,10 @@ from __future__ import annotations
 import asyncio
 import enum
 import hmac
+import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -47,6 +48,8 @@ from leetgaming.tokens import (
     verify_access_token,
 )
 from leetgaming.two_factor import TwoFactor, TwoFactorRefused
+
+log = logging.getLogger("leetgaming.identity")
 
 EMAIL_CHARS_MAX: Final = 254
 NAME_CHARS_MAX: Final = 64
@@ -211,6 +214,9 @@ class Identity:
         self._secret = secret_key
         self.two_factor: TwoFactor | None = None  # set once the signing key is known
         self._verified: dict[str, AccessClaims] = {}
+        # told the id of every session that ends before its time (logout, a reused refresh
+        # token): the app closes the session's open websockets on every process
+        self.on_session_ended: Callable[[str], Awaitable[object]] | None = None
 
     @classmethod
     def for_settings(
@@ -596,6 +602,8 @@ class Identity:
                 if not changed:
                     continue  # the family changed meanwhile (a concurrent use): read it again
             if refusal is not None:
+                if updated.state is not FamilyState.ACTIVE and family.state is FamilyState.ACTIVE:
+                    await self._ended(family.id)  # a reused token revoked the family
                 raise IdentityError(Problem.INVALID_TOKEN, f"sign in again ({refusal})")
             access, ttl = self._access(family.subject, family.role, family.id, family.mfa)
             return Session(family.subject, family.role, access, ttl, next_token)
@@ -612,6 +620,22 @@ class Identity:
         await self.db.execute(
             "UPDATE refresh_families SET state = ? WHERE id = ?", ended.state.value, family.id
         )
+        await self._ended(family.id)
+
+    async def _ended(self, session_id: str) -> None:
+        if self.on_session_ended is not None:
+            try:
+                await self.on_session_ended(session_id)
+            except Exception:  # the session has ended: its sockets go at their token's expiry
+                log.exception("closing an ended session's websockets failed")
+
+    async def session_ended(self, session_id: str) -> bool:
+        """Whether sign-in session ``session_id`` was ended before its time (logged out, or
+        revoked by a reused refresh token): its access tokens, still unexpired, open no new
+        websocket. A session this database does not know (a token minted elsewhere with the
+        key) is not one that ended."""
+        row = await self.db.fetchone("SELECT state FROM refresh_families WHERE id = ?", session_id)
+        return row is not None and row[0] != FamilyState.ACTIVE.value
 
     async def session_active(self, session_id: str) -> bool:
         row = await self.db.fetchone(

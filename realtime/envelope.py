@@ -153,6 +153,7 @@ class CloseCode(enum.IntEnum):
     UNAUTHORIZED = 4501  # no valid auth frame in time
     FLOOD = 4502  # sustained rate far over the limit
     TOO_MANY_CONNECTIONS = 4503  # the account already has connections_per_user_max open here
+    SESSION_REVOKED = 4504  # the session ended (logout, a reused refresh token): sign in again
 
     @property
     def reconnect(self) -> bool:

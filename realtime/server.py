@@ -52,6 +52,7 @@ class Credential:
 
     principal: Principal
     expires_at_unix_s: float | None = None
+    session: str = ""  # the sign-in session it belongs to (HubNode.revoke_session closes it)
 
 
 Verifier = Callable[[str | None], Awaitable[Credential | None]]
@@ -109,6 +110,7 @@ class _Connection:
         self.flush_due = False  # on the node's list of connections to flush this turn
         self.session = Session(opened_s=node.clock(), limits=node.limits.session)
         self.subscriber = Subscriber(SPECTATOR)
+        self.session_id = ""  # the sign-in session of the token it authenticated with
         self.ready = asyncio.Event()
         self.subscriber.notify = self.ready.set
         self.close_code: CloseCode | None = None
@@ -246,6 +248,7 @@ class _Connection:
                     self.close_soon(CloseCode.TOO_MANY_CONNECTIONS, "too many connections")
                 else:
                     self.subscriber.principal = credential.principal
+                    self.session_id = credential.session
                     await self.run(
                         self.session.verified(
                             credential.principal, effect.ref, secrets.token_hex(8), expires
@@ -466,7 +469,8 @@ class HubNode:
             pubsub = self._relay.pubsub()
             # publications: only the channels with local subscribers (follow); presence
             # announcements (few, small channels only) for every channel
-            await pubsub.psubscribe(f"{self._relay_prefix}pres:*")
+            # and the control channel (sessions revoked on another process)
+            await pubsub.psubscribe(f"{self._relay_prefix}pres:*", self._control_channel)
             self._following = RelayChannels(pubsub)
             self._listener = asyncio.create_task(self._listen(pubsub, self._following))
         if self._heartbeat is None:
@@ -487,6 +491,26 @@ class HubNode:
                     await task
         self._ticker = self._heartbeat = self._listener = None
         self._following = None
+
+    @property
+    def _control_channel(self) -> str:
+        return f"{self._relay_prefix}ctl:revoke"
+
+    async def revoke_session(self, session: str) -> int:
+        """Close every websocket of sign-in session ``session`` (SESSION_REVOKED), on this
+        node and, through the relay, on every other; how many were closed here."""
+        closed = self._close_session(session)
+        if self._relay is not None and session:
+            await self._relay.publish(self._control_channel, session.encode())
+        return closed
+
+    def _close_session(self, session: str) -> int:
+        closed = 0
+        for connection in list(self._connections.values()):
+            if session and connection.session_id == session and connection.close_code is None:
+                connection.close_soon(CloseCode.SESSION_REVOKED, "signed out: sign in again")
+                closed += 1
+        return closed
 
     def _relay_name(self, channel: Channel) -> bytes:
         return f"{self._relay_prefix}pub:{channel}".encode()
@@ -512,6 +536,7 @@ class HubNode:
     async def _listen(self, pubsub: Any, following: RelayChannels) -> None:
         publications = f"{self._relay_prefix}pub:".encode()
         presence = f"{self._relay_prefix}pres:".encode()
+        control = self._control_channel.encode()
         own = self.node_id.encode() + b"|"
         try:
             async for message in pubsub.listen():
@@ -525,6 +550,8 @@ class HubNode:
                         self._fan_out(channel, bytes(message["data"]))
                 elif kind == "subscribe":
                     following.confirmed(name)
+                elif kind == "pmessage" and name == control:
+                    self._close_session(bytes(message["data"]).decode(errors="replace"))
                 elif kind == "pmessage" and name.startswith(presence):
                     data = bytes(message["data"])
                     if data.startswith(own):

@@ -3,6 +3,7 @@ distributed (PostgreSQL, Redis limits); mail read from the folder the server wri
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import re
@@ -14,6 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 from starlette.applications import Starlette
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
 
 from leetgaming import totp
 from leetgaming.app import create_app
@@ -21,12 +24,14 @@ from leetgaming.auth_api import AuthLimits
 from leetgaming.passwords import PasswordPolicy, Passwords
 from leetgaming.ratelimit import Rate
 from leetgaming.settings import Settings
+from realtime.envelope import CloseCode
 
 from ..ws import call, connect, serving, unused_port
 
 FAST = Passwords(PasswordPolicy(time_cost=1, memory_kib=8 * 1024))
 PASSWORD = "correct horse battery"
 PROBLEM = "application/problem+json"
+REVOCATION_S = 5.0  # a signed-out session's sockets are closed within this
 
 
 @dataclass
@@ -169,13 +174,61 @@ async def test_sign_up_sign_in_refresh_and_log_out(api: Api) -> None:
         "/v1/auth/refresh", json={"refresh_token": session["refresh_token"]}
     )
     assert after.status_code == 401
-    # The access token works on the websocket; the refresh token and passwords never do.
+    # An access token works on the websocket while its session lasts; the refresh token and
+    # passwords never do; a signed-out session's access token opens no new socket.
+    fresh = await api.http.post(
+        "/v1/auth/login", json={"email": "alice@example.com", "password": PASSWORD}
+    )
     async with connect(api.ws_url) as ws:
-        ok = await call(ws, type="auth", id="a", data={"token": session["access_token"]})
+        ok = await call(ws, type="auth", id="a", data={"token": fresh.json()["access_token"]})
         assert (ok["type"], ok["data"]["subject"]) == ("auth_ok", session["subject"])
     async with connect(api.ws_url) as ws:
         bad = await call(ws, type="auth", id="a", data={"token": session["refresh_token"]})
         assert bad["data"]["code"] == "bad_token"
+    async with connect(api.ws_url) as ws:
+        ended = await call(ws, type="auth", id="a", data={"token": session["access_token"]})
+        assert ended["data"]["code"] == "bad_token"
+
+
+async def closed_with(ws: ClientConnection) -> int | None:
+    """Read until the server closes the socket (within REVOCATION_S); its close code."""
+    with pytest.raises(ConnectionClosed):
+        while True:
+            await asyncio.wait_for(ws.recv(), REVOCATION_S)
+    return ws.close_code
+
+
+async def test_signing_out_closes_the_sessions_websockets(api: Api) -> None:
+    first = await sign_up(api, "carol@example.com")
+    second = (
+        await api.http.post(
+            "/v1/auth/login", json={"email": "carol@example.com", "password": PASSWORD}
+        )
+    ).json()
+    sockets = [await connect(api.ws_url) for _ in range(3)]
+    try:
+        for ws, session in zip(sockets, (first, first, second), strict=True):
+            ok = await call(ws, type="auth", id="a", data={"token": session["access_token"]})
+            assert ok["type"] == "auth_ok"
+        started = time.monotonic()
+        out = await api.http.post("/v1/auth/logout", json={"refresh_token": first["refresh_token"]})
+        assert out.status_code == 204
+        assert [await closed_with(ws) for ws in sockets[:2]] == [CloseCode.SESSION_REVOKED] * 2
+        assert time.monotonic() - started < REVOCATION_S
+        # the other session of the same player is untouched...
+        assert (await call(sockets[2], type="ping"))["type"] == "pong"
+        # ...until its refresh token is used twice: the family is revoked, its socket closed
+        renewed = await api.http.post(
+            "/v1/auth/refresh", json={"refresh_token": second["refresh_token"]}
+        )
+        assert renewed.status_code == 200
+        stolen = await api.http.post(
+            "/v1/auth/refresh", json={"refresh_token": second["refresh_token"]}
+        )
+        assert stolen.status_code == 401
+        assert await closed_with(sockets[2]) == CloseCode.SESSION_REVOKED
+    finally:
+        await asyncio.gather(*(ws.close() for ws in sockets))
 
 
 async def test_responses_never_tell_whether_an_email_exists(api: Api) -> None:

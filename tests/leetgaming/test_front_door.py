@@ -221,9 +221,7 @@ async def test_websocket_limits_hold_and_memory_stays_bounded(tmp_path: Path) ->
         finally:
             await asyncio.gather(*(ws.close() for ws in sockets))
         async with connect(url) as ws:  # a socket closed frees its place
-            assert (await call(ws, type="auth", id="a", data={"token": token}))[
-                "type"
-            ] == "auth_ok"
+            assert (await call(ws, type="auth", id="a", data={"token": token}))["type"] == "auth_ok"
 
         grown = rss_bytes(pid) - before
         assert grown < MEMORY_GROWTH_BYTES_MAX, f"the server grew by {grown / 2**20:.1f} MiB"

@@ -12,8 +12,10 @@ import pytest
 import redis.asyncio as aioredis
 from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
+from websockets.exceptions import ConnectionClosed
 
 from realtime.channel import Principal, Role
+from realtime.envelope import CloseCode
 from realtime.presence import RedisPresence
 from realtime.relay import RelayChannels, RelaySubscriptionError
 from realtime.server import Credential, HubNode
@@ -23,10 +25,12 @@ from ..ws import call, connect, receive, serving
 
 
 async def verify(token: str | None) -> Credential | None:
+    """``role:subject`` or ``role:subject:session``."""
     if token is None:
         return Credential(Principal(Role.SPECTATOR, ""))
-    role, _, subject = token.partition(":")
-    return Credential(Principal(Role(role), subject)) if subject else None
+    role, _, rest = token.partition(":")
+    subject, _, session = rest.partition(":")
+    return Credential(Principal(Role(role), subject), None, session) if subject else None
 
 
 @asynccontextmanager
@@ -247,3 +251,29 @@ async def test_a_subscription_redis_has_not_confirmed_is_not_taken_as_made(
     finally:
         await pubsub.aclose()
         await client.aclose()
+
+
+async def test_a_session_revoked_on_one_node_loses_its_sockets_on_every_node(
+    redis_url: str, redis_prefix: str
+) -> None:
+    async with (
+        node(redis_url, redis_prefix) as (url_a, hub_a),
+        node(redis_url, redis_prefix) as (url_b, _),
+        connect(url_a) as here,
+        connect(url_b) as there,
+        connect(url_b) as other_session,
+    ):
+        for ws, token in (
+            (here, "player:p1:s1"),
+            (there, "player:p1:s1"),
+            (other_session, "player:p1:s2"),
+        ):
+            assert (await call(ws, type="auth", id="a", data={"token": token}))["type"] == "auth_ok"
+        assert await hub_a.revoke_session("s1") == 1  # the one here; b closes its own
+        for ws in (here, there):
+            goodbye = await receive(ws)
+            assert (goodbye["type"], goodbye["data"]["code"]) == ("disconnect", 4504)
+            with pytest.raises(ConnectionClosed):
+                await asyncio.wait_for(ws.recv(), 5)
+            assert ws.close_code == CloseCode.SESSION_REVOKED
+        assert (await call(other_session, type="ping"))["type"] == "pong"
