@@ -46,7 +46,7 @@ from starlette.websockets import WebSocket
 from web3 import AsyncHTTPProvider, AsyncWeb3
 
 from ledger import Ledger, open_store
-from leetgaming import __version__, openapi
+from leetgaming import __version__, openapi, security
 from leetgaming.admin_api import admin_routes
 from leetgaming.audit import AuditLog
 from leetgaming.auth_api import AuthLimits, auth_routes
@@ -118,7 +118,6 @@ _LIMITED_PREFIXES: Final = ("/v1/", "/openapi.json", "/docs")
 
 log = logging.getLogger("leetgaming.app")
 request_log = logging.getLogger("leetgaming.http")
-security_log = logging.getLogger("leetgaming.security")
 
 
 async def _http_exception(request: Request, exc: Exception) -> Response:
@@ -171,6 +170,8 @@ class RequestObserver:
             route = getattr(scope.get("route"), "path", None) or UNMATCHED_ROUTE
             method = str(scope["method"])
             self.metrics.observe_request(method, route, status, duration_s)
+            if status in (401, 403, 429):
+                _denied(scope, method, route, status)
             request_log.log(
                 logging.DEBUG if route in _QUIET_ROUTES and status < 400 else logging.INFO,
                 "request",
@@ -182,6 +183,30 @@ class RequestObserver:
                     "duration_ms": round(duration_s * 1000, 3),
                 },
             )
+
+
+def _actor(scope: Scope) -> str | None:
+    """Who a request's bearer token names (None: no valid one)."""
+    header = next((v for k, v in scope.get("headers", ()) if k == b"authorization"), b"")
+    scheme, _, token = header.decode("latin-1").partition(" ")
+    identity = getattr(getattr(scope.get("app"), "state", None), "identity", None)
+    if scheme.lower() != "bearer" or not token or identity is None:
+        return None
+    claims = identity.verify(token.strip())
+    return None if claims is None else f"{claims.role}:{claims.subject}"
+
+
+def _denied(scope: Scope, method: str, route: str, status: int) -> None:
+    """A refused REST request as a security event: who, what, from which network."""
+    client = scope.get("client")
+    security.event(
+        "rate_limited" if status == 429 else "access_denied",
+        _actor(scope),
+        method=method,
+        route=route,
+        status=status,
+        network=security.network_of(client[0] if client else None),
+    )
 
 
 SECURITY_HEADERS: Final = (
@@ -220,9 +245,12 @@ def websocket_endpoint(settings: Settings, hub: HubNode) -> Callable[[WebSocket]
     async def endpoint(websocket: WebSocket) -> None:
         origin = websocket.headers.get("origin")
         if not origin_allowed(origin, websocket.headers.get("host"), allowed):
-            security_log.warning(
-                "websocket refused: origin not allowed",
-                extra={"event": "ws_origin_refused", "origin": (origin or "")[:200]},
+            client = websocket.scope.get("client")
+            security.event(
+                "ws_origin_refused",
+                None,
+                origin=origin or "",
+                network=security.network_of(client[0] if client else None),
             )
             await websocket.close(code=1008)  # before accept: uvicorn answers 403
             return

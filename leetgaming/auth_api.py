@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from leetgaming import security
 from leetgaming.external_auth import (
     ExternalAuthError,
     Providers,
@@ -201,8 +202,23 @@ def auth_routes(
             (f"login:ip:{ip(request)}", limits.login_per_ip),
             (key_of("login:account", account(body.get("email"))), limits.login_per_account),
         )
-        session = await identity_of().login(
-            body.get("email"), body.get("password"), body.get("totp")
+        address = account(body.get("email"))
+        network = security.network_of(ip(request))
+        try:
+            session = await identity_of().login(
+                body.get("email"), body.get("password"), body.get("totp")
+            )
+        except IdentityError as failed:
+            security.event(
+                "sign_in",
+                security.account_hash(address),
+                "failed",
+                reason=failed.code,
+                network=network,
+            )
+            raise
+        security.event(
+            "sign_in", f"{session.role}:{session.subject}", "ok", method="password", network=network
         )
         return _session_body(session)
 

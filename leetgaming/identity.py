@@ -31,6 +31,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Final
 
+from leetgaming import security
 from leetgaming.db import Conn, Database, is_unique_violation
 from leetgaming.mail import FolderMailer, Mailer
 from leetgaming.passwords import Passwords
@@ -603,7 +604,7 @@ class Identity:
                     continue  # the family changed meanwhile (a concurrent use): read it again
             if refusal is not None:
                 if updated.state is not FamilyState.ACTIVE and family.state is FamilyState.ACTIVE:
-                    await self._ended(family.id)  # a reused token revoked the family
+                    await self._ended(family, "refresh_token_reused")  # the family is revoked
                 raise IdentityError(Problem.INVALID_TOKEN, f"sign in again ({refusal})")
             access, ttl = self._access(family.subject, family.role, family.id, family.mfa)
             return Session(family.subject, family.role, access, ttl, next_token)
@@ -620,12 +621,13 @@ class Identity:
         await self.db.execute(
             "UPDATE refresh_families SET state = ? WHERE id = ?", ended.state.value, family.id
         )
-        await self._ended(family.id)
+        await self._ended(family, "logout")
 
-    async def _ended(self, session_id: str) -> None:
+    async def _ended(self, family: RefreshFamily, why: str) -> None:
+        security.event("session_revoked", f"{family.role}:{family.subject}", "ok", reason=why)
         if self.on_session_ended is not None:
             try:
-                await self.on_session_ended(session_id)
+                await self.on_session_ended(family.id)
             except Exception:  # the session has ended: its sockets go at their token's expiry
                 log.exception("closing an ended session's websockets failed")
 

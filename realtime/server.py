@@ -29,6 +29,7 @@ from .relay import RelayChannels, RelaySubscriptionError
 from .session import (
     Call,
     Close,
+    Denied,
     Effect,
     Join,
     Leave,
@@ -44,6 +45,8 @@ from .wire import WIRE_SCOPE_KEY, Wire
 
 SPECTATOR = Principal(Role.SPECTATOR, "")
 log = logging.getLogger("leetgaming.hub")
+# the product's security event log (see leetgaming.security): refusals, with their actor
+security_log = logging.getLogger("leetgaming.security")
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,6 +306,8 @@ class _Connection:
                 task.add_done_callback(self.calls.discard)
             elif isinstance(effect, Close):
                 self.close_soon(effect.code, effect.reason)
+            elif isinstance(effect, Denied):
+                node.denied(self.subscriber.principal, effect.action, effect.channel)
 
     async def _call(self, effect: Call) -> None:
         try:
@@ -403,6 +408,8 @@ class HubNode:
         try:
             result = await self.application.call(principal, call.method, call.params)
         except RpcError as refused:
+            if refused.code == str(ErrorCode.FORBIDDEN):
+                self.denied(principal, "rpc", call.method)
             return refusal_frame(refused.code, str(refused), refused.retryable, call.ref)
         except KeyError:
             return refusal_frame(str(ErrorCode.UNKNOWN_METHOD), "no such method", False, call.ref)
@@ -410,6 +417,22 @@ class HubNode:
             log.exception("rpc failed", extra={"method": call.method})
             return refusal_frame(str(ErrorCode.INTERNAL), "internal error", True, call.ref)
         return encode_server_frame("rpc_result", id=call.ref, result=result)
+
+    def denied(
+        self, principal: Principal, action: str, target: str, event: str = "access_denied"
+    ) -> None:
+        """A security event: ``principal`` was refused ``action`` on ``target``."""
+        security_log.warning(
+            event,
+            extra={
+                "event": event,
+                "actor": principal.subject or "anonymous",
+                "role": str(principal.role),
+                "outcome": "denied",
+                "action": action,
+                "target": target[:200],
+            },
+        )
 
     def connections_of(self, principal: Principal) -> int:
         """The principal's authenticated connections open on this node (none counted for

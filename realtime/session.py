@@ -129,7 +129,16 @@ class Close:
     reason: str
 
 
-Effect = Send | Verify | Join | Leave | Publish | Presence | Call | Close
+@dataclass(frozen=True, slots=True)
+class Denied:
+    """A subscription or publication the principal may not make: the shell logs it as a
+    security event (the error frame goes with it)."""
+
+    action: str  # "subscribe" or "publish"
+    channel: str
+
+
+Effect = Send | Verify | Join | Leave | Publish | Presence | Call | Close | Denied
 
 
 @dataclass(slots=True)
@@ -294,7 +303,10 @@ class Session:
             return self._bad(ProtocolError(ErrorCode.BAD_CHANNEL, "no such channel", ref))
         if m.type == "subscribe":
             if not may_subscribe(self.principal, channel):
-                return self._bad(ProtocolError(ErrorCode.FORBIDDEN, "not yours to follow", ref))
+                return [
+                    Denied("subscribe", str(channel)),
+                    *self._bad(ProtocolError(ErrorCode.FORBIDDEN, "not yours to follow", ref)),
+                ]
             if channel in self.channels:
                 return self._bad(
                     ProtocolError(ErrorCode.ALREADY_SUBSCRIBED, "already subscribed", ref)
@@ -325,7 +337,10 @@ class Session:
             ]
         if m.type == "publish":
             if not may_publish(self.principal, channel):
-                return self._bad(ProtocolError(ErrorCode.FORBIDDEN, "not yours to publish to", ref))
+                return [
+                    Denied("publish", str(channel)),
+                    *self._bad(ProtocolError(ErrorCode.FORBIDDEN, "not yours to publish to", ref)),
+                ]
             body = m.data.get("body")
             if channel.namespace is Namespace.LOBBY:
                 return self._chat(channel, body, ref, now_s)

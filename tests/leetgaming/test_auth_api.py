@@ -6,21 +6,26 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
+import io
+import logging
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 from starlette.applications import Starlette
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-from leetgaming import totp
+from leetgaming import security, totp
 from leetgaming.app import create_app
 from leetgaming.auth_api import AuthLimits
+from leetgaming.logs import make_handler
 from leetgaming.passwords import PasswordPolicy, Passwords
 from leetgaming.ratelimit import Rate
 from leetgaming.settings import Settings
@@ -312,3 +317,83 @@ async def test_game_servers_get_keys_from_admins_only_and_exchange_them(api: Api
     assert revoked.status_code == 204
     again = await api.http.post("/v1/auth/game-server", json={"key": issued.json()["key"]})
     assert (again.status_code, again.json()["code"]) == (401, "invalid_credentials")
+
+
+@contextmanager
+def security_events() -> Iterator[io.StringIO]:
+    """What the security event log writes (the product's JSON lines), while inside."""
+    out = io.StringIO()
+    handler = make_handler(out)
+    logger = logging.getLogger("leetgaming.security")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield out
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+async def test_security_events_name_the_actor_and_never_the_secrets(api: Api) -> None:
+    address = "dave@example.com"
+    session = await sign_up(api, address)
+    subject = str(session["subject"])
+    injected = 'mallory@example.com\r\n{"event":"sign_in","outcome":"ok"}'
+    with security_events() as out:
+        assert (await login(api, address)).status_code == 200
+        wrong = await api.http.post(
+            "/v1/auth/login", json={"email": address, "password": "not the password"}
+        )
+        assert wrong.status_code == 401
+        forged = await api.http.post(
+            "/v1/auth/login", json={"email": injected, "password": "not the password"}
+        )
+        assert forged.status_code in (401, 422)
+        for _ in range(3):  # past the per-account limit (3 per 10 minutes here)
+            await api.http.post("/v1/auth/login", json={"email": address, "password": "nope"})
+        player = {"Authorization": f"Bearer {session['access_token']}"}
+        assert (await api.http.get("/v1/admin/audit", headers=player)).status_code == 403
+        assert (await api.http.get("/v1/wallet")).status_code == 401
+        async with connect(api.ws_url) as ws:
+            await call(ws, type="auth", id="a", data={"token": session["access_token"]})
+            refused = await call(ws, type="subscribe", id="s", ch="user:somebody-else")
+            assert refused["data"]["code"] == "forbidden"
+        await api.http.post("/v1/auth/logout", json={"refresh_token": session["refresh_token"]})
+    lines = out.getvalue().splitlines()
+    events = [orjson.loads(line) for line in lines]  # each one JSON object on one line
+    assert all(e["ts"].endswith("Z") for e in events)  # UTC
+    seen = {(e["event"], e["outcome"], e["actor"]) for e in events}
+    me = f"player:{subject}"
+    assert ("sign_in", "ok", me) in seen
+    failed = [e for e in events if e["event"] == "sign_in" and e["outcome"] == "failed"]
+    assert len(failed) >= 2 and all(e["actor"].startswith("acct:") for e in failed)
+    assert any(e["event"] == "rate_limited" and e["status"] == 429 for e in events)
+    assert any(
+        e["event"] == "access_denied" and e["actor"] == me and e["status"] == 403 for e in events
+    )
+    assert any(
+        e["event"] == "access_denied" and e["actor"] == "anonymous" and e["status"] == 401
+        for e in events
+    )
+    assert any(
+        e["event"] == "access_denied"
+        and e["actor"] == subject
+        and e["target"] == "user:somebody-else"
+        for e in events
+    )
+    assert ("session_revoked", "ok", me) in seen
+    # no address, password or token in them; the forged line stayed inside its own record
+    text = out.getvalue()
+    for secret in (address, "mallory", PASSWORD, "not the password", str(session["access_token"])):
+        assert secret not in text
+    assert len([e for e in events if e["event"] == "sign_in" and e["outcome"] == "ok"]) == 1
+    assert all(e["network"].endswith("/24") for e in events if "network" in e)
+
+
+def test_clean_neutralizes_line_breaks_and_bounds_values() -> None:
+    assert security.clean("a\r\nb\u2028c") == "a\\u000d\\u000ab\\u2028c"
+    assert len(security.clean("x" * 10_000)) == security.VALUE_CHARS_MAX
+    assert security.network_of("203.0.113.77") == "203.0.113.0/24"
+    assert security.network_of("2001:db8:1:2::9") == "2001:db8:1::/48"
+    assert security.network_of("not an ip") == "unknown"
