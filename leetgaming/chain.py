@@ -436,7 +436,7 @@ class Chains:
             players = {
                 r[0]: r[1]
                 for r in await self.db.fetch(
-                    f"SELECT address, player FROM chain_addresses WHERE chain = ? "
+                    f"SELECT address, player FROM chain_addresses WHERE chain = ? "  # nosec B608
                     f"AND address {in_list}",
                     chain,
                     *args,

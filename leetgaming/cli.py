@@ -244,7 +244,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 def _listen_url(settings: Settings) -> str:
     """Where this machine reaches the server (a wildcard address is reached on loopback)."""
     host = settings.host
-    if host in ("0.0.0.0", "::", ""):
+    if host in ("0.0.0.0", "::", ""):  # nosec B104
         host = "127.0.0.1"
     if ":" in host:
         host = f"[{host}]"

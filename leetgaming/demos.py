@@ -202,19 +202,24 @@ class Demos:
 
     async def _by_sha(self, match_id: str, sha256: str) -> dict[str, object] | None:
         row = await self.db.fetchone(
-            f"SELECT {_COLUMNS} FROM demos WHERE match = ? AND sha256 = ?", match_id, sha256
+            f"SELECT {_COLUMNS} FROM demos WHERE match = ? AND sha256 = ?",  # nosec B608
+            match_id,
+            sha256,
         )
         return None if row is None else _row(row)
 
     async def get(self, match_id: str, demo_id: str) -> dict[str, object] | None:
         row = await self.db.fetchone(
-            f"SELECT {_COLUMNS} FROM demos WHERE match = ? AND id = ?", match_id, demo_id
+            f"SELECT {_COLUMNS} FROM demos WHERE match = ? AND id = ?",  # nosec B608
+            match_id,
+            demo_id,
         )
         return None if row is None else _row(row)
 
     async def of_match(self, match_id: str) -> list[dict[str, object]]:
         rows = await self.db.fetch(
-            f"SELECT {_COLUMNS} FROM demos WHERE match = ? ORDER BY uploaded_s, id", match_id
+            f"SELECT {_COLUMNS} FROM demos WHERE match = ? ORDER BY uploaded_s, id",  # nosec B608
+            match_id,
         )
         return [_row(r) for r in rows]
 

@@ -159,13 +159,13 @@ class Deposits:
         return self.fees.fee(FeeKind.DEPOSIT, amount, pro)
 
     async def get(self, deposit_id: str) -> Row | None:
-        row = await self.db.fetchone(f"SELECT {_COLUMNS} FROM deposits WHERE id = ?", deposit_id)
+        row = await self.db.fetchone(f"SELECT {_COLUMNS} FROM deposits WHERE id = ?", deposit_id)  # nosec B608
         return None if row is None else row_of(row)
 
     async def of_player(self, player: str, rows_max: int) -> list[Row]:
         """``player``'s deposits, newest first."""
         rows = await self.db.fetch(
-            f"SELECT {_COLUMNS} FROM deposits WHERE player = ? "
+            f"SELECT {_COLUMNS} FROM deposits WHERE player = ? "  # nosec B608
             "ORDER BY created_at_s DESC, id DESC LIMIT ?",
             player,
             rows_max,
@@ -173,7 +173,7 @@ class Deposits:
         return [row_of(r) for r in rows]
 
     async def _by_ref(self, ref: str) -> Row | None:
-        row = await self.db.fetchone(f"SELECT {_COLUMNS} FROM deposits WHERE provider_ref = ?", ref)
+        row = await self.db.fetchone(f"SELECT {_COLUMNS} FROM deposits WHERE provider_ref = ?", ref)  # nosec B608
         return None if row is None else row_of(row)
 
     async def save(self, before: Row, after: Row) -> bool:
@@ -198,7 +198,7 @@ class Deposits:
     async def _insert(self, deposit: dp.Deposit, provider_ref: str | None) -> None:
         """Write a new deposit's row; one already there (a retry) is left as it is."""
         await self.db.execute(
-            f"INSERT INTO deposits ({_COLUMNS}, created_at_s) "
+            f"INSERT INTO deposits ({_COLUMNS}, created_at_s) "  # nosec B608
             "VALUES (?, ?, ?, ?, ?, ?, ?, '0', '0', '[]', ?, 0, ?) ON CONFLICT (id) DO NOTHING",
             deposit.id,
             deposit.player,

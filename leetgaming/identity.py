@@ -544,7 +544,8 @@ class Identity:
     async def _family_of(self, conn: Conn, presented_hash: str) -> RefreshFamily | None:
         columns = "id, subject, role, current_hash, created_s, last_used_s, state, mfa"
         row = await conn.fetchone(
-            f"SELECT {columns} FROM refresh_families WHERE current_hash = ?", presented_hash
+            f"SELECT {columns} FROM refresh_families WHERE current_hash = ?",  # nosec B608
+            presented_hash,
         )
         spent: frozenset[str] = frozenset()
         if row is None:
@@ -554,7 +555,8 @@ class Identity:
             if spent_row is None:
                 return None
             row = await conn.fetchone(
-                f"SELECT {columns} FROM refresh_families WHERE id = ?", spent_row[0]
+                f"SELECT {columns} FROM refresh_families WHERE id = ?",  # nosec B608
+                spent_row[0],
             )
             if row is None:
                 return None

@@ -319,14 +319,16 @@ async def cluster(options: Options) -> AsyncIterator[Cluster]:
     c = Cluster(options, workdir)
     admin = await asyncpg.connect(options.postgres_url)
     try:
-        await admin.execute(f'CREATE DATABASE "{c.database}"')
+        await admin.execute(f'CREATE DATABASE "{c.database}"')  # nosemgrep: sql-built-from-strings
         await c.start_redis()
         for n in range(options.processes):  # one after the other: the first one migrates
             await c.start_server(n)
         yield c
     finally:
         await c.stop()
-        await admin.execute(f'DROP DATABASE IF EXISTS "{c.database}" WITH (FORCE)')
+        await admin.execute(  # nosemgrep: sql-built-from-strings
+            f'DROP DATABASE IF EXISTS "{c.database}" WITH (FORCE)'
+        )
         await admin.close()
         shutil.rmtree(workdir, ignore_errors=True)
 

@@ -685,7 +685,7 @@ class Play:
         among, ids = one_of(self.db.dialect, sorted({f.loaded.id for f in batch}))
         async with self.db.transaction() as tx:
             rows = await tx.fetch(
-                f"SELECT id, version FROM matches WHERE id {among} ORDER BY id" + self._for_update,
+                f"SELECT id, version FROM matches WHERE id {among} ORDER BY id" + self._for_update,  # nosec B608
                 *ids,
             )
             versions = {row[0]: int(row[1]) for row in rows}
@@ -805,7 +805,8 @@ class Play:
     ) -> list[tuple[Match, list[Ticket]]]:
         """The matches ``where`` selects, with their tickets, in one query."""
         rows = await (conn or self.db).fetch(
-            f"SELECT document, tickets FROM matches {where}", *args
+            f"SELECT document, tickets FROM matches {where}",  # nosec B608
+            *args,
         )
         return [_decoded(row) for row in rows]
 
@@ -865,7 +866,7 @@ class Play:
             )
             among, args = one_of(self.db.dialect, players)
             rows = await tx.fetch(
-                f"SELECT player, mu, sigma FROM ratings WHERE mode = ? AND player {among} "
+                f"SELECT player, mu, sigma FROM ratings WHERE mode = ? AND player {among} "  # nosec B608
                 "ORDER BY player" + self._for_update,
                 mode,
                 *args,

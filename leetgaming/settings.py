@@ -188,7 +188,7 @@ class Settings:
         if self.public_url is not None:
             return self.public_url
         host = self.host
-        if host in ("0.0.0.0", "::", ""):
+        if host in ("0.0.0.0", "::", ""):  # nosec B104
             host = "127.0.0.1"
         elif ":" in host:
             host = f"[{host}]"

@@ -186,7 +186,9 @@ class SpectatorFeed:
             await self._publish([(str(channel), orjson.loads(body)) for _, channel, body in chunk])
             among, ids = one_of(self.db.dialect, [row[0] for row in chunk])
             await self.db.execute(
-                f"UPDATE spectator_feed SET published_s = ? WHERE id {among}", now, *ids
+                f"UPDATE spectator_feed SET published_s = ? WHERE id {among}",  # nosec B608
+                now,
+                *ids,
             )
         if rows:
             await self.db.execute(

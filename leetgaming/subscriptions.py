@@ -112,13 +112,13 @@ class Subscriptions:
         return int(self.clock_s())
 
     async def get(self, sid: str) -> tuple[sb.Subscription, int] | None:
-        row = await self.db.fetchone(f"SELECT {_COLUMNS} FROM subscriptions WHERE id = ?", sid)
+        row = await self.db.fetchone(f"SELECT {_COLUMNS} FROM subscriptions WHERE id = ?", sid)  # nosec B608
         return None if row is None else _row(row)
 
     async def current(self, player: str) -> sb.Subscription | None:
         """The player's open subscription, or else their latest one."""
         row = await self.db.fetchone(
-            f"SELECT {_COLUMNS} FROM subscriptions WHERE player = ? AND state <> ? "
+            f"SELECT {_COLUMNS} FROM subscriptions WHERE player = ? AND state <> ? "  # nosec B608
             "ORDER BY created_at_s DESC, id DESC LIMIT 1",
             player,
             str(sb.State.PENDING),
@@ -128,7 +128,7 @@ class Subscriptions:
     async def is_pro(self, player: str) -> bool:
         now = self._now()
         row = await self.db.fetchone(
-            f"SELECT {_COLUMNS} FROM subscriptions WHERE player = ? AND state IN (?, ?) "
+            f"SELECT {_COLUMNS} FROM subscriptions WHERE player = ? AND state IN (?, ?) "  # nosec B608
             "AND period_end_s > ?",
             player,
             str(sb.State.ACTIVE),
@@ -172,7 +172,7 @@ class Subscriptions:
         now = self._now()
         sub, _ = sb.start(sid, player, self.price, now)
         await self.db.execute(
-            f"INSERT INTO subscriptions ({_COLUMNS}, period_end_s, created_at_s, updated_at_s) "
+            f"INSERT INTO subscriptions ({_COLUMNS}, period_end_s, created_at_s, updated_at_s) "  # nosec B608
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?) ON CONFLICT DO NOTHING",
             sub.id,
             player,
@@ -223,7 +223,7 @@ class Subscriptions:
     ) -> sb.Subscription:
         for _ in range(SAVE_ATTEMPTS_MAX):
             row = await self.db.fetchone(
-                f"SELECT {_COLUMNS} FROM subscriptions WHERE player = ? AND state IN (?, ?)",
+                f"SELECT {_COLUMNS} FROM subscriptions WHERE player = ? AND state IN (?, ?)",  # nosec B608
                 player,
                 str(sb.State.ACTIVE),
                 str(sb.State.CANCELLING),
@@ -269,7 +269,7 @@ class Subscriptions:
         now = self._now()
         where, args = ("AND player = ?", (player,)) if player is not None else ("", ())
         rows = await self.db.fetch(
-            f"SELECT {_COLUMNS} FROM subscriptions WHERE state IN (?, ?) AND period_end_s <= ? "
+            f"SELECT {_COLUMNS} FROM subscriptions WHERE state IN (?, ?) AND period_end_s <= ? "  # nosec B608
             f"{where} ORDER BY period_end_s LIMIT ?",
             str(sb.State.ACTIVE),
             str(sb.State.CANCELLING),
@@ -288,7 +288,7 @@ class Subscriptions:
         """Settle what a crash left pending, then renew, end and lapse what is due."""
         now = self._now()
         for r in await self.db.fetch(
-            f"SELECT {_COLUMNS} FROM subscriptions WHERE state = ? AND updated_at_s < ?",
+            f"SELECT {_COLUMNS} FROM subscriptions WHERE state = ? AND updated_at_s < ?",  # nosec B608
             str(sb.State.PENDING),
             now - PENDING_STUCK_AFTER_S,
         ):

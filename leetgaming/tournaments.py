@@ -781,7 +781,8 @@ class Tournaments:
         (a 1,024-player Swiss is half a megabyte of JSON)."""
         lock_clause = " FOR UPDATE" if lock and self.db.dialect == "postgresql" else ""
         row = await conn.fetchone(
-            "SELECT version FROM tournaments WHERE id = ?" + lock_clause, tournament_id
+            "SELECT version FROM tournaments WHERE id = ?" + lock_clause,  # nosec B608
+            tournament_id,
         )
         if row is None:
             raise TournamentNotFound(tournament_id)

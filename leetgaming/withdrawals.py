@@ -172,13 +172,13 @@ class Withdrawals:
     # -- reading -------------------------------------------------------------------------------
 
     async def get(self, wid: str) -> tuple[wd.Withdrawal, bool, int] | None:
-        row = await self.db.fetchone(f"SELECT {_COLUMNS} FROM withdrawals WHERE id = ?", wid)
+        row = await self.db.fetchone(f"SELECT {_COLUMNS} FROM withdrawals WHERE id = ?", wid)  # nosec B608
         return None if row is None else _withdrawal(row)
 
     async def queue(self, states: tuple[str, ...]) -> list[wd.Withdrawal]:
         in_states, args = one_of(self.db.dialect, states)
         rows = await self.db.fetch(
-            f"SELECT {_COLUMNS} FROM withdrawals WHERE held = 1 AND state {in_states} "
+            f"SELECT {_COLUMNS} FROM withdrawals WHERE held = 1 AND state {in_states} "  # nosec B608
             "ORDER BY created_at_s LIMIT ?",
             *args,
             LIST_ROWS_MAX,
@@ -320,7 +320,7 @@ class Withdrawals:
             await tx.execute("UPDATE withdrawal_locks SET player = player WHERE player = ?", player)
             counted, args = one_of(self.db.dialect, sorted(str(s) for s in wd.COUNTS_TOWARD_LIMIT))
             total = await tx.fetchone(
-                "SELECT COALESCE(SUM(usd_cents), 0) FROM withdrawals WHERE player = ? "
+                "SELECT COALESCE(SUM(usd_cents), 0) FROM withdrawals WHERE player = ? "  # nosec B608
                 f"AND created_at_s > ? AND state {counted} AND id <> ?",
                 player,
                 now - wd.DAY_S,
@@ -344,7 +344,7 @@ class Withdrawals:
             except wd.Refused as refused:
                 raise WithdrawalRefused(refused.code, str(refused), 409) from None
             await tx.execute(
-                f"INSERT INTO withdrawals ({_COLUMNS}, created_at_s, updated_at_s) VALUES "
+                f"INSERT INTO withdrawals ({_COLUMNS}, created_at_s, updated_at_s) VALUES "  # nosec B608
                 "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?, 0, 0, ?, ?) "
                 "ON CONFLICT (id) DO NOTHING",
                 w.id,
