@@ -125,6 +125,7 @@ class Outcome:
     faults_by_kind: dict[str, int] = field(default_factory=dict)
     operations_acknowledged: int = 0
     operations_refused: int = 0
+    refused_by_code: dict[str, int] = field(default_factory=dict)  # "409 insufficient_credits"
     operations_retried: int = 0
     operations_lost: int = 0
     operations_applied_twice: int = 0
@@ -140,6 +141,7 @@ class Outcome:
             "faults_by_kind": dict(sorted(self.faults_by_kind.items())),
             "operations_acknowledged": self.operations_acknowledged,
             "operations_refused": self.operations_refused,
+            "refused_by_code": dict(sorted(self.refused_by_code.items())),
             "operations_retried": self.operations_retried,
             "operations_lost": self.operations_lost,
             "operations_applied_twice": self.operations_applied_twice,
@@ -444,9 +446,11 @@ async def play(
     deadline: float,
     outcome: Outcome,
 ) -> None:
-    player_auth = {"Authorization": f"Bearer {_token(c, player.name, 'player')}"}
-    admin_auth = {"Authorization": f"Bearer {_token(c, ADMIN, 'admin')}"}
     while not until():
+        # tokens minted afresh for each operation, as a client refreshes its own: an access
+        # token lives 5 minutes
+        player_auth = {"Authorization": f"Bearer {_token(c, player.name, 'player')}"}
+        admin_auth = {"Authorization": f"Bearer {_token(c, ADMIN, 'admin')}"}
         player.operations += 1
         key = f"{player.name}-{player.operations}"
         kind = rng.choice(("grant", "spend", "spend", "entry"))
@@ -496,8 +500,14 @@ async def play(
             outcome.operations_acknowledged += 1
         else:
             outcome.operations_refused += 1
+            refusal = f"{answer.status_code} {_code(answer)}"
+            outcome.refused_by_code[refusal] = outcome.refused_by_code.get(refusal, 0) + 1
+            if refusal not in _EXPECTED_REFUSALS:
+                outcome.problems.append(f"{player.name}: {kind} refused: {answer.text[:300]}")
 
 
+# the only refusal the workload meets: a spend when the player has no credits left
+_EXPECTED_REFUSALS: Final = ("409 insufficient_credits",)
 # a retried registration's or withdrawal's answer when its lost first try took effect (a solo
 # player's team is named after them: "team_taken")
 _ALREADY: Final = ("already_registered", "team_taken", "not_registered")
