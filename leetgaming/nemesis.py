@@ -3,7 +3,7 @@ fault schedule hurts the machines under it; afterwards the ledger must say exact
 players were told.
 
 The cluster: ``processes`` ``leetgaming serve`` processes on a fresh PostgreSQL database
-(production settings: ``synchronous_commit`` as the server has it, on by default) and a Redis
+(production settings: every connection with ``synchronous_commit = on``, as served) and a Redis
 server of the nemesis's own (a throwaway ``redis-server`` on a free port, so that killing it
 hurts nobody else), each process its own port.
 
