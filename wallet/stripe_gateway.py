@@ -48,6 +48,9 @@ class StripeGateway:
         if api_base:
             options["base_addresses"] = {"api": api_base}
         self._client = stripe.StripeClient(secret_key, **options)
+        # a live key takes live events only, a test key test events only: a test-mode event
+        # (free to make in Stripe's dashboard) must never credit real money
+        self.live = secret_key.startswith(("sk_live_", "rk_live_"))
         self._webhook_secret = webhook_secret
 
     async def close(self) -> None:
@@ -118,4 +121,7 @@ class StripeGateway:
             raise BadSignature("the payload is not JSON") from None
         if not isinstance(event, dict) or not isinstance(event.get("id"), str):
             raise BadSignature("the payload is not a Stripe event")
+        if event.get("livemode") is not self.live:
+            mode = "live" if self.live else "test"
+            raise BadSignature(f"not a {mode}-mode event, and this endpoint takes {mode} mode only")
         return event

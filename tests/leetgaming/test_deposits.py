@@ -61,6 +61,7 @@ def stripe_event(kind: str, obj: dict[str, Any]) -> dict[str, Any]:
         "id": f"evt_{secrets.token_hex(8)}",
         "object": "event",
         "type": kind,
+        "livemode": False,  # a test key's events
         "created": int(time.time()),
         "data": {"object": obj},
     }
@@ -189,11 +190,17 @@ async def test_card_deposit_credit_fee_replays_forgeries_refund_and_lost_dispute
                     "currency": "usd",
                 },
             )
+            body, stamp = signed(paid)
+            reserialized = orjson.dumps(orjson.loads(body), option=orjson.OPT_INDENT_2)
+            live = {**paid, "id": f"evt_{secrets.token_hex(8)}", "livemode": True}
             for payload, signature, status in [
-                (*signed(paid), 200),
+                (body, stamp, 200),
                 (*signed(paid, secret="whsec_wrong"), 400),
+                (*signed(paid, at_s=int(time.time()) - 301), 400),  # over the 300 s tolerance
                 (*signed(paid, at_s=int(time.time()) - 3600), 400),
+                (reserialized, stamp, 400),  # the same event, re-serialized
                 (orjson.dumps(paid), "", 400),
+                (*signed(live), 400),  # a live-mode event at a test-mode endpoint
             ]:
                 answer = await http.post(
                     "/v1/webhooks/stripe",
