@@ -32,7 +32,7 @@ from typing import Any, Final
 
 import orjson
 
-from ledger import Asset, AssetKind, Ledger, Transfer
+from ledger import Asset, AssetKind, Ledger, Transfer, TransferFlags
 from ledger.result import CreateTransferResult
 from leetgaming.audit import AuditLog
 from leetgaming.db import Database
@@ -326,6 +326,8 @@ class Deposits:
             outcome = await self._failed(obj)
         elif kind == "charge.refunded":
             outcome = await self._refunded(obj)
+        elif kind == "charge.dispute.created":
+            outcome = await self._dispute_opened(obj)
         elif kind == "charge.dispute.closed":
             outcome = await self._dispute_closed(obj)
         elif kind in ("refund.failed", "refund.updated", "charge.refund.updated"):
@@ -342,6 +344,12 @@ class Deposits:
             int(self.clock_s()),
         )
         return outcome
+
+    async def _wallet_changed(self, row: Row) -> None:
+        d = row.deposit
+        await self.publish(
+            f"user:{d.player}", {"kind": "wallet.deposit", "deposit": deposit_json(row)}
+        )
 
     async def _deposit_of_intent(self, intent_id: object) -> Row | None:
         if not isinstance(intent_id, str):
@@ -415,9 +423,76 @@ class Deposits:
 
         return await self._reverse(charge.get("payment_intent"), step, refunded=total)
 
+    async def _dispute_opened(self, dispute: dict[str, Any]) -> str:
+        """A card payment is disputed: what the wallet still has of it is frozen (held) until
+        the dispute closes, so it cannot be withdrawn, spent or staked meanwhile."""
+        amount, dispute_id = dispute.get("amount"), dispute.get("id")
+        if type(amount) is not int or amount <= 0 or not isinstance(dispute_id, str):
+            return "ignored"
+        for _ in range(POST_ATTEMPTS_MAX * 4):
+            row = await self._deposit_of_intent(dispute.get("payment_intent"))
+            if row is None:
+                return "unknown_deposit"
+            d = row.deposit
+            if d.state in (dp.State.CREATED, dp.State.PENDING):
+                raise RetryLater("the deposit is not credited yet")
+            if d.state is not dp.State.SUCCEEDED:
+                return "already_reversed"
+            if await self.ledger.lookup_transfers([dp.freeze_id(d, dispute_id)]):
+                return "already_frozen"
+            [state] = await self.ledger.lookup_accounts([accounts.user(d.player, d.asset).id])
+            hold = dp.freeze(d, dispute_id, amount, state.balance.available)
+            if hold is None:
+                return "nothing_to_freeze"
+            [outcome] = await self.ledger.create_transfers([hold])
+            if outcome.result is CreateTransferResult.INSUFFICIENT_FUNDS:
+                continue  # the wallet spent in between: compute again
+            if not outcome.result.succeeded:
+                raise RuntimeError(f"the ledger refused a dispute's freeze: {outcome.result}")
+            await self.audit.append(
+                None,
+                "stripe",
+                "deposit.freeze",
+                d.id,
+                {"dispute": dispute_id, "amount": str(hold.amount)},
+            )
+            await self._wallet_changed(row)
+            return "frozen"
+        raise RuntimeError("the wallet kept changing while a dispute's freeze was placed")
+
+    async def _frozen(self, row: Row, dispute_id: str) -> int:
+        """How much a dispute's freeze still holds (0: none, or released)."""
+        d = row.deposit
+        found = await self.ledger.lookup_transfers(
+            [dp.freeze_id(d, dispute_id), dp.release(d, dispute_id).id]
+        )
+        return found[0].amount if len(found) == 1 else 0
+
+    async def _release(self, dispute: dict[str, Any]) -> bool:
+        """Void a closed dispute's freeze, if it had one; whether one was voided now."""
+        dispute_id = dispute.get("id")
+        row = await self._deposit_of_intent(dispute.get("payment_intent"))
+        if (
+            row is None
+            or not isinstance(dispute_id, str)
+            or not await self._frozen(row, dispute_id)
+        ):
+            return False
+        d = row.deposit
+        [outcome] = await self.ledger.create_transfers([dp.release(d, dispute_id)])
+        if not outcome.result.succeeded:
+            raise RuntimeError(f"the ledger refused to release a dispute's freeze: {outcome}")
+        await self.audit.append(None, "stripe", "deposit.release", d.id, {"dispute": dispute_id})
+        return True
+
     async def _dispute_closed(self, dispute: dict[str, Any]) -> str:
         if dispute.get("status") != "lost":
-            return "dispute_not_lost"
+            released = await self._release(dispute)
+            if released:
+                row = await self._deposit_of_intent(dispute.get("payment_intent"))
+                if row is not None:
+                    await self._wallet_changed(row)
+            return "released" if released else "dispute_not_lost"
         amount, dispute_id = dispute.get("amount"), dispute.get("id")
         if type(amount) is not int or amount <= 0 or not isinstance(dispute_id, str):
             return "ignored"
@@ -426,13 +501,16 @@ class Deposits:
         def step(row: Row) -> tuple[str, int] | None:
             return None if cause in row.causes else (cause, amount)
 
-        return await self._reverse(dispute.get("payment_intent"), step)
+        # the freeze is voided in the same linked request as the reversal that takes the
+        # money back: nothing frozen is free to spend in between
+        return await self._reverse(dispute.get("payment_intent"), step, unfreeze=dispute_id)
 
     async def _reverse(
         self,
         intent_id: object,
         step: Callable[[Row], tuple[str, int] | None],
         refunded: int | None = None,
+        unfreeze: str | None = None,
     ) -> str:
         for _ in range(POST_ATTEMPTS_MAX * 4):
             row = await self._deposit_of_intent(intent_id)
@@ -455,7 +533,11 @@ class Deposits:
                 )
                 wallet = accounts.user(d.player, d.asset).id
                 [state] = await self.ledger.lookup_accounts([wallet])
-                _, transfers = dp.reverse(d, cause, amount, state.balance.available)
+                frozen = 0 if unfreeze is None else await self._frozen(row, unfreeze)
+                _, transfers = dp.reverse(d, cause, amount, state.balance.available + frozen)
+                if frozen and unfreeze is not None:
+                    void = dp.release(d, unfreeze)
+                    transfers = [replace(void, flags=void.flags | TransferFlags.LINKED), *transfers]
                 outcomes = await self.ledger.create_transfers(transfers)
                 if not all(o.result.succeeded for o in outcomes):
                     if any(o.result is CreateTransferResult.INSUFFICIENT_FUNDS for o in outcomes):
@@ -472,8 +554,6 @@ class Deposits:
             await self.audit.append(
                 None, "stripe", "deposit.reverse", d.id, {"cause": cause, "amount": str(amount)}
             )
-            await self.publish(
-                f"user:{d.player}", {"kind": "wallet.deposit", "deposit": deposit_json(after)}
-            )
+            await self._wallet_changed(after)
             return "reversed"
         raise RuntimeError("a reversal kept racing with the wallet's spending")

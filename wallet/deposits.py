@@ -144,6 +144,43 @@ def reverse(
     return applied(deposit, amount), transfers
 
 
+def freeze_id(deposit: Deposit, dispute: str) -> int:
+    """The id of the hold that freezes a disputed deposit's money while the dispute is open."""
+    return derive_id("deposit.dispute.freeze", deposit.id, dispute)
+
+
+def freeze(deposit: Deposit, dispute: str, amount: int, available: int) -> Transfer | None:
+    """Freeze what the wallet still has of a deposit that is disputed (``amount`` asked back,
+    at most what is left of the deposit and what is ``available`` now): a hold on the wallet,
+    to be voided by :func:`release` when the dispute closes, won or lost (a lost one is then
+    reversed from the wallet as it is). None when there is nothing to freeze."""
+    if deposit.state is not State.SUCCEEDED:
+        raise IllegalTransition(f"a {deposit.state} deposit cannot be disputed")
+    frozen = min(amount, deposit.amount - deposit.reversed_amount, max(available, 0))
+    if frozen <= 0:
+        return None
+    return Transfer(
+        freeze_id(deposit, dispute),
+        accounts.user(deposit.player, deposit.asset).id,
+        accounts.settlement(deposit.asset).id,
+        frozen,
+        deposit.asset,
+        Code.DEPOSIT_REVERSAL,
+        TransferFlags.PENDING,
+        metadata={"deposit": deposit.id, "dispute": dispute, "frozen": True},
+    )
+
+
+def release(deposit: Deposit, dispute: str) -> Transfer:
+    """Void the freeze of ``dispute`` (its dispute closed)."""
+    return Transfer(
+        derive_id("deposit.dispute.release", deposit.id, dispute),
+        flags=TransferFlags.VOID_PENDING,
+        pending_id=freeze_id(deposit, dispute),
+        metadata={"deposit": deposit.id, "dispute": dispute},
+    )
+
+
 def applied(deposit: Deposit, amount: int) -> Deposit:
     """The deposit once a reversal of ``amount`` is posted."""
     total = deposit.reversed_amount + amount

@@ -231,8 +231,37 @@ async def test_card_deposit_credit_fee_replays_forgeries_refund_and_lost_dispute
                 assert answer.status_code == 200, answer.text
             assert (await usd(http, me))["available"] == "5750"
 
-            # the player enters a tournament with most of it (a held entry fee), then loses a
-            # dispute over the other 60.00: the wallet gives what it has, the rest is our loss
+            # a dispute opens over 20.00: that much is frozen at once (held, not available),
+            # and released when the dispute is won
+            def dispute(kind: str, dispute_id: str, amount: int, status: str) -> dict[str, Any]:
+                return stripe_event(
+                    kind,
+                    {
+                        "id": dispute_id,
+                        "object": "dispute",
+                        "payment_intent": made["payment_intent"],
+                        "amount": amount,
+                        "status": status,
+                    },
+                )
+
+            opened = await webhook(
+                http, dispute("charge.dispute.created", "dp_0", 2000, "needs_response")
+            )
+            assert opened.json()["outcome"] == "frozen", opened.text
+            again = await webhook(
+                http, dispute("charge.dispute.created", "dp_0", 2000, "needs_response")
+            )
+            assert again.json()["outcome"] == "already_frozen"
+            mine = await usd(http, me)
+            assert (mine["available"], mine["held"], mine["total"]) == ("3750", "2000", "5750")
+            won = await webhook(http, dispute("charge.dispute.closed", "dp_0", 2000, "won"))
+            assert won.json()["outcome"] == "released", won.text
+            assert (await usd(http, me))["available"] == "5750"
+
+            # the player enters a tournament with most of it (a held entry fee), then a dispute
+            # over the other 60.00 opens (what is left, 7.50, is frozen) and is lost: the wallet
+            # gives what it has, the rest is our loss
             ledger = state.ledger
             pool = accounts.prize_pool(f"t-{me}", "USD")
             await ledger.create_accounts([pool])
@@ -250,17 +279,13 @@ async def test_card_deposit_credit_fee_replays_forgeries_refund_and_lost_dispute
                 ]
             )
             assert hold.result == "ok"
-            lost = stripe_event(
-                "charge.dispute.closed",
-                {
-                    "id": "dp_1",
-                    "object": "dispute",
-                    "payment_intent": made["payment_intent"],
-                    "amount": 6000,
-                    "status": "lost",
-                },
+            opened = await webhook(
+                http, dispute("charge.dispute.created", "dp_1", 6000, "needs_response")
             )
-            answer = await webhook(http, lost)
+            assert opened.json()["outcome"] == "frozen", opened.text
+            mine = await usd(http, me)
+            assert (mine["available"], mine["held"]) == ("0", "5750")
+            answer = await webhook(http, dispute("charge.dispute.closed", "dp_1", 6000, "lost"))
             assert answer.status_code == 200 and answer.json()["outcome"] == "reversed"
             mine = await usd(http, me)
             assert (mine["available"], mine["held"], mine["total"]) == ("0", "5000", "5000")
@@ -295,6 +320,12 @@ async def test_card_deposit_credit_fee_replays_forgeries_refund_and_lost_dispute
             # the audit log holds every step; the ledger reconciles
             log = (await http.get("/v1/admin/audit", headers=token("root", "admin"))).json()
             actions = {e["action"] for e in log["entries"] if e["subject"] == made["id"]}
-            assert actions == {"deposit.create", "deposit.credit", "deposit.reverse"}
+            assert actions == {
+                "deposit.create",
+                "deposit.credit",
+                "deposit.reverse",
+                "deposit.freeze",
+                "deposit.release",
+            }
             report = await reconcile(ledger.store)
             assert report.ok, report

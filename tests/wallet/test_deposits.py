@@ -94,3 +94,24 @@ def test_a_reversal_always_sums_to_its_amount_and_never_overdraws(
     assert 0 <= from_wallet <= max(available, 0)
     assert transfers[0].id == dp.reversal_id(done, "c")
     assert transfers[-1].flags == TransferFlags.NONE
+
+
+def test_a_dispute_freezes_at_most_what_is_left_and_available_and_is_released_by_id() -> None:
+    done, _ = dp.credit(pending())
+    hold = dp.freeze(done, "dp_1", 6_000, available=4_000)
+    assert hold is not None
+    assert (hold.debit_account_id, hold.credit_account_id, hold.amount, hold.flags) == (
+        accounts.user("p1", "USD").id,
+        accounts.settlement("USD").id,
+        4_000,
+        TransferFlags.PENDING,
+    )
+    assert hold.id == dp.freeze_id(done, "dp_1") != dp.freeze_id(done, "dp_2")
+    partly, _ = dp.reverse(done, "re_1", 9_000, available=10_000)
+    capped = dp.freeze(partly, "dp_1", 6_000, available=10_000)
+    assert capped is not None and capped.amount == 1_000  # only 10.00 of it is left to take
+    assert dp.freeze(done, "dp_1", 6_000, available=0) is None
+    void = dp.release(done, "dp_1")
+    assert (void.pending_id, void.flags) == (hold.id, TransferFlags.VOID_PENDING)
+    with pytest.raises(dp.IllegalTransition):
+        dp.freeze(pending(), "dp_1", 1, available=1)
