@@ -91,6 +91,11 @@ def play_routes(
         return JSONResponse(result, status_code=201 if method == "queue.join" else 200)
 
     async def ticket_create(request: Request) -> Response:
+        claims = bearer(request, identity_of())  # who first: a body is read for players only
+        if claims is None:
+            return unauthorized()
+        if claims.role != "player":
+            return problem(403, "players queue; this token is not a player's", code="forbidden")
         try:
             body = await json_body(request, "queue")
         except Refused as refused:

@@ -517,6 +517,8 @@ def start(t: Tournament, now_s: float) -> tuple[Tournament, list[Effect]]:
     """The holds are posted into the pool, the rake and the top-up taken, the first matches
     started."""
     fmt = t.config.format
+    if (t.phase, Transition.START) not in TRANSITIONS:  # the phase first, then the bracket
+        raise IllegalTransition(t.phase, Transition.START)
     moved = _move(t, Transition.START, now_s, progress=formats.start(fmt, t.participants))
     effects: list[Effect] = []
     if t.config.entry_fee is not None:
