@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from typing import Final
 
-from ledger import Ledger, derive_id
+from ledger import CreateTransferResult, Ledger, derive_id
 from leetgaming.audit import AuditLog
 from leetgaming.db import Database
 from wallet import accounts
@@ -98,6 +98,11 @@ class Credits:
         if not all(r in ("ok", "exists") for r in made):
             raise CreditsRefused("bad_player", f"no wallet can be opened for that player: {made}")
         [outcome] = await self.ledger.create_transfers([transfer])
+        if outcome.result in (
+            CreateTransferResult.OVERFLOWS_DEBITS,
+            CreateTransferResult.OVERFLOWS_CREDITS,
+        ):
+            raise CreditsRefused("too_large", "the grant does not fit what a wallet holds", 409)
         if not outcome.result.succeeded:
             raise RuntimeError(f"the ledger refused a credit grant: {outcome.result}")
         await self.audit.append(

@@ -17,7 +17,9 @@ from leetgaming.problems import problem
 from leetgaming.tokens import AccessClaims
 from leetgaming.tournaments import TournamentNotFound, Tournaments, snapshot, standings
 from matchmaking import tournament as tm
-from matchmaking.formats import Format, Kind
+from matchmaking.formats import Format, FormatError, Kind
+from wallet.amounts import BadAmount, parse_minor
+from wallet.credits import CREDIT_ASSETS
 
 _UNPROCESSABLE: Final = frozenset(
     {"bad_config", "bad_roster", "bad_team", "bad_reason", "bad_seeding", "bad_winner"}
@@ -55,7 +57,7 @@ def config_from_json(body: Mapping[str, Any], queues: Mapping[str, object]) -> t
 
     def integer(name: str, default: int | None = None, source: Mapping[str, Any] = body) -> int:
         value = source.get(name, default)
-        if isinstance(value, str) and value.isdigit():
+        if isinstance(value, str) and 0 < len(value) <= 40 and value.isascii() and value.isdigit():
             return int(value)  # amounts may come as strings (wei do not fit a double)
         if type(value) is not int:
             problems.append(f"{name} is a whole number")
@@ -98,7 +100,12 @@ def config_from_json(body: Mapping[str, Any], queues: Mapping[str, object]) -> t
         if not isinstance(fee_body, dict) or set(fee_body) != {"asset", "amount"}:
             problems.append("entry_fee is {asset, amount} or null")
         else:
-            fee = tm.EntryFee(str(fee_body["asset"]), integer("amount", source=fee_body))
+            try:
+                amount = parse_minor(fee_body["amount"], "entry_fee.amount")
+            except BadAmount as bad:
+                problems.append(str(bad))
+                amount = 0
+            fee = tm.EntryFee(str(fee_body["asset"]), amount)
     for name in ("name", "queue", "prize_asset"):
         if not isinstance(body.get(name), str):
             problems.append(f"{name} is a string")
@@ -201,6 +208,8 @@ def tournament_routes(
                     return problem(status, str(refused), code=refused.code)
                 except tm.IllegalTransition as illegal:
                     return problem(409, str(illegal), code="wrong_phase")
+                except FormatError as refused:  # e.g. a start with fewer than two entries
+                    return problem(409, str(refused), code="format_refused")
 
             return run
 
@@ -313,6 +322,11 @@ def tournament_routes(
     async def create(request: Request, claims: AccessClaims, body: dict[str, Any]) -> Response:
         tournaments = tournaments_of()
         config = config_from_json(body, tournaments.play.queues)
+        known = set(await tournaments.ledger.store.assets()) | set(CREDIT_ASSETS)
+        named = [config.prize_asset, *([config.entry_fee.asset] if config.entry_fee else [])]
+        unknown = sorted({a for a in named if a not in known})
+        if unknown:
+            raise BadConfig(f"unknown assets: {', '.join(repr(a) for a in unknown)}")
         t = await tournaments.create(claims.subject, config)
         return JSONResponse(snapshot(t), status_code=201)
 

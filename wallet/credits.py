@@ -26,6 +26,9 @@ from .accounts import PLATFORM, Code
 CREDIT_ASSETS: Final = frozenset({"LEETCOIN", "XP_BOOST", "FREE_ENTRY"})
 _DAY: Final = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 EXPIRY_DAYS_MAX: Final = 5 * 366
+# one grant's limit: the issuing account (shared by every grant of an asset) holds at most
+# 2^128 - 1, and one absurd grant must not use that up for everyone after it
+GRANT_AMOUNT_MAX: Final = 10**12
 
 
 class Refused(ValueError):
@@ -73,6 +76,8 @@ def breakage(asset: str) -> Account:
 def grant(grant_id: str, player: str, asset: str, amount: int, day: dt.date | None) -> Transfer:
     if asset not in CREDIT_ASSETS:
         raise Refused("not_a_credit", f"credits are {', '.join(sorted(CREDIT_ASSETS))}")
+    if amount > GRANT_AMOUNT_MAX:
+        raise Refused("bad_amount", f"a grant is at most {GRANT_AMOUNT_MAX:,} credits")
     target = accounts.user(player, asset) if day is None else lot(player, asset, day)
     return Transfer(
         derive_id("credit.grant", grant_id),
