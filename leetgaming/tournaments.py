@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextvars
+import hashlib
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -142,6 +143,15 @@ def parse_match_id(match_id: str) -> tuple[str, str, int] | None:
     if len(parts) != 4 or parts[0] != "t" or not parts[3].isdigit():
         return None
     return parts[1], parts[2], int(parts[3])
+
+
+# pg_try_advisory_xact_lock(class, key): the class says "a tournament's outbox" (any int4 of
+# our own), the key is the tournament's id hashed to an int4
+_OUTBOX_LOCK_CLASS: Final = 0x1EE7_0B0
+
+
+def _lock_key(tournament_id: str) -> int:
+    return int.from_bytes(hashlib.sha256(tournament_id.encode()).digest()[:4], "big", signed=True)
 
 
 class Tournaments:
@@ -437,18 +447,28 @@ class Tournaments:
         return done
 
     async def _drain_round(self, tournament_id: str) -> int | None:
-        """One round; None when there was nothing to carry out. On PostgreSQL the rows are
-        claimed for the round (``FOR UPDATE SKIP LOCKED`` in a transaction held while they are
-        carried out and deleted): another process draining the same tournament skips them, so
-        a player's event or the payouts are published once, not once per process. A process
-        that dies mid-round releases its claim with its connection, and the rows are carried
-        out again (their effects are idempotent). SQLite has one writer, and a transaction
-        held open would lock out the effects' own writes: its rows are read, carried out and
-        then deleted in one transaction."""
+        """One round; None when there was nothing to carry out, or another process is carrying
+        out this tournament's rows. On PostgreSQL one process at a time drains a tournament: a
+        transaction-level advisory lock on the tournament, held while the round's rows are
+        carried out and deleted; another process draining it meanwhile does nothing (the
+        holder's next round takes what was added). Claiming rows one by one (``SKIP LOCKED``)
+        would let a later row overtake an earlier one that another process holds: a
+        withdrawal's void run before its registration's hold, which then lands and keeps the
+        fee of a player with no seat. A process that dies mid-round releases the lock with
+        its connection, and the rows are carried out again (their effects are idempotent).
+        SQLite has one writer, and a transaction held open would lock out the effects' own
+        writes: its rows are read, carried out and then deleted in one transaction."""
         select = "SELECT seq, effect FROM tournament_outbox WHERE tournament = ? ORDER BY seq"
         if self.db.dialect == "postgresql":
             async with self.db.transaction() as tx:
-                rows = await tx.fetch(select + " FOR UPDATE SKIP LOCKED", tournament_id)
+                locked = await tx.fetchone(
+                    "SELECT pg_try_advisory_xact_lock(?, ?)",
+                    _OUTBOX_LOCK_CLASS,
+                    _lock_key(tournament_id),
+                )
+                if locked is None or not locked[0]:
+                    return None  # another process drains it: its next round takes the rest
+                rows = await tx.fetch(select + " FOR UPDATE", tournament_id)
                 if not rows:
                     return None
                 carried, failed = await self._carry_rows(tournament_id, rows)
@@ -598,10 +618,19 @@ class Tournaments:
         outcomes = await self.ledger.create_transfers(transfers)
         if all(o.result.succeeded for o in outcomes):
             step = tm.held
-        elif any(o.result is CreateTransferResult.INSUFFICIENT_FUNDS for o in outcomes):
-            step = tm.hold_failed
         else:
-            raise RuntimeError(f"entry-fee holds refused: {[str(o.result) for o in outcomes]}")
+            # short of funds, or a hold the ledger cannot take at all (an amount or asset
+            # nobody should have configured): either way the entry is refused, not left
+            # waiting on a hold that will never be placed
+            if not any(o.result is CreateTransferResult.INSUFFICIENT_FUNDS for o in outcomes):
+                log.error(
+                    "entry-fee holds refused",
+                    extra={
+                        "tournament": tournament_id,
+                        "results": [str(o.result) for o in outcomes],
+                    },
+                )
+            step = tm.hold_failed
         await self.command(tournament_id, lambda t: step(t, team, attempt))
 
     def _fee_account(self, tournament_id: str, asset: str) -> Any:

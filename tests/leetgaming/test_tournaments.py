@@ -5,20 +5,23 @@ equal to a fresh snapshot; on SQLite and on PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 from collections.abc import AsyncIterator
 from functools import partial
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import orjson
 import pytest
 
-from ledger import reconcile
+from ledger import Transfer, TransferFlags, reconcile
 from leetgaming import tournament_store
 from matchmaking import tournament as tm
 from matchmaking.formats import Format, Kind
+from wallet import accounts
 
 from .tournament_flow import Flow, config, flow_on, run_to_end
 
@@ -411,3 +414,55 @@ async def test_two_processes_draining_one_outbox_carry_each_row_out_once(flow: F
     assert await second.drain(tid) == 0  # nothing left
     notes = [c for c, b in heard if isinstance(b, dict) and b["kind"] == "tournament.note"]
     assert sorted(notes) == sorted(f"user:{p}" for p in players)  # each once
+
+
+class _StallingLedger:
+    """The flow's ledger, except that placing an entry-fee hold waits for ``release``: a
+    process stopped (SIGSTOP, a long pause) in the middle of carrying out its outbox row."""
+
+    def __init__(self, ledger: Any) -> None:
+        self._ledger = ledger
+        self.entered = asyncio.Event()
+        self.release = asyncio.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ledger, name)
+
+    async def create_transfers(self, transfers: list[Transfer]) -> Any:
+        if any(
+            t.code == accounts.Code.ENTRY_FEE and t.flags & TransferFlags.PENDING for t in transfers
+        ):
+            self.entered.set()
+            await self.release.wait()
+        return await self._ledger.create_transfers(transfers)
+
+
+@pytest.mark.parametrize("flow", ["postgresql"], indirect=True)
+async def test_a_withdrawal_never_overtakes_the_hold_of_its_registration(flow: Flow) -> None:
+    """One process carries out a registration's hold and stalls before the ledger write; the
+    player withdraws through another process meanwhile. The withdrawal's void must not run
+    before the hold (it would find nothing to void, and the hold, placed later, would keep
+    the fee of a player who has no seat): the nemesis found exactly that under SIGSTOP."""
+    from leetgaming.tournaments import Tournaments
+
+    await flow.fund("racer", 5_000)
+    tid = await opened(flow)
+    stalling = _StallingLedger(flow.ledger)
+
+    async def publish(channel: str, body: object) -> int:
+        return 0
+
+    stalled = Tournaments(flow.db, stalling, flow.play, publish, flow.clock)  # type: ignore[arg-type]
+    registering = asyncio.create_task(stalled.register(tid, "racer", None, None))
+    await asyncio.wait_for(stalling.entered.wait(), 10)
+    now = flow.clock()
+    await flow.tournaments.command(tid, lambda t: tm.withdraw(t, "racer", now))
+    stalling.release.set()
+    with contextlib.suppress(tm.TournamentRefused):  # its entry is gone by the time it looks
+        await asyncio.wait_for(registering, 10)
+    await stalled.drain(tid)
+    await flow.tournaments.drain(tid)
+    assert (await flow.tournaments.get(tid)).entries == ()
+    [wallet] = await flow.ledger.lookup_accounts([accounts.user("racer", "USD").id])
+    assert (wallet.balance.debits_pending, wallet.balance.available) == (0, 5_000)
+    assert (await reconcile(flow.ledger.store)).ok
