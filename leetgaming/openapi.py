@@ -243,6 +243,24 @@ def _ok(schema: dict[str, Any], status: int = 200, description: str = "ok") -> d
     return {str(status): {"description": description, "content": {JSON: {"schema": schema}}}}
 
 
+def _linked(
+    responses: dict[str, Any], status: int, parameter: str, **targets: str
+) -> dict[str, Any]:
+    """``responses`` with OpenAPI links from the ``status`` response to ``targets`` (name: a
+    path and method, ``/v1/deposits/{deposit_id} get``), passing the body's ``id`` as
+    ``parameter``: what a stateful test follows (create, then read or act on what was made)."""
+    links = {}
+    for name, target in targets.items():
+        path, method = target.rsplit(" ", 1)
+        pointer = path.replace("~", "~0").replace("/", "~1")
+        links[name] = {
+            "operationRef": f"#/paths/{pointer}/{method}",
+            "parameters": {parameter: "$response.body#/id"},
+        }
+    response = responses[str(status)]
+    return {**responses, str(status): {**response, "links": links}}
+
+
 def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {
         "name": name,
@@ -435,25 +453,40 @@ def document(version: str) -> dict[str, Any]:
                 "requestBody": _body(
                     ["method", "asset", "amount"],
                     method={"const": "card"},
-                    asset={"type": "string", "description": "USD, EUR or GBP"},
-                    amount={**_AMOUNT_IN, "description": "cents: 100 to 1000000"},
+                    asset={"enum": ["USD", "EUR", "GBP"]},
+                    amount={
+                        "anyOf": [
+                            {"type": "integer", "minimum": 100, "maximum": 1_000_000},
+                            {"type": "string", "pattern": "^([1-9][0-9]{2,5}|1000000)$"},
+                        ],
+                        "description": "cents: 100 to 1000000",
+                    },
                 ),
-                "responses": {
-                    **_ok(
-                        {
-                            **_DEPOSIT,
-                            "required": [*_DEPOSIT["required"], "client_secret", "payment_intent"],
-                            "properties": {
-                                **_DEPOSIT["properties"],
-                                "client_secret": _STR,
-                                "payment_intent": _STR,
+                "responses": _linked(
+                    {
+                        **_ok(
+                            {
+                                **_DEPOSIT,
+                                "required": [
+                                    *_DEPOSIT["required"],
+                                    "client_secret",
+                                    "payment_intent",
+                                ],
+                                "properties": {
+                                    **_DEPOSIT["properties"],
+                                    "client_secret": _STR,
+                                    "payment_intent": _STR,
+                                },
                             },
-                        },
-                        201,
-                        "created (or replayed)",
-                    ),
-                    **_problems(400, 401, 403, 409, 413, 422, 502, 503),
-                },
+                            201,
+                            "created (or replayed)",
+                        ),
+                        **_problems(400, 401, 403, 409, 413, 422, 502, 503),
+                    },
+                    201,
+                    "deposit_id",
+                    GetDeposit="/v1/deposits/{deposit_id} get",
+                ),
             },
         },
         "/v1/subscriptions": {
@@ -569,7 +602,7 @@ def document(version: str) -> dict[str, Any]:
                         ),
                         201,
                     ),
-                    **_problems(400, 401, 403, 413, 422),
+                    **_problems(400, 401, 403, 409, 413, 422),
                 },
             }
         },
@@ -635,10 +668,16 @@ def document(version: str) -> dict[str, Any]:
                         ),
                     },
                 ),
-                "responses": {
-                    **_ok(_WITHDRAWAL, 201, "held (and sent, when nothing else is needed)"),
-                    **_problems(400, 401, 403, 409, 413, 422, 502),
-                },
+                "responses": _linked(
+                    {
+                        **_ok(_WITHDRAWAL, 201, "held (and sent, when nothing else is needed)"),
+                        **_problems(400, 401, 403, 409, 413, 422, 502),
+                    },
+                    201,
+                    "withdrawal_id",
+                    GetWithdrawal="/v1/withdrawals/{withdrawal_id} get",
+                    CancelWithdrawal="/v1/withdrawals/{withdrawal_id}/cancel post",
+                ),
             }
         },
         "/v1/withdrawals/{withdrawal_id}": {

@@ -93,6 +93,7 @@ def test_every_documented_operation_holds_to_its_document(served: str, role: str
             deadline=None,
             suppress_health_check=list(HealthCheck),
             database=None,
+            derandomize=True,  # a fixed seed: the same requests every run, a failure replays
         )
         @given(case=strategy)
         def check(case: schemathesis.Case) -> None:
@@ -112,3 +113,50 @@ def test_every_documented_operation_holds_to_its_document(served: str, role: str
             failures.append(f"{operation.method.upper()} {operation.path}: {str(exc)[:600]}")
     assert operations >= 20
     assert not failures, "\n\n".join(failures)
+
+
+def test_stateful_runs_follow_the_documents_links(served: str) -> None:
+    """Schemathesis's stateful run: it creates (a card deposit at localstripe, a withdrawal)
+    and follows the document's links from what was made to reading or cancelling it, as a
+    player, every response held to the document; a fixed seed."""
+    document = schemathesis.openapi.from_url(f"{served}/openapi.json")
+    links = [
+        name
+        for path in document.raw_schema["paths"].values()
+        for operation in path.values()
+        for response in operation.get("responses", {}).values()
+        for name in response.get("links", {})
+    ]
+    assert {"GetDeposit", "GetWithdrawal", "CancelWithdrawal"} <= set(links)
+    token = issue_access_token(
+        SECRET, f"st-flow-{secrets.token_hex(3)}", "player", "s", int(time.time()), 3600
+    )
+    followed: list[str] = []
+    # the wallet's operations a player makes and reads: where the links are
+    schema = document.include(path_regex="^/v1/(deposits|withdrawals)")
+
+    class Flows(schema.as_state_machine()):  # type: ignore[misc]
+        def get_call_kwargs(self, case: schemathesis.Case) -> dict[str, object]:
+            headers = {**(case.headers or {}), "Authorization": f"Bearer {token}"}
+            return {"headers": headers, "timeout": 30}
+
+        def after_call(self, response: object, case: schemathesis.Case) -> None:
+            if "{" in case.path:
+                status = getattr(response, "status_code", 0)
+                followed.append(f"{case.method} {case.path} {status}")
+
+        def validate_response(self, response: object, case: schemathesis.Case, **_: object) -> None:
+            case.validate_response(response, excluded_checks=[positive_data_acceptance])
+
+    Flows.run(
+        settings=settings(
+            max_examples=EXAMPLES_PER_OPERATION,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+            database=None,
+            derandomize=True,
+            stateful_step_count=6,
+        )
+    )
+    # a deposit read by the id its creation answered (a random id would be a 404)
+    assert "GET /v1/deposits/{deposit_id} 200" in followed, followed[:20]
