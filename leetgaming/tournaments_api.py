@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from leetgaming import security
 from leetgaming.auth_api import Refused, admin_without_mfa, bearer, json_body, unauthorized
 from leetgaming.identity import Identity
 from leetgaming.problems import problem
@@ -204,6 +205,13 @@ def tournament_routes(
                 except TournamentNotFound:
                     return problem(404, "no such tournament", code="not_found")
                 except tm.TournamentRefused as refused:
+                    security.event(
+                        "operation_refused",
+                        f"{claims.role}:{claims.subject}",
+                        code=refused.code,
+                        method=request.method,
+                        route=getattr(request.scope.get("route"), "path", request.url.path),
+                    )
                     status = 422 if refused.code in _UNPROCESSABLE else 409
                     return problem(status, str(refused), code=refused.code)
                 except tm.IllegalTransition as illegal:

@@ -19,6 +19,7 @@ from starlette.routing import Route
 
 from ledger import parse_id
 from ledger.reconcile import reconcile
+from leetgaming import security
 from leetgaming.auth_api import Refused, admin_without_mfa, bearer, json_body, unauthorized
 from leetgaming.chain import Chains
 from leetgaming.credits import Credits, CreditsRefused
@@ -88,6 +89,15 @@ def guard(
                 SubscriptionRefused,
                 TwoFactorRefused,
             ) as refused:
+                # a business operation refused (insufficient funds, own withdrawal, a bad
+                # TOTP code, a wrong state): a security event with its actor
+                security.event(
+                    "operation_refused",
+                    f"{claims.role}:{claims.subject}",
+                    code=refused.code,
+                    method=request.method,
+                    route=getattr(request.scope.get("route"), "path", request.url.path),
+                )
                 return problem(refused.status, str(refused), code=refused.code)
             except GatewayError as failed:
                 return problem(502, str(failed), code="payment_provider_error")

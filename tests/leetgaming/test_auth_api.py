@@ -355,6 +355,12 @@ async def test_security_events_name_the_actor_and_never_the_secrets(api: Api) ->
         player = {"Authorization": f"Bearer {session['access_token']}"}
         assert (await api.http.get("/v1/admin/audit", headers=player)).status_code == 403
         assert (await api.http.get("/v1/wallet")).status_code == 401
+        spend = await api.http.post(
+            "/v1/credits/use",
+            json={"asset": "LEETCOIN", "amount": "5"},
+            headers=player | {"Idempotency-Key": "spend-1"},
+        )
+        assert (spend.status_code, spend.json()["code"]) == (409, "insufficient_credits")
         async with connect(api.ws_url) as ws:
             await call(ws, type="auth", id="a", data={"token": session["access_token"]})
             refused = await call(ws, type="subscribe", id="s", ch="user:somebody-else")
@@ -383,6 +389,12 @@ async def test_security_events_name_the_actor_and_never_the_secrets(api: Api) ->
         for e in events
     )
     assert ("session_revoked", "ok", me) in seen
+    assert any(
+        e["event"] == "operation_refused"
+        and e["actor"] == me
+        and e["code"] == "insufficient_credits"
+        for e in events
+    )
     # no address, password or token in them; the forged line stayed inside its own record
     text = out.getvalue()
     for secret in (address, "mallory", PASSWORD, "not the password", str(session["access_token"])):
