@@ -62,6 +62,7 @@ from leetgaming.play import _METHODS
 from leetgaming.settings import Settings
 from leetgaming.tokens import issue_access_token
 
+from ..conftest import _pg_execute, _with_database
 from ..ws import connect, receive, serving, unused_port
 from .test_auth_api import FAST, PASSWORD
 from .test_deposits import SK, pay, send_webhooks
@@ -357,14 +358,18 @@ def _delete_prefix(redis_url: str, prefix: str) -> None:
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def world(
     tmp_path_factory: pytest.TempPathFactory,
-    postgres_url: str,
+    postgres_server_url: str,
     redis_url: str,
     localstripe: str,
 ) -> AsyncIterator[World]:
     """The app, distributed (PostgreSQL, Redis), on localstripe; real accounts for players A
     and B and an admin (signed in with a TOTP code), a game server with its key, and player
     A's things: a paid card deposit, its transfer, a withdrawal sent, a subscription, a match
-    (A against a third player), a tournament, a CS2 lease."""
+    (A against a third player), a tournament, a CS2 lease. On a database of its own: its
+    tournaments, deposits and audit entries must not show in other tests' listings."""
+    database = f"lgtest_authz_{secrets.token_hex(4)}"
+    await _pg_execute(postgres_server_url, f'CREATE DATABASE "{database}"')
+    postgres_url = _with_database(postgres_server_url, database)
     folder: Path = tmp_path_factory.mktemp("authz")
     (folder / "queues.toml").write_text(QUEUES)
     prefix = f"lgtest:{secrets.token_hex(8)}:"
@@ -389,6 +394,7 @@ async def world(
                 yield await _set_up(app, http, base, localstripe, tag)
     finally:
         _delete_prefix(redis_url, prefix)
+        await _pg_execute(postgres_server_url, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
 
 async def _set_up(
