@@ -183,6 +183,7 @@ async def play_one_match(state: Any, tid: str, server: str, key: str) -> bool:
     first team as the winner, signed as the game server ``server`` (registered with ``key``);
     False when no match of the tournament waits."""
     play = state.play
+    await state.tournaments.quiet()  # a start's matches are made in the background
     rows = await play.db.fetch(
         "SELECT id, document FROM matches WHERE state = ? ORDER BY id", "ready_check"
     )
