@@ -198,14 +198,13 @@ def _actor(scope: Scope) -> str | None:
 
 def _denied(scope: Scope, method: str, route: str, status: int) -> None:
     """A refused REST request as a security event: who, what, from which network."""
-    client = scope.get("client")
     security.event(
         "rate_limited" if status == 429 else "access_denied",
         _actor(scope),
         method=method,
         route=route,
         status=status,
-        network=security.network_of(client[0] if client else None),
+        network=security.network_of_client(scope),
     )
 
 
@@ -245,12 +244,11 @@ def websocket_endpoint(settings: Settings, hub: HubNode) -> Callable[[WebSocket]
     async def endpoint(websocket: WebSocket) -> None:
         origin = websocket.headers.get("origin")
         if not origin_allowed(origin, websocket.headers.get("host"), allowed):
-            client = websocket.scope.get("client")
             security.event(
                 "ws_origin_refused",
                 None,
                 origin=origin or "",
-                network=security.network_of(client[0] if client else None),
+                network=security.network_of_client(websocket.scope),
             )
             await websocket.close(code=1008)  # before accept: uvicorn answers 403
             return

@@ -468,15 +468,9 @@ class Deposits:
         )
         return found[0].amount if len(found) == 1 else 0
 
-    async def _release(self, dispute: dict[str, Any]) -> bool:
+    async def _release(self, row: Row, dispute_id: str) -> bool:
         """Void a closed dispute's freeze, if it had one; whether one was voided now."""
-        dispute_id = dispute.get("id")
-        row = await self._deposit_of_intent(dispute.get("payment_intent"))
-        if (
-            row is None
-            or not isinstance(dispute_id, str)
-            or not await self._frozen(row, dispute_id)
-        ):
+        if not await self._frozen(row, dispute_id):
             return False
         d = row.deposit
         [outcome] = await self.ledger.create_transfers([dp.release(d, dispute_id)])
@@ -487,12 +481,14 @@ class Deposits:
 
     async def _dispute_closed(self, dispute: dict[str, Any]) -> str:
         if dispute.get("status") != "lost":
-            released = await self._release(dispute)
-            if released:
-                row = await self._deposit_of_intent(dispute.get("payment_intent"))
-                if row is not None:
-                    await self._wallet_changed(row)
-            return "released" if released else "dispute_not_lost"
+            row = await self._deposit_of_intent(dispute.get("payment_intent"))
+            dispute_id = dispute.get("id")
+            if row is None or not isinstance(dispute_id, str):
+                return "dispute_not_lost"
+            if not await self._release(row, dispute_id):
+                return "dispute_not_lost"
+            await self._wallet_changed(row)
+            return "released"
         amount, dispute_id = dispute.get("amount"), dispute.get("id")
         if type(amount) is not int or amount <= 0 or not isinstance(dispute_id, str):
             return "ignored"

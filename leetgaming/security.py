@@ -19,7 +19,8 @@ import hashlib
 import ipaddress
 import logging
 import re
-from typing import Final
+from collections.abc import Mapping
+from typing import Any, Final
 
 log = logging.getLogger("leetgaming.security")
 
@@ -48,6 +49,23 @@ def network_of(address: str | None) -> str:
 def account_hash(email: str) -> str:
     """A short, stable name for an account address in logs (not the address)."""
     return "acct:" + hashlib.sha256(email.encode()).hexdigest()[:12]
+
+
+def route_of(scope: Mapping[str, Any]) -> str:
+    """The route template a request matched (``/v1/withdrawals/{withdrawal_id}``), else its
+    path."""
+    return getattr(scope.get("route"), "path", None) or str(scope.get("path", ""))
+
+
+def network_of_client(scope: Mapping[str, Any]) -> str:
+    """:func:`network_of` the client of an ASGI ``scope``."""
+    client = scope.get("client")
+    return network_of(client[0] if client else None)
+
+
+def operation_refused(scope: Mapping[str, Any], actor: str, code: str) -> None:
+    """A business operation turned down (insufficient funds, a wrong state, ...)."""
+    event("operation_refused", actor, code=code, method=scope.get("method"), route=route_of(scope))
 
 
 def event(name: str, actor: str | None, outcome: str = "denied", **fields: object) -> None:

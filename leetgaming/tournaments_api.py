@@ -205,12 +205,8 @@ def tournament_routes(
                 except TournamentNotFound:
                     return problem(404, "no such tournament", code="not_found")
                 except tm.TournamentRefused as refused:
-                    security.event(
-                        "operation_refused",
-                        f"{claims.role}:{claims.subject}",
-                        code=refused.code,
-                        method=request.method,
-                        route=getattr(request.scope.get("route"), "path", request.url.path),
+                    security.operation_refused(
+                        request.scope, f"{claims.role}:{claims.subject}", refused.code
                     )
                     status = 422 if refused.code in _UNPROCESSABLE else 409
                     return problem(status, str(refused), code=refused.code)

@@ -91,12 +91,8 @@ def guard(
             ) as refused:
                 # a business operation refused (insufficient funds, own withdrawal, a bad
                 # TOTP code, a wrong state): a security event with its actor
-                security.event(
-                    "operation_refused",
-                    f"{claims.role}:{claims.subject}",
-                    code=refused.code,
-                    method=request.method,
-                    route=getattr(request.scope.get("route"), "path", request.url.path),
+                security.operation_refused(
+                    request.scope, f"{claims.role}:{claims.subject}", refused.code
                 )
                 return problem(refused.status, str(refused), code=refused.code)
             except GatewayError as failed:

@@ -241,13 +241,7 @@ class _Connection:
                 elif node.connections_of(credential.principal) >= (
                     node.limits.connections_per_user_max
                 ):
-                    log.warning(
-                        "websocket refused: too many connections",
-                        extra={
-                            "event": "ws_connections_max",
-                            "subject": credential.principal.subject,
-                        },
-                    )
+                    node.denied(credential.principal, "connect", "", event="ws_connections_max")
                     self.close_soon(CloseCode.TOO_MANY_CONNECTIONS, "too many connections")
                 else:
                     self.subscriber.principal = credential.principal
