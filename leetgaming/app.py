@@ -62,7 +62,7 @@ from leetgaming.external_auth import PROVIDER_TIMEOUT_S, GoogleVerifier, Provide
 from leetgaming.health import PROBE_TIMEOUT_S, Probe, database_probe, redis_probe
 from leetgaming.httpguard import origin_allowed
 from leetgaming.idempotency_store import IdempotencyKeys
-from leetgaming.identity import Identity
+from leetgaming.identity import KEYRING_REFRESH_S, Identity
 from leetgaming.logs import configure_logging
 from leetgaming.mail import Mailer
 from leetgaming.metrics import CONTENT_TYPE, UNMATCHED_ROUTE, Metrics
@@ -593,6 +593,7 @@ def create_app(
                         ),
                     )
                 )
+                keys_reader = asyncio.create_task(_every(KEYRING_REFRESH_S, identity.refresh_keys))
                 watchers = [
                     asyncio.create_task(
                         _every(
@@ -617,6 +618,7 @@ def create_app(
                     yield
                 finally:
                     sweeper.cancel()
+                    keys_reader.cancel()
                     for watcher in watchers:
                         watcher.cancel()
                     for node in chains.nodes.values():

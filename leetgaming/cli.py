@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import contextlib
 import ctypes
+import datetime
 import gc
 import getpass
 import json
@@ -27,12 +28,12 @@ import signal
 import socket
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from multiprocessing.context import SpawnProcess
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, TypeVar
 
 import uvicorn
 from starlette.applications import Starlette
@@ -56,6 +57,7 @@ from leetgaming.identity import Identity, IdentityError
 from leetgaming.logs import configure_logging
 from leetgaming.settings import Settings, SettingsError, env_name, redact_url
 from leetgaming.simulate import Options, Simulation, summary_text
+from leetgaming.tokens import TOKEN_TTL_MAX_S
 from realtime.envelope import FRAME_BYTES_MAX, protocol_schema
 
 EXIT_OK = 0
@@ -472,21 +474,31 @@ def _read_password(args: argparse.Namespace) -> str:
     return first
 
 
-def _admin_create(args: argparse.Namespace, settings: Settings) -> int:
+T = TypeVar("T")
+
+
+def _on_identity(settings: Settings, work: Callable[[Identity], Awaitable[T]]) -> T:
+    """``work`` done by the identity service on the configured database (operator commands);
+    :class:`IdentityError` comes out as is."""
     configure_logging(settings.log_level)
     _ensure_sqlite_directory(settings)
 
-    async def run(password: str) -> str:
+    async def run() -> T:
         database = await open_database(settings.database_url)
         try:
             identity = Identity.for_settings(settings, database)
             await identity.start()
-            return await identity.create_admin(args.email, password)
+            return await work(identity)
         finally:
             await database.close()
 
+    return asyncio.run(run())
+
+
+def _admin_create(args: argparse.Namespace, settings: Settings) -> int:
     try:
-        user_id = asyncio.run(run(_read_password(args)))
+        password = _read_password(args)
+        user_id = _on_identity(settings, lambda i: i.create_admin(args.email, password))
     except IdentityError as exc:
         print(f"leetgaming: {exc}", file=sys.stderr)
         return EXIT_FAILURE
@@ -506,6 +518,33 @@ def _add_admin(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     create.add_argument("--email", required=True)
     create.add_argument("--password-stdin", action="store_true")
     create.set_defaults(handler=_admin_create)
+
+
+def _keys_rotate(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        kid, start = _on_identity(settings, Identity.rotate_signing_key)
+    except IdentityError as exc:
+        print(f"leetgaming: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    when = datetime.datetime.fromtimestamp(start, datetime.UTC).isoformat()
+    print(
+        f"signing key {kid} signs new tokens from {when}; the one it replaces verifies its "
+        f"tokens for {TOKEN_TTL_MAX_S // 60} minutes more"
+    )
+    return EXIT_OK
+
+
+def _add_keys(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser("keys", help="rotate the access tokens' signing key")
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    rotate = actions.add_parser(
+        "rotate",
+        help="schedule a new signing key",
+        description="Schedule a new signing key for access tokens. Every server process signs "
+        "with it 30 s from now; tokens signed by the key it replaces stay valid for their "
+        "lifetime. Keys are derived from LEETGAMING_SECRET_KEY, which this does not change.",
+    )
+    rotate.set_defaults(handler=_keys_rotate)
 
 
 def _add_serve(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -566,6 +605,7 @@ _SUBCOMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]
     _add_migrate,
     _add_reconcile,
     _add_admin,
+    _add_keys,
     _add_protocol_schema,
     _add_simulate,
     _add_nemesis,

@@ -38,8 +38,10 @@ from leetgaming.passwords import Passwords
 from leetgaming.settings import Settings
 from leetgaming.tokens import (
     ACCESS_TOKEN_TTL_S,
+    INITIAL_KID,
     AccessClaims,
     FamilyState,
+    Keyring,
     RefreshFamily,
     issue_access_token,
     log_out,
@@ -123,6 +125,16 @@ MIGRATIONS: Final = [
     """,
 ]
 MIGRATIONS.append("ALTER TABLE refresh_families ADD COLUMN mfa INTEGER NOT NULL DEFAULT 0")
+MIGRATIONS.append(
+    """
+    CREATE TABLE signing_key_schedule (
+        kid TEXT PRIMARY KEY,
+        current_from_s BIGINT NOT NULL UNIQUE
+    )
+    """
+)
+KEYRING_REFRESH_S: Final = 10.0  # every process reads the signing keys' schedule this often
+KEY_PROPAGATION_S: Final = 30  # a new signing key becomes current this long after its rotation
 LOGIN_CODE_TTL_S: Final = 120
 VERIFIED_TOKENS_MAX: Final = 10_000  # remembered verified access tokens per process
 NONCE_KEPT_S: Final = 900
@@ -213,6 +225,7 @@ class Identity:
         self.clock = clock
         self.public_url = public_url.rstrip("/")
         self._secret = secret_key
+        self._keyring: Keyring | None = None
         self.two_factor: TwoFactor | None = None  # set once the signing key is known
         self._verified: dict[str, AccessClaims] = {}
         # told the id of every session that ends before its time (logout, a reused refresh
@@ -249,12 +262,45 @@ class Identity:
             row = await self.db.fetchone("SELECT secret FROM signing_keys WHERE name = 'access'")
             assert row is not None
             self._secret = str(row[0])
+        await self.refresh_keys()
 
     @property
     def secret(self) -> str:
+        """The server's secret key (its signing keys and sealed values are derived from it)."""
         if self._secret is None:
             raise RuntimeError("Identity.start() has not run")
         return self._secret
+
+    @property
+    def keyring(self) -> Keyring:
+        if self._keyring is None:
+            raise RuntimeError("Identity.start() has not run")
+        return self._keyring
+
+    async def refresh_keys(self) -> None:
+        """Read the signing keys' schedule (every process, every :data:`KEYRING_REFRESH_S`)."""
+        rows = await self.db.fetch(
+            "SELECT kid, current_from_s FROM signing_key_schedule ORDER BY current_from_s"
+        )
+        schedule = ((INITIAL_KID, 0), *((str(kid), int(start)) for kid, start in rows))
+        if self._keyring is None or self._keyring.schedule != schedule:
+            self._keyring = Keyring(self.secret, schedule)
+
+    async def rotate_signing_key(self) -> tuple[str, int]:
+        """Schedule a new signing key: ``(kid, current from s)``, :data:`KEY_PROPAGATION_S`
+        from now (every process reads it before then). The key it replaces verifies its own
+        tokens for one token lifetime more (:class:`~leetgaming.tokens.Keyring`)."""
+        await self.refresh_keys()
+        now = self.clock()
+        latest = self.keyring.schedule[-1][1]
+        if latest > now:
+            raise IdentityError("rotation_pending", "the last rotation is not current yet")
+        kid, start = "k" + secrets.token_hex(8), now + KEY_PROPAGATION_S
+        await self.db.execute(
+            "INSERT INTO signing_key_schedule (kid, current_from_s) VALUES (?, ?)", kid, start
+        )
+        await self.refresh_keys()
+        return kid, start
 
     def verify(self, token: str) -> AccessClaims | None:
         """The claims of a valid access token. Tokens verified before are remembered until they
@@ -264,7 +310,7 @@ class Identity:
         known = self._verified.get(token)
         if known is not None:
             return known if now < known.expires_at_s else None
-        claims = verify_access_token(self.secret, token, now)
+        claims = verify_access_token(self.keyring, token, now)
         if claims is not None:
             if len(self._verified) >= VERIFIED_TOKENS_MAX:
                 self._verified.clear()
@@ -519,7 +565,7 @@ class Identity:
     # Sessions -----------------------------------------------------------------------------
 
     def _access(self, subject: str, role: str, session: str, mfa: bool) -> tuple[str, int]:
-        token = issue_access_token(self.secret, subject, role, session, self.clock(), mfa=mfa)
+        token = issue_access_token(self.keyring, subject, role, session, self.clock(), mfa=mfa)
         return token, ACCESS_TOKEN_TTL_S
 
     async def _start_session(self, subject: str, role: str, mfa: bool = False) -> Session:
@@ -701,6 +747,6 @@ class Identity:
             raise refusal
         now = self.clock()
         token = issue_access_token(
-            self.secret, server_id, "game_server", f"gs-{server_id}", now, GAME_SERVER_TOKEN_TTL_S
+            self.keyring, server_id, "game_server", f"gs-{server_id}", now, GAME_SERVER_TOKEN_TTL_S
         )
         return server_id, token, GAME_SERVER_TOKEN_TTL_S

@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import httpx
+import jwt
 import orjson
 import pytest
 import pytest_asyncio
@@ -60,7 +61,7 @@ from leetgaming import totp
 from leetgaming.app import create_app
 from leetgaming.play import _METHODS
 from leetgaming.settings import Settings
-from leetgaming.tokens import issue_access_token
+from leetgaming.tokens import INITIAL_KID, issue_access_token, signing_key
 
 from ..conftest import _pg_execute, _with_database
 from ..ws import connect, receive, serving, unused_port
@@ -1075,6 +1076,46 @@ async def test_nothing_before_authentication_and_no_admin_without_mfa(world: Wor
         async with connect(world.ws_url) as ws:
             frame = await _frame(ws, "auth", "auth", token=token)
             assert frame["data"].get("code") == "bad_token", frame
+
+
+@module_loop
+async def test_forged_and_misused_tokens_are_refused_on_rest_and_websocket(world: World) -> None:
+    """Item 8 over the wire: each forgery of an admin token gets 401 on a REST route and
+    ``bad_token`` on the websocket, while the honest token passes both."""
+    admin, now = world.subjects["admin"], int(time.time())
+    claims = {"iss": "leetgaming", "aud": "leetgaming", "sub": admin, "role": "admin"}
+    claims |= {"sid": "s", "iat": now, "exp": now + 300, "amr": ["pwd", "otp"]}
+    key, kid = signing_key(SECRET, INITIAL_KID), {"kid": INITIAL_KID}
+    email = f"forger-{secrets.token_hex(4)}@example.com"
+    await world.app.state.identity.create_account(email, PASSWORD, "player")
+    session = await world.http.post("/v1/auth/login", json={"email": email, "password": PASSWORD})
+    assert session.status_code == 200, session.text
+    forgeries = {
+        "alg none": jwt.encode(claims, None, algorithm="none", headers=kid),
+        "no kid": jwt.encode(claims, key, algorithm="HS256"),
+        "unknown kid": jwt.encode(claims, key, algorithm="HS256", headers={"kid": "kbad"}),
+        "the raw secret": jwt.encode(claims, SECRET, algorithm="HS256", headers=kid),
+        "expired": jwt.encode(claims | {"exp": now - 1}, key, algorithm="HS256", headers=kid),
+        "no exp": jwt.encode(
+            {k: v for k, v in claims.items() if k != "exp"}, key, algorithm="HS256", headers=kid
+        ),
+        "wrong aud": jwt.encode(claims | {"aud": "x"}, key, algorithm="HS256", headers=kid),
+        "wrong iss": jwt.encode(claims | {"iss": "x"}, key, algorithm="HS256", headers=kid),
+        "a refresh token": session.json()["refresh_token"],
+        "a token signed by another server": issue_access_token("f" * 40, admin, "admin", "s", now),
+        "garbage": "a.b.c",
+    }
+    honest = jwt.encode(claims, key, algorithm="HS256", headers=kid)
+    route = "/v1/admin/withdrawals"
+    assert (
+        await world.http.get(route, headers={"Authorization": f"Bearer {honest}"})
+    ).status_code == 200
+    for name, token in forgeries.items():
+        got = await world.http.get(route, headers={"Authorization": f"Bearer {token}"})
+        assert got.status_code == 401, (name, got.status_code, got.text)
+        async with connect(world.ws_url) as ws:
+            frame = await _frame(ws, "auth", "auth", token=token)
+            assert frame["data"].get("code") == "bad_token", (name, frame)
 
 
 def _channels(

@@ -6,12 +6,13 @@ import asyncio
 import re
 from dataclasses import dataclass, field
 
+import jwt
 import pytest
 
 from leetgaming.db import Database
-from leetgaming.identity import Identity, IdentityError
+from leetgaming.identity import KEY_PROPAGATION_S, Identity, IdentityError
 from leetgaming.passwords import PasswordPolicy, Passwords
-from leetgaming.tokens import IDLE_TIMEOUT_S
+from leetgaming.tokens import ACCESS_TOKEN_TTL_S, IDLE_TIMEOUT_S, INITIAL_KID
 
 FAST = Passwords(PasswordPolicy(time_cost=1, memory_kib=8 * 1024))
 NOW = 1_800_000_000
@@ -226,3 +227,35 @@ async def test_processes_on_one_database_share_the_signing_key(database: Databas
     configured = Identity(database, FAST, Outbox(), clock, "http://x", "k" * 40)
     await configured.start()
     assert configured.secret == "k" * 40
+
+
+async def test_a_rotated_signing_key_reaches_every_process_and_the_old_one_overlaps(
+    database: Database,
+) -> None:
+    clock = Clock()
+    first = Identity(database, FAST, Outbox(), clock, "http://x", "k" * 40)
+    second = Identity(database, FAST, Outbox(), clock, "http://x", "k" * 40)
+    await first.start()
+    await second.start()
+    await first.create_admin("ops@example.com", PASSWORD)
+    old = (await first.login("ops@example.com", PASSWORD)).access_token
+    assert jwt.get_unverified_header(old)["kid"] == INITIAL_KID
+
+    kid, start = await first.rotate_signing_key()
+    assert start == clock.now + KEY_PROPAGATION_S
+    with pytest.raises(IdentityError) as pending:
+        await second.rotate_signing_key()  # one rotation at a time
+    assert pending.value.code == "rotation_pending"
+    await second.refresh_keys()  # what every process does every KEYRING_REFRESH_S
+    clock.now = start
+    for process in (first, second):
+        session = await process.login("ops@example.com", PASSWORD)
+        assert jwt.get_unverified_header(session.access_token)["kid"] == kid
+        assert first.verify(session.access_token) is not None
+        assert second.verify(session.access_token) is not None
+    # the replaced key's token lives out its lifetime on both, then it is refused
+    assert second.verify(old) is not None
+    clock.now = start + ACCESS_TOKEN_TTL_S
+    third = Identity(database, FAST, Outbox(), clock, "http://x", "k" * 40)
+    await third.start()
+    assert third.verify(old) is None  # expired

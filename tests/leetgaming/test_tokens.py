@@ -6,11 +6,16 @@ import pytest
 from leetgaming.passwords import PasswordPolicy, Passwords
 from leetgaming.tokens import (
     IDLE_TIMEOUT_S,
+    INITIAL_KID,
+    KEY_LAG_S,
+    TOKEN_TTL_MAX_S,
     FamilyState,
+    Keyring,
     Refusal,
     issue_access_token,
     log_out,
     rotate,
+    signing_key,
     start_family,
     token_hash,
     verify_access_token,
@@ -74,7 +79,85 @@ def test_access_token_round_trip_and_expiry() -> None:
     ],
 )
 def test_tokens_missing_or_wrong_claims_are_refused(claims: dict[str, object]) -> None:
-    assert verify_access_token(SECRET, jwt.encode(claims, SECRET, algorithm="HS256"), NOW) is None
+    assert verify_access_token(SECRET, signed(claims), NOW) is None
+
+
+GOOD = {
+    "iss": "leetgaming",
+    "aud": "leetgaming",
+    "sub": "a",
+    "role": "admin",
+    "sid": "s",
+    "iat": NOW,
+    "exp": NOW + 60,
+}
+
+
+def signed(
+    claims: dict[str, object], kid: str | None = INITIAL_KID, key: bytes | None = None
+) -> str:
+    """A token signed as the server signs, with these claims and this header kid."""
+    headers = {} if kid is None else {"kid": kid}
+    return jwt.encode(
+        claims, key or signing_key(SECRET, kid or INITIAL_KID), algorithm="HS256", headers=headers
+    )
+
+
+def test_a_token_says_its_key_and_forged_headers_are_refused() -> None:
+    token = issue_access_token(SECRET, "a", "admin", "s", NOW)
+    assert jwt.get_unverified_header(token) == {"alg": "HS256", "typ": "JWT", "kid": INITIAL_KID}
+    assert verify_access_token(SECRET, signed(GOOD), NOW) is not None  # the forger's baseline
+    forged = {
+        "no kid": signed(GOOD, kid=None),
+        "unknown kid": signed(GOOD, kid="k1234"),
+        "kid not a kid": signed(GOOD, kid="../../etc/passwd"),
+        "the raw secret key": signed(GOOD, key=SECRET.encode()),
+        "another key's kid": signed(GOOD, kid=INITIAL_KID, key=signing_key(SECRET, "k1")),
+        "a lifetime over an hour": signed(GOOD | {"exp": NOW + TOKEN_TTL_MAX_S + 1}),
+        "iat a string": signed(GOOD | {"iat": str(NOW)}),
+    }
+    for name, token in forged.items():
+        assert verify_access_token(SECRET, token, NOW) is None, name
+    with pytest.raises(ValueError):
+        issue_access_token(SECRET, "a", "player", "s", NOW, ttl_s=TOKEN_TTL_MAX_S + 1)
+
+
+def test_a_header_naming_another_algorithm_is_refused() -> None:
+    """HS/RS confusion: the server checks HS256 with its derived key and nothing else, so the
+    same signed body under a header saying RS256 or HS512 is refused."""
+    honest = signed(GOOD)
+    for alg in ("RS256", "HS512", "none"):
+        header = jwt.utils.base64url_encode(
+            f'{{"alg":"{alg}","typ":"JWT","kid":"{INITIAL_KID}"}}'.encode()
+        ).decode()
+        assert verify_access_token(SECRET, header + honest[honest.index(".") :], NOW) is None, alg
+
+
+def test_keys_rotate_with_an_overlap_of_one_token_lifetime() -> None:
+    switch = NOW + 100
+    ring = Keyring(SECRET, ((INITIAL_KID, 0), ("k1", switch)))
+    assert ring.current(switch - 1) == INITIAL_KID and ring.current(switch) == "k1"
+    before = issue_access_token(ring, "a", "player", "s", switch - 1, ttl_s=300)
+    after = issue_access_token(ring, "a", "player", "s", switch, ttl_s=300)
+    assert jwt.get_unverified_header(after)["kid"] == "k1"
+    # the old key's token lives out its lifetime; the new key's verifies everywhere
+    assert verify_access_token(ring, before, switch + 298) is not None
+    assert verify_access_token(ring, after, switch + 10) is not None
+    # a process whose schedule is stale (it does not know k1 yet) refuses k1's tokens ...
+    assert verify_access_token(Keyring(SECRET), after, switch + 10) is None
+    # ... and one that signs with the replaced key past the lag: refused everywhere else
+    late = issue_access_token(Keyring(SECRET), "a", "player", "s", switch + KEY_LAG_S + 10)
+    assert verify_access_token(ring, late, switch + KEY_LAG_S + 11) is None
+    lagging = issue_access_token(Keyring(SECRET), "a", "player", "s", switch + 2)
+    assert verify_access_token(ring, lagging, switch + 3) is not None
+    # an old-key token whose exp claims longer than a token can live: gone after the overlap
+    longest = issue_access_token(ring, "a", "player", "s", switch - 1, ttl_s=TOKEN_TTL_MAX_S)
+    end = switch + KEY_LAG_S + TOKEN_TTL_MAX_S + 5
+    assert verify_access_token(ring, longest, end - TOKEN_TTL_MAX_S) is not None
+    assert ring.retired(end - 1) == [] and ring.retired(end) == [INITIAL_KID]
+    # a token that says k1 but is dated before k1 was in use is a forgery
+    early = signed(GOOD | {"iat": NOW, "exp": NOW + 60}, kid="k1")
+    assert verify_access_token(ring, early, NOW + 1) is None
 
 
 def test_none_algorithm_and_garbage_are_refused() -> None:
