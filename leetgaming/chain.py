@@ -11,7 +11,10 @@ Configured by a TOML file (``LEETGAMING_CHAINS_FILE``), one table per chain::
     USDC = "0x3c499c542cef5e3811e1192ce70d8cc03d5c3359"
     ETH = "0x7ceb23fd6bc0add59e62ac25578270cff1b9f619"
 
-and ``native_asset = "ETH"`` where the chain's own coin is one of our assets.
+and ``native_asset = "ETH"`` where the chain's own coin is one of our assets. A table
+``[chains.polygon.deposit_min]`` sets the smallest credited payment per asset, in its smallest
+unit (``USDC = 1000000``: one USDC); smaller payments are dust, recorded and never credited.
+Unset, it is a thousandth of a unit.
 
 **Deposit addresses.** A player's address on a chain is derived from a secret seed
 (``LEETGAMING_CHAIN_ADDRESS_SEED``): its key is HMAC-SHA256(seed, chain and player), so the same
@@ -36,6 +39,7 @@ transaction fails it and releases the held money.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import logging
@@ -112,6 +116,7 @@ MIGRATIONS: Final = (
 INCOMING: Final = "incoming"
 CREDITED: Final = "credited"
 LOST: Final = "lost"  # credited, then removed by a reorg deeper than the confirmations
+DUST: Final = "dust"  # below the asset's deposit minimum: recorded, never credited
 
 
 class ChainSettingsError(ValueError):
@@ -135,21 +140,32 @@ def parse_chains(text: str) -> dict[str, ChainSetup]:
     for name, table in (doc.get("chains") or {}).items():
         if not isinstance(table, dict):
             raise ChainSettingsError(f"chains.{name} is a table")
-        known = {"chain_id", "rpc_url", "confirmations", "start_block", "native_asset", "tokens"}
+        known = {
+            "chain_id",
+            "rpc_url",
+            "confirmations",
+            "start_block",
+            "native_asset",
+            "tokens",
+            "deposit_min",
+        }
         if unknown := set(table) - known:
             raise ChainSettingsError(f"chains.{name}: unknown keys {sorted(unknown)}")
         start = table.get("start_block", "latest")
         tokens = table.get("tokens") or {}
+        minimums = table.get("deposit_min") or {}
         if (
             type(table.get("chain_id")) is not int
             or type(table.get("confirmations", 12)) is not int
             or not (start == "latest" or (type(start) is int and start >= 0))
             or not isinstance(tokens, dict)
             or not all(isinstance(v, str) for v in tokens.values())
+            or not isinstance(minimums, dict)
         ):
             raise ChainSettingsError(
                 f"chains.{name}: chain_id and confirmations are integers, start_block is "
-                '"latest" or a block number, tokens maps assets to contract addresses'
+                '"latest" or a block number, tokens maps assets to contract addresses, '
+                "deposit_min maps assets to amounts"
             )
         try:
             config = ch.ChainConfig(
@@ -158,6 +174,7 @@ def parse_chains(text: str) -> dict[str, ChainSetup]:
                 table.get("confirmations", 12),
                 table.get("native_asset"),
                 tuple(ch.Token(asset, address.lower()) for asset, address in tokens.items()),
+                tuple(minimums.items()),
             )
         except ch.ChainConfigError as exc:
             raise ChainSettingsError(str(exc)) from None
@@ -312,7 +329,7 @@ class Chains:
         are not its asset's scale (amounts would be off by powers of ten)."""
         await self.db.migrate("chain", MIGRATIONS)
         scales = await self.scales()
-        for name, setup in self.setups.items():
+        for name, setup in list(self.setups.items()):
             node = self.nodes[name]
             if (found := await node.chain_id()) != setup.config.chain_id:
                 raise ChainSettingsError(
@@ -327,6 +344,13 @@ class Chains:
                         f"chains.{name}: {token.asset}'s contract has {decimals} decimals, "
                         f"the asset's scale is {scales[token.asset]}"
                     )
+            configured = dict(setup.config.deposit_min)
+            minimums = tuple(
+                (a, configured.get(a, ch.default_deposit_min(scales[a])))
+                for a in setup.config.assets
+            )
+            config = dataclasses.replace(setup.config, deposit_min=minimums)
+            self.setups[name] = dataclasses.replace(setup, config=config)
 
     # -- deposit addresses ---------------------------------------------------------------------
 
@@ -443,6 +467,7 @@ class Chains:
                 )
             }
         ours = [p for p in payments if p.to in players]
+        config = self.setups[chain].config
         for p in [p for p in ours if p.log_index == ch.NATIVE_LOG_INDEX]:
             receipt = await node.receipt(p.tx_hash)
             if receipt is None or receipt["blockHash"] != header.hash:
@@ -472,9 +497,11 @@ class Chains:
                     p.to,
                     players[p.to],
                     str(p.amount),
-                    INCOMING,
+                    DUST if ch.is_dust(config, p) else INCOMING,
                     now,
                 )
+        if dust := sum(ch.is_dust(config, p) for p in ours):
+            log.info("dust payments ignored", extra={"chain": chain, "count": dust})
         if ours:
             log.info(
                 "payments seen", extra={"chain": chain, "block": header.number, "count": len(ours)}

@@ -15,6 +15,10 @@ log index; ``-1`` for a native transfer), so seeing the same payment again, afte
 a reorg that re-includes it, credits nothing new. A reorg deeper than the confirmation depth
 that removes a credited payment cannot be repaired by the watcher: it is reported
 (:func:`rewind`) for a person to decide.
+
+A payment below the asset's deposit minimum on that chain is *dust* (:func:`is_dust`): it is
+recorded and never credited. Dust is how address-poisoning attacks plant look-alike addresses
+in a player's history, and each credit would cost more to sweep than it is worth.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ class ChainConfig:
     confirmations: int  # a payment is credited once its block is this deep (itself included)
     native_asset: str | None  # ETH on Ethereum; None where the native coin is not ours
     tokens: tuple[Token, ...] = ()
+    deposit_min: tuple[tuple[str, int], ...] = ()  # (asset, smallest credited amount)
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[a-z][a-z0-9_-]{0,31}", self.name):
@@ -63,6 +68,15 @@ class ChainConfig:
         for token in self.tokens:
             if not _ADDRESS.fullmatch(token.contract) or token.contract != token.contract.lower():
                 raise ChainConfigError(f"{self.name}: {token.asset}'s contract is not an address")
+        for asset, minimum in self.deposit_min:
+            if asset not in assets:
+                raise ChainConfigError(f"{self.name}: a deposit minimum for {asset}, not carried")
+            if type(minimum) is not int or not 1 <= minimum < 2**256:
+                raise ChainConfigError(f"{self.name}: {asset}'s deposit minimum is a positive int")
+
+    def minimum(self, asset: str) -> int:
+        """The smallest payment of ``asset`` credited (in its smallest unit)."""
+        return next((m for a, m in self.deposit_min if a == asset), 1)
 
     @property
     def assets(self) -> tuple[str, ...]:
@@ -166,6 +180,16 @@ def native_payment(
         to.lower(),
         value,
     )
+
+
+def is_dust(config: ChainConfig, payment: Payment) -> bool:
+    """Whether ``payment`` is below its asset's deposit minimum: recorded, never credited."""
+    return payment.amount < config.minimum(payment.asset)
+
+
+def default_deposit_min(scale: int) -> int:
+    """A thousandth of a unit (0.001 USDC, 0.001 ETH); 1 for an asset of scale 3 or less."""
+    return int(10 ** max(scale - 3, 0))
 
 
 def follows(tip: Header | None, block: Header) -> bool:

@@ -154,6 +154,30 @@ async def test_deposit_addresses_confirmations_reorgs_and_restarts(
             await evm.pay_token(alice, "USDC", alice.address, 1)
             await evm.deploy("DOGE", 6)
             await evm.mint("DOGE", to, 10**6)
+            # nor does a look-alike: a contract also named USDC, with USDC's decimals, that is
+            # not the configured one
+            real = evm.tokens["USDC"]
+            await evm.deploy("USDC", 6)
+            await evm.mint("USDC", to, 10**9)
+            evm.tokens["USDC"] = real
+            # dust (under 0.001 USDC, 0.001 ETH) is recorded and never credited
+            await evm.pay_token(alice, "USDC", to, 999)
+            await evm.pay_eth(to, 10**15 - 1)
+            evm.mine(CONFIRMATIONS)
+
+            async def dust() -> list[tuple[str, str]]:
+                rows = await state.chains.db.fetch(
+                    "SELECT asset, amount FROM chain_payments WHERE chain = ? AND state = 'dust'",
+                    chain,
+                )
+                return sorted((r[0], r[1]) for r in rows) if len(rows) == 2 else []
+
+            found = await eventually(dust, "the dust to be recorded")
+            assert found == [("ETH", str(10**15 - 1)), ("USDC", "999")]
+            await asyncio.sleep(0.5)  # the watcher's next rounds credit nothing of it
+            assert await incoming() == []
+            assert await available(http, me, "USDC") == 9_750_000
+            assert await available(http, me, "ETH") == 4 * 10**17 - 10**16
 
             # a reorg shallower than the confirmations: the payment's block is dropped before
             # it is deep enough; the same signed transaction lands in a later block of the new

@@ -34,6 +34,11 @@ def test_a_good_file_gives_each_chain() -> None:
     )
 
 
+def test_deposit_minimums_are_read_per_asset() -> None:
+    [setup] = parse_chains(GOOD + "[chains.polygon.deposit_min]\nUSDC = 1000000\n").values()
+    assert setup.config.minimum("USDC") == 1_000_000
+
+
 @pytest.mark.parametrize(
     ("text", "reason"),
     [
@@ -44,6 +49,10 @@ def test_a_good_file_gives_each_chain() -> None:
         ("[chains.polygon]\nchain_id = 137\nconfirmations = 0", "confirmations"),
         ("[chains.polygon]\nchain_id = 137\n[chains.polygon.tokens]\nUSDC = '0x12'", "address"),
         ("[chains.Polygon]\nchain_id = 137", "lowercase"),
+        ("[chains.polygon]\nchain_id = 137\ndeposit_min = 5", "deposit_min maps"),
+        ("[chains.polygon]\nchain_id = 137\n[chains.polygon.deposit_min]\nUSDC = 5", "not carried"),
+        (GOOD + "[chains.polygon.deposit_min]\nUSDC = 0", "positive int"),
+        (GOOD + "[chains.polygon.deposit_min]\nUSDC = '1.0'", "positive int"),
     ],
 )
 def test_a_bad_file_is_refused_with_its_reason(text: str, reason: str) -> None:

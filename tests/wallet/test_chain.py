@@ -3,6 +3,8 @@ forget what was incoming and report what was credited, confirmations, and send p
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -160,3 +162,16 @@ def test_addresses_parse_to_lowercase() -> None:
     assert ch.parse_address("0x" + "Ab" * 20) == "0x" + "ab" * 20
     assert ch.parse_address("0x" + "ab" * 19) is None
     assert ch.parse_address(12) is None
+
+
+def test_a_payment_under_the_deposit_minimum_is_dust() -> None:
+    config = ch.ChainConfig("eth", 1, 3, "ETH", (), (("ETH", 10**15),))
+    payment = ch.Payment("eth", "0x" + "a" * 64, -1, 5, "ETH", "0x" + "b" * 40, 10**15 - 1)
+    assert ch.is_dust(config, payment)
+    assert not ch.is_dust(config, dataclasses.replace(payment, amount=10**15))
+    assert config.minimum("ETH") == 10**15
+    assert ch.default_deposit_min(18) == 10**15 and ch.default_deposit_min(6) == 1_000
+    assert ch.default_deposit_min(2) == 1
+    for bad in ((("USDC", 5),), (("ETH", 0),), (("ETH", "1"),)):
+        with pytest.raises(ch.ChainConfigError):
+            ch.ChainConfig("eth", 1, 3, "ETH", (), bad)  # type: ignore[arg-type]
