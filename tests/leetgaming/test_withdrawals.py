@@ -306,3 +306,77 @@ async def test_a_crash_while_sending_is_finished_once_and_a_failed_refund_return
             ).json()["transactions"]
             assert sorted(int(t["amount"]) for t in back) == [300, 9_700]
             assert (await reconcile(state.ledger.store)).ok
+
+
+async def test_approve_and_cancel_racing_end_one_way_with_the_money_to_match(
+    tmp_path: Path, backends: dict[str, str], localstripe: str
+) -> None:
+    """Item 13 of the security issue: an admin approves while the player cancels, over REST
+    at the same moment, many times. Each withdrawal ends either sent (refunded to the card
+    once, the money gone) or cancelled (nothing sent, the hold released), never both, and the
+    audit log says who did what."""
+    me = f"r{secrets.token_hex(4)}"
+    settings = stripe_settings(localstripe)
+    sdk = stripe.StripeClient(SK, base_addresses={"api": localstripe})
+    async with serving_play(tmp_path, backends, QUEUES, **settings) as (ws_url, state):
+        base = ws_url.replace("ws://", "http://").removesuffix("/ws")
+        async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+            await send_webhooks(http, localstripe, base)
+            card = await deposited(http, sdk, me, 50_000)
+            admin = token("root", "admin")
+
+            async def withdraw(amount: int) -> dict[str, Any]:
+                made = await http.post(
+                    "/v1/withdrawals",
+                    json={
+                        "asset": "USD",
+                        "amount": str(amount),
+                        "rail": "card_refund",
+                        "destination": card["id"],
+                    },
+                    headers=token(me) | {"Idempotency-Key": secrets.token_hex(8)},
+                )
+                assert made.status_code == 201, made.text
+                body: dict[str, Any] = made.json()
+                return body
+
+            for _ in range(3):  # a new account's first three in a day go out at once
+                assert (await withdraw(100))["state"] == "sent"
+            balance = 48_750 - 300
+            rounds, ends = 10, []
+            for n in range(rounds):
+                w = await withdraw(200)
+                assert w["state"] == "in_review", w  # the fourth and later: an admin decides
+                link = f"/v1/withdrawals/{w['id']}"
+
+                async def cancel(delay_s: float, link: str = link) -> httpx.Response:
+                    await asyncio.sleep(delay_s)
+                    return await http.post(f"{link}/cancel", headers=token(me))
+
+                # the cancel leaves 0 to 18 ms after the approval: it lands before the approval,
+                # between the approval and the send (approved -> cancelled), or after the send
+                answers = await asyncio.gather(
+                    http.post(f"/v1/admin/withdrawals/{w['id']}/approve", headers=admin),
+                    cancel(n * 0.002),
+                )
+                for a in answers:
+                    assert a.status_code in (200, 409), a.text
+                    if a.status_code == 409:
+                        assert a.json()["code"] == "wrong_state", a.text
+                end = (await http.get(link, headers=token(me))).json()["state"]
+                assert end in ("sent", "cancelled"), end
+                ends.append(end)
+                balance -= 200 if end == "sent" else 0
+                mine = await usd(http, me)
+                assert (mine["available"], mine["held"]) == (str(balance), "0"), (n, end)
+                entries = (
+                    await http.get("/v1/admin/audit", params={"limit": "200"}, headers=admin)
+                ).json()["entries"]
+                actions = {e["action"] for e in entries if e["subject"] == w["id"]}
+                assert ("withdrawal.send" in actions) == (end == "sent"), actions
+                assert ("withdrawal.cancel" in actions) == (end == "cancelled"), actions
+            refunds = await asyncio.to_thread(
+                sdk.v1.refunds.list, params={"payment_intent": card["payment_intent"], "limit": 100}
+            )
+            assert len(refunds.data) == 3 + ends.count("sent"), ends
+            assert (await reconcile(state.ledger.store)).ok
