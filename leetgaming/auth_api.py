@@ -3,12 +3,16 @@
 Every refusal is problem+json with a stable ``code``. Register and login are rate-limited per
 client IP and per account (the account key is a hash of the normalised email, so no address is
 kept in Redis keys); a limited request is refused with 429 and ``Retry-After`` before any work
-is done. Tokens travel in JSON bodies and the ``Authorization`` header, never in URLs; token
+is done. A sign-in that presents the device token of an earlier successful one for the same
+address counts against that device's limit instead of the account's and the deployment-wide
+budget of untrusted sign-ins (:mod:`leetgaming.device_tokens`), so the owner is not locked out
+by someone guessing at the account from many addresses. Tokens travel in JSON bodies and the ``Authorization`` header, never in URLs; token
 responses carry ``Cache-Control: no-store``.
 """
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -19,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from leetgaming import security
+from leetgaming import device_tokens, security
 from leetgaming.external_auth import (
     ExternalAuthError,
     Providers,
@@ -39,7 +43,9 @@ _NO_STORE: Final = {"Cache-Control": "no-store"}
 @dataclass(frozen=True, slots=True)
 class AuthLimits:
     login_per_ip: Rate = field(default_factory=lambda: Rate(20, 60))
-    login_per_account: Rate = field(default_factory=lambda: Rate(10, 600))
+    login_per_account: Rate = field(default_factory=lambda: Rate(10, 600))  # without a device
+    login_per_device: Rate = field(default_factory=lambda: Rate(10, 600))  # its device token
+    login_untrusted: Rate = field(default_factory=lambda: Rate(600, 60))  # all, no device token
     register_per_ip: Rate = field(default_factory=lambda: Rate(10, 3600))
     register_per_account: Rate = field(default_factory=lambda: Rate(3, 3600))
     token_per_ip: Rate = field(default_factory=lambda: Rate(60, 60))  # refresh, game servers
@@ -72,7 +78,7 @@ async def json_body(request: Request, *names: str) -> dict[str, Any]:
     return body
 
 
-def _session_body(session: Session) -> JSONResponse:
+def _session_body(session: Session, **extra: str) -> JSONResponse:
     return JSONResponse(
         {
             "subject": session.subject,
@@ -81,6 +87,7 @@ def _session_body(session: Session) -> JSONResponse:
             "token_type": "Bearer",
             "expires_in": session.expires_in_s,
             "refresh_token": session.refresh_token,
+            **extra,
         },
         headers=_NO_STORE,
     )
@@ -197,12 +204,21 @@ def auth_routes(
 
     @endpoint
     async def login(request: Request) -> Response:
-        body = await json_body(request, "email", "password", "totp")
-        await limit(
-            (f"login:ip:{ip(request)}", limits.login_per_ip),
-            (key_of("login:account", account(body.get("email"))), limits.login_per_account),
-        )
+        body = await json_body(request, "email", "password", "totp", "device_token")
         address = account(body.get("email"))
+        key = device_tokens.device_key(identity_of().secret)
+        device = device_tokens.check(key, address, body.get("device_token"))
+        if device is not None:
+            await limit(
+                (f"login:ip:{ip(request)}", limits.login_per_ip),
+                (f"login:device:{device}", limits.login_per_device),
+            )
+        else:
+            await limit(
+                (f"login:ip:{ip(request)}", limits.login_per_ip),
+                (key_of("login:account", address), limits.login_per_account),
+                ("login:untrusted", limits.login_untrusted),
+            )
         network = security.network_of(ip(request))
         try:
             session = await identity_of().login(
@@ -215,12 +231,20 @@ def auth_routes(
                 "failed",
                 reason=failed.code,
                 network=network,
+                known_device=device is not None,
             )
             raise
         security.event(
-            "sign_in", f"{session.role}:{session.subject}", "ok", method="password", network=network
+            "sign_in",
+            f"{session.role}:{session.subject}",
+            "ok",
+            method="password",
+            network=network,
+            known_device=device is not None,
         )
-        return _session_body(session)
+        token = body["device_token"] if device is not None else None
+        token = token or device_tokens.issue(key, address, secrets.token_bytes(16))
+        return _session_body(session, device_token=token)
 
     @endpoint
     async def refresh(request: Request) -> Response:

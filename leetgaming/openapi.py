@@ -299,6 +299,7 @@ _SESSION = _obj(
     token_type={"const": "Bearer"},
     expires_in=_INT,
     refresh_token=_STR,
+    device_token=_STR,  # a password sign-in's: send it with the next sign-in from this device
 )
 _REDIRECT = {"description": "a redirect (Location)", "headers": {"Location": {"schema": _STR}}}
 
@@ -337,12 +338,16 @@ _IDENTITY_PATHS: dict[str, Any] = {
     "/v1/auth/login": _session_route(
         (
             "Sign in with email and password (one 401 for every refusal); an admin who has "
-            "enrolled adds a TOTP code, without which admin routes refuse the session"
+            "enrolled adds a TOTP code, without which admin routes refuse the session. The "
+            "answer's device_token, sent with the next sign-in to the same address, counts that "
+            "sign-in against the device's own limit, so guesses at the account from elsewhere "
+            "do not lock its owner out"
         ),
         ["email", "password"],
         email=_STR,
         password=_STR,
         totp=_STR,
+        device_token=_STR,
     ),
     "/v1/auth/refresh": _session_route(
         "A new session pair; the refresh token is spent (reusing it ends the session)",

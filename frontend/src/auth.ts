@@ -9,9 +9,26 @@ export interface Session {
   access_token: string;
   expires_in: number;
   refresh_token: string;
+  device_token?: string;
 }
 
 const KEY = "leetgaming.refresh";
+// The device token of this browser's last password sign-in (with its address): sent with the
+// next one to that address, it is counted against this device's limit, not the account's, so
+// someone guessing at the account elsewhere does not lock its owner out.
+const DEVICE_KEY = "leetgaming.device";
+
+function deviceToken(email: string): string | undefined {
+  try {
+    const saved = JSON.parse(localStorage.getItem(DEVICE_KEY) ?? "null") as {
+      email?: string;
+      token?: string;
+    } | null;
+    return saved?.email === email.trim().toLowerCase() ? saved.token : undefined;
+  } catch {
+    return undefined;
+  }
+}
 type Listener = (s: Session | null) => void;
 
 class Auth {
@@ -44,8 +61,19 @@ class Auth {
 
   /** Sign in; an admin enrolled in TOTP adds the code (the server asks: `totp_required`). */
   async login(email: string, password: string, totp?: string): Promise<void> {
-    const body = totp ? { email, password, totp } : { email, password };
-    this.set(await api<Session>("/v1/auth/login", { body }));
+    const device_token = deviceToken(email);
+    const body = {
+      email,
+      password,
+      ...(totp ? { totp } : {}),
+      ...(device_token ? { device_token } : {}),
+    };
+    const session = await api<Session>("/v1/auth/login", { body });
+    if (session.device_token) {
+      const saved = { email: email.trim().toLowerCase(), token: session.device_token };
+      localStorage.setItem(DEVICE_KEY, JSON.stringify(saved));
+    }
+    this.set(session);
   }
 
   async register(email: string, password: string): Promise<void> {

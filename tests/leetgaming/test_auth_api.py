@@ -4,6 +4,7 @@ distributed (PostgreSQL, Redis limits); mail read from the folder the server wri
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email
 import email.policy
 import io
@@ -59,7 +60,12 @@ async def api(tmp_path: Path, backends: dict[str, str]) -> AsyncIterator[Api]:
     port = unused_port()
     env = {"LEETGAMING_PORT": str(port), "LEETGAMING_MAIL_DIR": str(tmp_path / "mail")}
     env |= backends
-    limits = AuthLimits(login_per_account=Rate(3, 600), register_per_ip=Rate(50, 3600))
+    limits = AuthLimits(
+        login_per_account=Rate(3, 600),
+        login_per_device=Rate(3, 600),
+        login_untrusted=Rate(40, 60),
+        register_per_ip=Rate(50, 3600),
+    )
     settings = Settings.from_env(env)
     app = create_app(settings, passwords=FAST, auth_limits=limits)
     async with serving(app, port):
@@ -270,6 +276,78 @@ async def test_login_is_limited_per_account_and_answers_retry_after(api: Api) ->
         "/v1/auth/login", json={"email": "dave@example.com", "password": "guess guess 3"}
     )
     assert other.status_code == 401  # another account is not limited
+
+
+@contextlib.asynccontextmanager
+async def from_address(api: Api, address: str) -> AsyncIterator[httpx.AsyncClient]:
+    """A client whose connections leave from ``address``: all of 127.0.0.0/8 is this machine,
+    so the server sees a different peer per address (as it would many attackers' machines)."""
+    transport = httpx.AsyncHTTPTransport(local_address=address)
+    async with httpx.AsyncClient(base_url=api.http.base_url, transport=transport) as http:
+        yield http
+
+
+async def test_guessing_from_many_addresses_is_throttled_and_never_locks_the_owner_out(
+    api: Api,
+) -> None:
+    owner = "olive@example.com"
+    await sign_up(api, owner)
+    first = await login(api, owner)
+    assert first.status_code == 200, first.text
+    device = first.json()["device_token"]
+    assert device.startswith("dv1.")
+
+    # guesses at the owner's password from 12 addresses, 2 each: the account's limit (3 per
+    # 10 minutes here, the owner's sign-in was one) stops them after 2, whatever address
+    answers = []
+    for n in range(12):
+        async with from_address(api, f"127.0.0.{10 + n}") as http:
+            for _ in range(2):
+                guess = {"email": owner, "password": f"guess number {n}"}
+                answers.append((await http.post("/v1/auth/login", json=guess)).status_code)
+    assert answers == [401] * 2 + [429] * 22, answers
+
+    # the owner's device passes: its sign-ins count against its own limit
+    back = await login(api, owner, device_token=device)
+    assert back.status_code == 200, back.text
+    assert back.json()["device_token"] == device
+    # without it (a new device) the account's limit holds for the owner too
+    assert (await login(api, owner)).status_code == 429
+    # a device token is bound to its address: another account's, or a tampered one, is none
+    await sign_up(api, "pat@example.com")
+    others = (await login(api, "pat@example.com")).json()["device_token"]
+    tampered = device[:-4] + ("AAAA" if not device.endswith("AAAA") else "BBBB")
+    for token in (others, tampered, "dv1.x.y", 12):
+        assert (await login(api, owner, device_token=token)).status_code == 429, token
+    # a stolen device token buys its own small budget, no more
+    for _ in range(2):
+        wrong = {"email": owner, "password": "a thief's guess", "device_token": device}
+        assert (await api.http.post("/v1/auth/login", json=wrong)).status_code == 401
+    limited = await login(api, owner, device_token=device)
+    assert (limited.status_code, limited.json()["code"]) == (429, "rate_limited")
+
+    # a spoofed X-Forwarded-For changes nothing: limits key on the socket's peer (20/minute)
+    async with from_address(api, "127.0.0.99") as http:
+        spoofed = []
+        for n in range(21):
+            guess = {"email": f"victim{n}@example.com", "password": "guess guess"}
+            headers = {"X-Forwarded-For": f"203.0.113.{n}"}
+            answer = await http.post("/v1/auth/login", json=guess, headers=headers)
+            spoofed.append(answer.status_code)
+    assert spoofed == [401] * 20 + [429], spoofed
+
+    # credential stuffing: a different account per attempt from 30 more addresses; the
+    # deployment's budget of sign-ins without a device token (40 a minute here) runs out
+    stuffed = []
+    for n in range(30):
+        async with from_address(api, f"127.0.1.{n + 1}") as http:
+            for m in range(2):
+                pair = {"email": f"leaked{n}-{m}@example.com", "password": "hunter2 hunter2"}
+                stuffed.append((await http.post("/v1/auth/login", json=pair)).status_code)
+    assert stuffed.count(401) < 25 and stuffed.count(429) > 35, stuffed
+    # while it is spent, a device that signed in before still passes
+    pats = await login(api, "pat@example.com", device_token=others)
+    assert pats.status_code == 200, pats.text
 
 
 async def test_bad_bodies_are_refused_with_problems(api: Api) -> None:
