@@ -87,7 +87,7 @@ from matchmaking.servers import MemoryServerRegistry, RedisServerRegistry, Serve
 from matchmaking.service import Matchmaker, QueueConfig
 from matchmaking.tickets import MemoryTicketStore, TicketStore
 from realtime.channel import Principal, Role
-from realtime.presence import RedisPresence
+from realtime.presence import RedisConnectionCounts, RedisPresence
 from realtime.server import Credential, HubNode
 from realtime.streams import RedisStreams
 from realtime.wire import WIRE_SCOPE_KEY, Wire
@@ -673,6 +673,7 @@ def create_app(
             relay=client,
             relay_prefix=realtime_prefix,
             presence=RedisPresence(client, realtime_prefix, node_id),
+            connection_counts=RedisConnectionCounts(client, realtime_prefix, node_id),
             node_id=node_id,
         )
     else:

@@ -152,7 +152,7 @@ class CloseCode(enum.IntEnum):
     PROTOCOL_VIOLATION = 4500  # too many bad frames
     UNAUTHORIZED = 4501  # no valid auth frame in time
     FLOOD = 4502  # sustained rate far over the limit
-    TOO_MANY_CONNECTIONS = 4503  # the account already has connections_per_user_max open here
+    TOO_MANY_CONNECTIONS = 4503  # the account already has connections_per_user_max open
     SESSION_REVOKED = 4504  # the session ended (logout, a reused refresh token): sign in again
 
     @property

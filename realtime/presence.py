@@ -93,3 +93,60 @@ class RedisPresence:
         if stale:
             await self.client.hdel(self._key(channel), *stale)
         return members
+
+
+# KEYS[1] the account's hash; ARGV: this node, its count if admitted, the limit, the prefix of
+# node keys. Counts of nodes whose key has expired are dropped, not counted.
+_ADMIT_LUA = """
+local fields = redis.call('HGETALL', KEYS[1])
+local others = 0
+for i = 1, #fields, 2 do
+  local node = fields[i]
+  if node ~= ARGV[1] then
+    if redis.call('EXISTS', ARGV[4] .. node) == 1 then
+      others = others + tonumber(fields[i + 1])
+    else
+      redis.call('HDEL', KEYS[1], node)
+    end
+  end
+end
+if others + tonumber(ARGV[2]) > tonumber(ARGV[3]) then
+  return 0
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+return 1
+"""
+COUNTS_KEY_TTL_S = 24 * 3600  # an account's hash outlives its last change this long at most
+
+
+class RedisConnectionCounts:
+    """How many connections each account has open on every node, so a per-account cap holds
+    across processes. One hash per account, ``conns:<role>:<subject>``: a field per node, its
+    value that node's count. A node only ever *sets* its own field to its own count (never
+    increments), so a write that failed is simply written again later (:meth:`resync`) and
+    the hash converges to the truth; a dead node's field is ignored once its ``node:`` key
+    (the presence heartbeat) expires. Reads node keys the script was not given: one Redis,
+    not a cluster."""
+
+    def __init__(self, client: aioredis.Redis, prefix: str, node: str) -> None:
+        self.client = client
+        self.prefix = prefix
+        self.node = node
+        self._admit = client.register_script(_ADMIT_LUA)
+
+    def _key(self, who: str) -> str:
+        return f"{self.prefix}conns:{who}"
+
+    async def admit(self, who: str, count: int, limit: int) -> bool:
+        """Set this node's count of ``who`` to ``count`` unless that puts ``who`` over
+        ``limit`` across the live nodes."""
+        args: list[str | int] = [self.node, count, limit, f"{self.prefix}node:", COUNTS_KEY_TTL_S]
+        return bool(await self._admit(keys=[self._key(who)], args=args))
+
+    async def set(self, who: str, count: int) -> None:
+        """This node's count of ``who`` is ``count`` (0: its field goes)."""
+        if count > 0:
+            await self.client.hset(self._key(who), self.node, count)
+        else:
+            await self.client.hdel(self._key(who), self.node)

@@ -24,7 +24,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from .channel import Channel, Principal, Role, announces_presence, parse_channel
 from .envelope import CloseCode, ErrorCode, encode_server_frame, refusal_frame
 from .hub import Hub, Subscriber, subscribed_frame
-from .presence import NODE_TTL_S, MemoryPresence, PresenceStore
+from .presence import NODE_TTL_S, MemoryPresence, PresenceStore, RedisConnectionCounts
 from .relay import RelayChannels, RelaySubscriptionError
 from .session import (
     Call,
@@ -92,8 +92,8 @@ class ServerLimits:
     send_stall_s: float = 10.0  # one send blocked this long (the client reads nothing): dropped
     close_grace_s: float = 5.0  # a closing connection still there after this: dropped
     calls_in_flight_max: int = 16  # rpc calls of one connection running at once
-    # one account's authenticated connections open on this node at once; the next is closed
-    # (TOO_MANY_CONNECTIONS) when it authenticates
+    # one account's authenticated connections open at once (on every node, with Redis
+    # connection counts); the next is closed (TOO_MANY_CONNECTIONS) when it authenticates
     connections_per_user_max: int = 50
     session: SessionLimits = field(default_factory=SessionLimits)
 
@@ -238,9 +238,7 @@ class _Connection:
                     )
                 elif credential is None:
                     await self.run(self.session.refused(effect.ref))
-                elif node.connections_of(credential.principal) >= (
-                    node.limits.connections_per_user_max
-                ):
+                elif not await node.arrived(credential.principal):
                     node.denied(credential.principal, "connect", "", event="ws_connections_max")
                     self.close_soon(CloseCode.TOO_MANY_CONNECTIONS, "too many connections")
                 else:
@@ -251,7 +249,7 @@ class _Connection:
                             credential.principal, effect.ref, secrets.token_hex(8), expires
                         )
                     )
-                    await node.arrived(credential.principal)
+                    await node.connected(credential.principal)
             elif isinstance(effect, Join):
                 # Deliveries start before history is read, held by the hub until the answer
                 # is queued: nothing published in between is missed or comes twice.
@@ -349,6 +347,7 @@ class HubNode:
         relay: aioredis.Redis | None = None,
         relay_prefix: str = "",
         presence: PresenceStore | None = None,
+        connection_counts: RedisConnectionCounts | None = None,
         node_id: str | None = None,
         limits: ServerLimits | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -357,6 +356,8 @@ class HubNode:
         self.verify = verify
         self.application = application
         self._present: dict[tuple[str, str], int] = {}  # (role, subject) -> open connections
+        self._counts = connection_counts  # the same counts, per node, for every node to read
+        self._stale_counts: set[tuple[str, str]] = set()  # writes to Redis that failed
         self.limits = limits or ServerLimits()
         self.clock = clock
         self.hub = Hub()
@@ -435,21 +436,59 @@ class HubNode:
             return 0
         return self._present.get((str(principal.role), principal.subject), 0)
 
-    async def arrived(self, principal: Principal) -> None:
+    async def arrived(self, principal: Principal) -> bool:
+        """Count a verified connection of ``principal``, unless the account already has
+        ``connections_per_user_max`` open: here, or (with Redis counts) on all nodes together.
+        Redis away: only this node's count is held to the cap."""
         key = (str(principal.role), principal.subject)
-        self._present[key] = self._present.get(key, 0) + 1
-        if self._present[key] == 1 and self.application is not None and principal.subject:
+        count = self._present.get(key, 0) + 1
+        if principal.subject and count > self.limits.connections_per_user_max:
+            return False
+        self._present[key] = count  # taken before awaiting: concurrent arrivals see it
+        if not principal.subject or self._counts is None:
+            return True
+        who = f"{key[0]}:{key[1]}"
+        try:
+            if await self._counts.admit(who, count, self.limits.connections_per_user_max):
+                return True
+        except aioredis.RedisError:
+            self._stale_counts.add(key)
+            return True
+        await self._forget(key)
+        return False
+
+    async def connected(self, principal: Principal) -> None:
+        """The application hears of an account's first connection (on this node)."""
+        key = (str(principal.role), principal.subject)
+        if self._present.get(key) == 1 and self.application is not None and principal.subject:
             await self.application.connected(principal)
 
     async def departed(self, principal: Principal) -> None:
         key = (str(principal.role), principal.subject)
-        left = self._present.get(key, 0) - 1
-        if left > 0:
-            self._present[key] = left
-            return
-        self._present.pop(key, None)
-        if self.application is not None and principal.subject:
+        if await self._forget(key) == 0 and self.application is not None and principal.subject:
             await self.application.disconnected(principal)
+
+    async def _forget(self, key: tuple[str, str]) -> int:
+        """One connection of ``key`` fewer: the count left (written to Redis, or retried)."""
+        left = max(0, self._present.get(key, 0) - 1)
+        if left:
+            self._present[key] = left
+        else:
+            self._present.pop(key, None)
+        if self._counts is not None and key[1]:
+            try:
+                await self._counts.set(f"{key[0]}:{key[1]}", left)
+            except aioredis.RedisError:
+                self._stale_counts.add(key)
+        return left
+
+    async def _resync_counts(self) -> None:
+        """Write again the counts whose last write failed (each is a plain set)."""
+        if self._counts is None:
+            return
+        for key in list(self._stale_counts):
+            await self._counts.set(f"{key[0]}:{key[1]}", self._present.get(key, 0))
+            self._stale_counts.discard(key)
 
     def deadline(self, credential: Credential) -> float | None:
         """A credential's expiry on this node's clock."""
@@ -499,6 +538,7 @@ class HubNode:
             await asyncio.sleep(NODE_TTL_S / 3)
             with contextlib.suppress(Exception):  # Redis away: presence expires, as it should
                 await self.presence.heartbeat()
+                await self._resync_counts()
 
     async def stop(self) -> None:
         for task in (self._ticker, self._heartbeat, self._listener):

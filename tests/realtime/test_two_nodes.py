@@ -12,13 +12,14 @@ import pytest
 import redis.asyncio as aioredis
 from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
+from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from realtime.channel import Principal, Role
 from realtime.envelope import CloseCode
-from realtime.presence import RedisPresence
+from realtime.presence import RedisConnectionCounts, RedisPresence
 from realtime.relay import RelayChannels, RelaySubscriptionError
-from realtime.server import Credential, HubNode
+from realtime.server import Credential, HubNode, ServerLimits
 from realtime.streams import RedisStreams
 
 from ..ws import call, connect, receive, serving
@@ -34,14 +35,20 @@ async def verify(token: str | None) -> Credential | None:
 
 
 @asynccontextmanager
-async def node(redis_url: str, prefix: str) -> AsyncIterator[tuple[str, HubNode]]:
+async def node(
+    redis_url: str, prefix: str, limits: ServerLimits | None = None
+) -> AsyncIterator[tuple[str, HubNode]]:
     client = aioredis.Redis.from_url(redis_url)
+    node_id = secrets.token_hex(4)
     hub = HubNode(
         verify,
         streams=RedisStreams(client, prefix),
         relay=client,
         relay_prefix=prefix,
-        presence=RedisPresence(client, prefix, secrets.token_hex(4)),
+        presence=RedisPresence(client, prefix, node_id),
+        connection_counts=RedisConnectionCounts(client, prefix, node_id),
+        node_id=node_id,
+        limits=limits,
     )
     await hub.start()
     try:
@@ -277,3 +284,46 @@ async def test_a_session_revoked_on_one_node_loses_its_sockets_on_every_node(
                 await asyncio.wait_for(ws.recv(), 5)
             assert ws.close_code == CloseCode.SESSION_REVOKED
         assert (await call(other_session, type="ping"))["type"] == "pong"
+
+
+async def test_the_per_account_socket_cap_holds_across_nodes(
+    redis_url: str, redis_prefix: str
+) -> None:
+    """3 sockets per account here: two on A and one on B fill it; a fourth is closed on either
+    node; one closed on A frees a place on B; a dead node's sockets stop counting once its
+    heartbeat key is gone."""
+    limits = ServerLimits(connections_per_user_max=3)
+    async with (
+        node(redis_url, redis_prefix, limits) as (url_a, hub_a),
+        node(redis_url, redis_prefix, limits) as (url_b, _),
+    ):
+
+        async def signed_in(url: str, who: str = "player:carol") -> ClientConnection:
+            ws = await connect(url)
+            answer = await call(ws, type="auth", id="a", data={"token": who})
+            assert answer["type"] == "auth_ok", answer
+            return ws
+
+        async def refused(url: str) -> None:
+            async with connect(url) as ws:
+                with pytest.raises(ConnectionClosed):
+                    await call(ws, type="auth", id="a", data={"token": "player:carol"})
+                    await asyncio.wait_for(ws.recv(), 10)
+                assert ws.close_code == CloseCode.TOO_MANY_CONNECTIONS
+
+        on_a = [await signed_in(url_a), await signed_in(url_a)]
+        on_b = [await signed_in(url_b)]
+        await refused(url_b)
+        await refused(url_a)
+        other = await signed_in(url_b, "player:dave")  # another account is not limited
+        await on_a.pop().close()
+        on_b.append(await signed_in(url_b, "player:carol"))  # the place freed on A, taken on B
+        await refused(url_b)
+        # node A dies without a word: once its heartbeat key expires, its socket is not counted
+        client = aioredis.Redis.from_url(redis_url)
+        await client.delete(f"{redis_prefix}node:{hub_a.node_id}")
+        await client.aclose()
+        on_b.append(await signed_in(url_b))
+        await refused(url_b)
+        for ws in [*on_a, *on_b, other]:
+            await ws.close()
