@@ -47,11 +47,11 @@ from leetgaming import tournament_store
 from leetgaming.audit import AuditLog
 from leetgaming.db import Conn, Database
 from leetgaming.play import AfterCommit, Play, PublishMany, publish_all
-from matchmaking import formats, swiss
+from matchmaking import formats, prizes, swiss
 from matchmaking import tournament as tm
 from matchmaking.match import Match
 from matchmaking.queues import mode_of
-from wallet import accounts
+from wallet import accounts, corrections
 from wallet.accounts import Code
 
 log = logging.getLogger("leetgaming.tournaments")
@@ -123,6 +123,7 @@ _CARRY_ORDER: Final = {
     "post": 0,
     "start_pool": 0,
     "payout": 0,
+    "repayout": 0,
     "start_match": 1,
     "cancel_match": 1,
     "event": 2,
@@ -579,7 +580,10 @@ class Tournaments:
         elif kind == "start_pool":
             await self._start_pool(tournament_id)
         elif kind == "payout":
-            await self._payout(tournament_id)
+            split = effect.get("split")  # (rows written before it was stored: recomputed)
+            await self._payout(tournament_id, None if split is None else _decode_split(split))
+        elif kind == "repayout":
+            await self._repayout(tournament_id, effect)
         elif kind == "start_match":
             teams = tuple(tuple(team) for team in effect["teams"])
             await self.play.start_match(
@@ -691,11 +695,12 @@ class Tournaments:
             )
         await self._all_succeed(transfers, "rake and guarantee")
 
-    async def _payout(self, tournament_id: str) -> None:
+    async def _payout(self, tournament_id: str, split: prizes.Split | None = None) -> None:
         """The prizes, one linked batch: each winner once, the remainder to rounding; the
         pool ends at zero."""
         t = await self.get(tournament_id)
-        split, asset = tm.payout_split(t), t.config.prize_asset
+        split = split or tm.payout_split(t)
+        asset = t.config.prize_asset
         prize_pool = accounts.prize_pool(tournament_id, asset)
         await self.ledger.create_accounts(
             [
@@ -745,6 +750,51 @@ class Tournaments:
                 {**body, "place": p.place, "amount": str(p.amount)},
             )
         await self._publish_public(await self.get(tournament_id), {**body, "payouts": payouts})
+
+    async def _repayout(self, tournament_id: str, effect: Mapping[str, Any]) -> None:
+        """A correction after payout: each player's prize moved by the difference, once
+        (:mod:`wallet.corrections`); the players hear of their new prize."""
+        t = await self.get(tournament_id)
+        asset, key = t.config.prize_asset, int(effect["key"])
+        before_split, after_split = _decode_split(effect["before"]), _decode_split(effect["after"])
+        before = corrections.per_player((p.player, p.amount) for p in before_split.payouts)
+        after = corrections.per_player((p.player, p.amount) for p in after_split.payouts)
+        ids = corrections.possible_ids(tournament_id, key, before, after)
+        if await self.ledger.lookup_transfers(ids):
+            return  # posted already: a linked request is all or nothing
+        players = sorted(set(before) | set(after))
+        wallets = [accounts.user(p, asset) for p in players]
+        pool, rounding, expense = (
+            accounts.prize_pool(tournament_id, asset),
+            accounts.rounding(asset),
+            accounts.expense(asset),
+        )
+        await self.ledger.create_accounts([pool, rounding, expense, *wallets])
+        states = await self.ledger.lookup_accounts([w.id for w in wallets])
+        available = {p: s.balance.available for p, s in zip(players, states, strict=True)}
+        transfers = corrections.repayout(
+            tournament_id,
+            key,
+            asset,
+            before,
+            after,
+            after_split.remainder - before_split.remainder,
+            available,
+        )
+        await self._all_succeed(transfers, "prize correction")
+        changed = [p for p in players if before.get(p, 0) != after.get(p, 0)]
+        lost = sum(t.amount for t in transfers if (t.metadata or {}).get("loss"))
+        if lost:
+            log.warning(
+                "prize correction took back less than was paid",
+                extra={"tournament": tournament_id, "loss": str(lost), "asset": asset},
+            )
+        body = {"kind": "tournament.prize_corrected", "tournament": tournament_id, "asset": asset}
+        for p in changed:
+            await self.publish(
+                f"user:{p}",
+                {**body, "before": str(before.get(p, 0)), "after": str(after.get(p, 0))},
+            )
 
     async def _all_succeed(self, transfers: list[Transfer], what: str) -> None:
         if not transfers:
@@ -961,6 +1011,23 @@ def _sides(t: tm.Tournament, match_id: str) -> tuple[str, str] | None:
 # Effects as outbox rows ---------------------------------------------------------------------
 
 
+def _encode_split(split: prizes.Split) -> dict[str, Any]:
+    return {
+        "payouts": [[p.place, p.participant, p.player, str(p.amount)] for p in split.payouts],
+        "remainder": str(split.remainder),
+    }
+
+
+def _decode_split(raw: Mapping[str, Any]) -> prizes.Split:
+    return prizes.Split(
+        tuple(
+            prizes.Payout(int(place), str(team), str(player), int(amount))
+            for place, team, player, amount in raw["payouts"]
+        ),
+        int(raw["remainder"]),
+    )
+
+
 def _dumps(value: object) -> str:
     return orjson.dumps(value).decode()
 
@@ -986,7 +1053,16 @@ def encode_effect(effect: tm.Effect, queue: str) -> dict[str, Any]:
     if isinstance(effect, tm.StartPool):
         return {"type": "start_pool"}  # recomputed from the state when carried out
     if isinstance(effect, tm.Payout):
-        return {"type": "payout"}  # likewise: a function of the complete tournament
+        # the split as it was at the end: a correction carried out before this row must not
+        # change what this row pays (the correction moves the difference itself)
+        return {"type": "payout", "split": _encode_split(effect.split)}
+    if isinstance(effect, tm.Repayout):
+        return {
+            "type": "repayout",
+            "key": effect.key,
+            "before": _encode_split(effect.before),
+            "after": _encode_split(effect.after),
+        }
     if isinstance(effect, tm.StartMatch):
         return {
             "type": "start_match",

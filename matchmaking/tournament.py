@@ -20,7 +20,10 @@ Money (the shell maps these effects to ledger transfers; the core never sees an 
   (:class:`Void`); the start posts them (:class:`Post`), then takes the rake and the platform's
   top-up to the guarantee (:class:`StartPool`);
 - completion pays the prizes (:class:`Payout`): the split of :mod:`matchmaking.prizes` over the
-  final places, which the tournament's state fixes, so carrying it out twice pays nobody twice.
+  final places, which the tournament's state fixes, so carrying it out twice pays nobody twice;
+- a correction after completion (:func:`correct` on a complete tournament, where no match
+  needs playing again) moves the prizes from the old places to the new (:class:`Repayout`:
+  both splits, so the shell takes back and pays exactly the difference, once).
 
 Matches: each playable bracket match becomes a match of the matchmaking lifecycle
 (:class:`StartMatch`, with an attempt number so a replayed match gets a new id). Its outcome
@@ -271,6 +274,16 @@ class Payout:
 
 
 @dataclass(frozen=True, slots=True)
+class Repayout:
+    """The prizes moved by a correction after completion: from ``before`` to ``after``.
+    ``key`` (the tournament's version after the correction) names it in transfer ids."""
+
+    before: prizes.Split
+    after: prizes.Split
+    key: int
+
+
+@dataclass(frozen=True, slots=True)
 class StartMatch:
     match: str  # the bracket's match id
     attempt: int
@@ -291,7 +304,7 @@ class Event:
     to: tuple[str, ...] = ()  # players whose user: channel gets it too
 
 
-Effect = Hold | Void | Post | StartPool | Payout | StartMatch | CancelMatch | Event
+Effect = Hold | Void | Post | StartPool | Payout | Repayout | StartMatch | CancelMatch | Event
 
 
 def create(tournament_id: str, config: Config, now_s: float) -> Tournament:
@@ -762,7 +775,10 @@ def correct(
     t: Tournament, match_id: str, winner: str, now_s: float
 ) -> tuple[Tournament, list[Effect]]:
     """An admin corrects a result, perhaps long after: matches downstream whose sides changed
-    are reset (cancelled if being played) and played again."""
+    are reset (cancelled if being played) and played again. On a complete tournament, see
+    :func:`_correct_complete`."""
+    if t.phase is Phase.COMPLETE:
+        return _correct_complete(t, match_id, winner, now_s)
     if t.phase is not Phase.RUNNING:
         raise IllegalTransition(t.phase, "correct")
     try:
@@ -792,6 +808,48 @@ def correct(
     started, more = _start_playable(_changed(t, progress=progress, runs=runs))
     finished, end = _complete_if_done(started, now_s)
     return finished, [*effects, *more, *end]
+
+
+def _correct_complete(
+    t: Tournament, match_id: str, winner: str, now_s: float
+) -> tuple[Tournament, list[Effect]]:
+    """A correction after the prizes were paid (a finalist found cheating, a result entered
+    wrong). Allowed only where nothing needs playing again (a final, a league's result): the
+    matches are over. The places change, and the prizes move with them (:class:`Repayout`);
+    the tournament stays complete. One that would reset matches is refused (``replay_needed``),
+    as is one that changes nothing (``no_change``)."""
+    fmt = t.config.format
+    try:
+        progress, reset = formats.correct(fmt, t.participants, t.progress, match_id, winner)
+    except FormatError as error:
+        raise TournamentRefused("bad_correction", str(error)) from None
+    if reset or not formats.complete(fmt, t.participants, progress):
+        raise TournamentRefused(
+            "replay_needed", "that correction needs matches played again, after the end"
+        )
+    if progress == t.progress:
+        raise TournamentRefused("no_change", f"{winner} already won {match_id}")
+    corrected = _changed(t, progress=progress)
+    places = formats.placements(fmt, t.participants, progress)
+    players = tuple(p for e in t.entries for p in e.roster)
+    repayout = Repayout(payout_split(t), payout_split(corrected), corrected.version)
+    return corrected, [
+        repayout,
+        Event(
+            "bracket.result",
+            {"tournament": t.id, "match": match_id, "winner": winner, "how": "corrected"},
+        ),
+        Event(
+            "tournament.places",
+            {
+                "tournament": t.id,
+                "version": corrected.version,
+                "places": [[place, who] for place, who in places],
+                "corrected": True,
+            },
+            players,
+        ),
+    ]
 
 
 def _view(t: Tournament, match_id: str) -> formats.MatchView | None:

@@ -45,6 +45,7 @@ class Code:
     GUARANTEE: Final = 12
     PRIZE: Final = 13
     ROUNDING: Final = 14
+    PRIZE_REVERSAL: Final = 18  # a correction after payout takes a prize (or part) back
 
 
 # The name a code goes by in a player's history (GET /v1/transactions?kind=...).
@@ -65,6 +66,7 @@ KIND_OF_CODE: Final[dict[int, str]] = {
     Code.RAKE: "rake",
     Code.GUARANTEE: "guarantee",
     Code.PRIZE: "prize",
+    Code.PRIZE_REVERSAL: "prize_reversal",
     Code.ROUNDING: "rounding",
 }
 CODE_OF_KIND: Final[dict[str, int]] = {kind: code for code, kind in KIND_OF_CODE.items()}

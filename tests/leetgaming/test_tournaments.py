@@ -19,6 +19,7 @@ import pytest
 
 from ledger import Transfer, TransferFlags, reconcile
 from leetgaming import tournament_store
+from leetgaming.tournaments import encode_effect
 from matchmaking import tournament as tm
 from matchmaking.formats import Format, Kind
 from wallet import accounts
@@ -466,3 +467,72 @@ async def test_a_withdrawal_never_overtakes_the_hold_of_its_registration(flow: F
     [wallet] = await flow.ledger.lookup_accounts([accounts.user("racer", "USD").id])
     assert (wallet.balance.debits_pending, wallet.balance.available) == (0, 5_000)
     assert (await reconcile(flow.ledger.store)).ok
+
+
+async def test_a_correction_after_payout_moves_the_prizes_once(flow: Flow) -> None:
+    """Item 14: the final's result is corrected after the prizes were paid. The runner-up gets
+    the difference; the former winner gives back what their wallet still has of it, and the
+    platform books the rest as its loss. The pool ends at zero again, carrying the correction
+    out twice moves nothing more, and a correction that would need matches replayed is
+    refused."""
+    players = [f"p{i}" for i in range(4)]
+    tid = await started(flow, players, 1_000, payout_bps=(7_000, 3_000), participants_min=2)
+    await run_to_end(flow, tid, lambda teams: 0)
+    done = await flow.tournaments.get(tid)
+    assert done.phase is tm.Phase.COMPLETE
+    final = max(done.progress.results, key=lambda m: int(m[1:].split("-")[0]))
+    [(_, [winner]), (_, [runner_up]), *_] = tm.formats.placements(
+        done.config.format, done.participants, done.progress
+    )
+    # 4 x 1,000 less the 10 % rake: 3,600; 70 % and 30 %
+    assert await flow.balance(winner) == (2_520, 2_520)
+    assert await flow.balance(runner_up) == (1_080, 1_080)
+    # the winner has spent all but 1,000 of it meanwhile
+    spent = accounts.settlement("USD")
+    [gone] = await flow.ledger.create_transfers(
+        [
+            Transfer(
+                9_001,
+                accounts.user(winner, "USD").id,
+                spent.id,
+                1_520,
+                "USD",
+                accounts.Code.WITHDRAWAL,
+            )
+        ]
+    )
+    assert gone.result == "ok"
+
+    now = flow.clock()
+    for match, who, code in [
+        (final, winner, "no_change"),
+        ("U1-1", done.participants[-1], "replay_needed"),  # a semi-final: the final again
+    ]:
+        with pytest.raises(tm.TournamentRefused) as refused:
+            tm.correct(done, match, who, now)
+        assert refused.value.code == code
+    _, effects = tm.correct(done, final, runner_up, now)
+    [repayout] = [e for e in effects if isinstance(e, tm.Repayout)]
+    await flow.tournaments.command(tid, lambda t: tm.correct(t, final, runner_up, now))
+    await flow.tournaments.quiet()
+    after = await flow.tournaments.get(tid)
+    assert after.phase is tm.Phase.COMPLETE
+    [(_, [first]), (_, [second]), *_] = tm.formats.placements(
+        after.config.format, after.participants, after.progress
+    )
+    assert (first, second) == (runner_up, winner)
+    assert await flow.balance(runner_up) == (2_520, 2_520)
+    assert await flow.balance(winner) == (0, 0)  # 1,000 of the 1,440 taken back
+    expense = (await flow.ledger.lookup_accounts([accounts.expense("USD").id]))[0]
+    assert expense.balance.debits_posted - expense.balance.credits_posted == 440
+    assert await flow.pool(tid) == (0, 0)
+    told = [b for ch, b in flow.published if b.get("kind") == "tournament.prize_corrected"]
+    assert {(b["before"], b["after"]) for b in told} == {("2520", "1080"), ("1080", "2520")}
+
+    # carried out again (a crash before its outbox row went): nothing moves
+    before = [await flow.balance(p) for p in players]
+    queue = after.config.queue
+    await flow.tournaments._carry_out(tid, encode_effect(repayout, queue))
+    assert [await flow.balance(p) for p in players] == before
+    report = await reconcile(flow.store)
+    assert report.ok, report.problems
