@@ -266,6 +266,9 @@ class Play:
             players = party.members
         now = self.clock()
         for member in players:
+            if await self._open_match_of(member) is not None:
+                who = "you are" if member == player else f"{member} is"
+                raise RpcError("in_match", f"{who} in a match that is not over")
             row = await self.db.fetchone(
                 "SELECT until_s FROM queue_cooldowns WHERE player = ?", member
             )
@@ -315,6 +318,21 @@ class Play:
         """The caller's match that is not over (in its ready check, finding a server, or
         live), if any: what a client opened after its ``match.found`` (a reload) missed."""
         expect_params(params)
+        match = await self._open_match_of(player)
+        if match is None:
+            return {"match": None}
+        deadline = match.deadline_s if match.state is State.READY_CHECK else None
+        return {
+            "match": match.id,
+            "queue": match.queue,
+            "teams": [list(team) for team in match.teams],
+            "state": str(match.state),
+            "accepted": player in match.accepted,
+            "accept_within_s": None if deadline is None else max(0.0, deadline - self.clock()),
+        }
+
+    async def _open_match_of(self, player: str) -> Match | None:
+        """The player's match that is not over (ready check, allocating, live), if any."""
         pattern = '%"' + player.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + '"%'
         for match, _ in await self._loaded(
             "WHERE state IN (?, ?, ?) AND document LIKE ? ESCAPE '\\' ORDER BY id LIMIT ?",
@@ -324,18 +342,9 @@ class Play:
             pattern,
             CURRENT_MATCHES_MAX,
         ):
-            if player not in match.players:
-                continue  # the text matched elsewhere in the document
-            deadline = match.deadline_s if match.state is State.READY_CHECK else None
-            return {
-                "match": match.id,
-                "queue": match.queue,
-                "teams": [list(team) for team in match.teams],
-                "state": str(match.state),
-                "accepted": player in match.accepted,
-                "accept_within_s": None if deadline is None else max(0.0, deadline - self.clock()),
-            }
-        return {"match": None}
+            if player in match.players:
+                return match  # (the text may have matched elsewhere in a document)
+        return None
 
     async def _cancel_ticket_of(self, player: str) -> Waiting | None:
         """Cancel the ticket ``player`` waits in (with everyone on it), telling each of them."""

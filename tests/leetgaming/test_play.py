@@ -105,19 +105,24 @@ async def event(ws: ClientConnection, kind: str, match: str | None = None) -> di
 
 
 async def test_two_players_queue_match_and_accept(ws_url: str) -> None:
-    alice, bob = await player(ws_url, "alice"), await player(ws_url, "bob")
+    # names of its own: the match stays open in the shared database, and a player in an open
+    # match cannot queue again
+    alice, bob = await player(ws_url, "amy"), await player(ws_url, "bo")
     joined = await rpc(alice, "queue.join", queue="cs2:1v1:eu")
     assert joined["type"] == "rpc_result" and joined["data"]["result"]["queue"] == "cs2:1v1:eu"
     again = await rpc(alice, "queue.join", queue="cs2:1v1:eu")
     assert again["data"]["code"] == "already_queued"
     await rpc(bob, "queue.join", queue="cs2:1v1:eu")
     found = await event(alice, "match.found")
-    assert sorted(found["teams"]) == [["alice"], ["bob"]]
+    assert sorted(found["teams"]) == [["amy"], ["bo"]]
     assert (await event(bob, "match.found"))["match"] == found["match"]
     await rpc(alice, "match.accept", match=found["match"])
     accepted = await rpc(bob, "match.accept", match=found["match"])
     assert accepted["data"]["result"]["state"] == "allocating"
     assert (await event(alice, "match.allocating"))["match"] == found["match"]
+    # in a match that is not over, nobody queues again (a player is in one match at a time)
+    busy = await rpc(alice, "queue.join", queue="cs2:1v1:eu")
+    assert busy["data"]["code"] == "in_match", busy
     stranger = await player(ws_url, "mallory")
     refused = await rpc(stranger, "match.accept", match=found["match"])
     assert refused["data"]["code"] == "unknown_match"
