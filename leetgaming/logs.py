@@ -12,6 +12,10 @@ Invariants:
   are replaced. Redaction may over-redact; it must never under-redact.
 - uvicorn's own access log is off (it would print query strings, where tokens travel);
   :mod:`leetgaming.app` logs each request itself with the path only.
+- uvicorn's other lines (``uvicorn.error``: a websocket's ``<peer> - "WebSocket <url>"
+  [accepted]`` at info; websockets' request line and headers at debug) name a peer by its
+  network only (``203.0.113.0/24``, as the security log does), lose the query string, and
+  hide the value of a header that carries a credential or a client's address.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from typing import IO, Any, Final
 
 import orjson
 
+from leetgaming.security import network_of
 from leetgaming.settings import REDACTED, redact_url
 
 # Attributes every LogRecord has; anything else on a record came in through `extra=`.
@@ -49,6 +54,8 @@ _PAIR = re.compile(
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]*")
 # Three long base64url segments, JWT-shaped even when the header is not a JSON object.
 _JWT_SHAPED = re.compile(r"\b[A-Za-z0-9_\-]{16,}\.[A-Za-z0-9_\-]{16,}\.[A-Za-z0-9_\-]{16,}\b")
+# Our own credentials by their shape: game-server keys and device tokens.
+_OURS = re.compile(r"\b(lgsk_[A-Za-z0-9_\-]{8,}|dv1\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,})")
 # An email address; "//user@host" (a URL's user part) is not one.
 _EMAIL = re.compile(r"(?<![A-Za-z0-9._%+\-/])[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(\.[A-Za-z0-9\-]+)+")
 
@@ -60,6 +67,13 @@ LEVELS: Final = {
 }
 
 _UVICORN_LOGGERS: Final = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi")
+
+# websockets' debug line for each request header (on uvicorn.error), and the headers whose
+# value is a client's address (set by a proxy in front)
+_HEADER_LINE: Final = "< %s: %s"
+_ADDRESS_HEADERS: Final = frozenset(
+    {"x-forwarded-for", "x-real-ip", "forwarded", "true-client-ip", "cf-connecting-ip"}
+)
 
 
 def is_secret_key(name: str) -> bool:
@@ -74,7 +88,37 @@ def redact_text(text: str) -> str:
     text = _PAIR.sub(lambda m: f"{m.group('key')}{m.group('sep')}{REDACTED}", text)
     text = _JWT.sub(REDACTED, text)
     text = _JWT_SHAPED.sub(REDACTED, text)
+    text = _OURS.sub(REDACTED, text)
     return _EMAIL.sub(REDACTED, text)
+
+
+def _uvicorn_arg(value: object) -> object:
+    """A peer (uvicorn's ``"%s:%d"`` of an address and a port, ``"::1:5000"`` for IPv6) as
+    its network, a path without its query string; anything else as it is."""
+    if not isinstance(value, str):
+        return value
+    host, _, port = value.rpartition(":")
+    network = network_of(host) if port.isdigit() and len(port) <= 5 else "unknown"
+    if network != "unknown":
+        return network
+    if value.startswith("/") and "?" in value:
+        return value.partition("?")[0] + "?" + REDACTED
+    return value
+
+
+def _redact_uvicorn_args(record: logging.LogRecord) -> None:
+    """uvicorn's lines (and websockets', on uvicorn's logger) with no peer address, query
+    string or credential header in their arguments."""
+    if not (record.name == "uvicorn" or record.name.startswith("uvicorn.")):
+        return
+    if not isinstance(record.args, tuple) or not record.args:
+        return
+    if record.msg == _HEADER_LINE and len(record.args) == 2:
+        name = str(record.args[0]).lower()
+        if is_secret_key(name) or name in _ADDRESS_HEADERS:
+            record.args = (record.args[0], REDACTED)
+        return
+    record.args = tuple(_uvicorn_arg(arg) for arg in record.args)
 
 
 def redact_value(value: object, key: str | None = None) -> object:
@@ -99,6 +143,7 @@ class RedactingFilter(logging.Filter):
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
+        _redact_uvicorn_args(record)
         try:
             message = record.getMessage()
         except Exception:  # a bad format string must not lose the record

@@ -117,6 +117,8 @@ def test_secret_named_fields_are_hidden(log_lines: LogLines) -> None:
         (f"token was {JWT} and it expired", JWT),
         ("player alice@example.com signed up", "alice@example.com"),
         ("Authorization: Basic dXNlcjpwYXNzd29yZA==", "dXNlcjpwYXNzd29yZA=="),
+        ("server key lgsk_0a1b2c3d_Zq9xWv8uTs7rQp6o", "lgsk_0a1b2c3d_Zq9xWv8uTs7rQp6o"),
+        ("device dv1.AAECAwQFBgcICQoLDA0ODw.Q2V0dGVUYWdFc3RVbmVTaWduYXR1cmU", "Q2V0dGVUYWdF"),
     ],
 )
 def test_secrets_in_messages_are_redacted(log_lines: LogLines, message: str, secret: str) -> None:
