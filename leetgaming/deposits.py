@@ -35,7 +35,7 @@ import orjson
 from ledger import Asset, AssetKind, Ledger, Transfer, TransferFlags
 from ledger.result import CreateTransferResult
 from leetgaming.audit import AuditLog
-from leetgaming.db import Database
+from leetgaming.db import Conn, Database
 from wallet import accounts
 from wallet import chain as ch
 from wallet import deposits as dp
@@ -176,10 +176,11 @@ class Deposits:
         row = await self.db.fetchone(f"SELECT {_COLUMNS} FROM deposits WHERE provider_ref = ?", ref)  # nosec B608
         return None if row is None else row_of(row)
 
-    async def save(self, before: Row, after: Row) -> bool:
-        """Write ``after`` over ``before`` if nobody changed the row meanwhile."""
+    async def save(self, before: Row, after: Row, conn: Conn | None = None) -> bool:
+        """Write ``after`` over ``before`` if nobody changed the row meanwhile (in ``conn``'s
+        transaction when given)."""
         d = after.deposit
-        changed = await self.db.execute(
+        changed = await (conn or self.db).execute(
             "UPDATE deposits SET amount = ?, fee = ?, state = ?, reversed = ?, refunded = ?, "
             "causes = ?, provider_ref = ?, version = ? WHERE id = ? AND version = ?",
             str(d.amount),
@@ -291,20 +292,23 @@ class Deposits:
             )
             await self._post(transfers)
             after = replace(row, deposit=done)
-            if await self.save(row, after):
-                break
-        await self.audit.append(
-            None,
-            "chain",
-            "deposit.credit",
-            done.id,
-            {
-                "asset": done.asset,
-                "amount": str(done.amount),
-                "fee": str(done.fee),
-                "payment": payment.key,
-            },
-        )
+            # the row and its audit entry commit together: a crash in between would leave
+            # a credit that no retry records (the retry finds the row settled)
+            async with self.db.transaction() as tx:
+                if await self.save(row, after, tx):
+                    await self.audit.append(
+                        tx,
+                        "chain",
+                        "deposit.credit",
+                        done.id,
+                        {
+                            "asset": done.asset,
+                            "amount": str(done.amount),
+                            "fee": str(done.fee),
+                            "payment": payment.key,
+                        },
+                    )
+                    break
         await self.publish(
             f"user:{player}", {"kind": "wallet.deposit", "deposit": deposit_json(after)}
         )
@@ -376,7 +380,13 @@ class Deposits:
                 log.error("a PaymentIntent does not match its deposit", extra={"deposit": d.id})
                 return "mismatch"
             if received != d.amount:
-                d = replace(d, amount=received, fee=await self.fee(d.player, received))
+                # the amount received and its fee are stored before anything is posted: a
+                # retry after a crash posts the same transfers, even if the fee would come
+                # out differently by then (another rate deployed, the player now Pro)
+                fee = await self.fee(d.player, received)
+                adjusted = replace(row, deposit=replace(d, amount=received, fee=fee))
+                await self.save(row, adjusted)
+                continue
             done, transfers = dp.credit(d)
             await self.ledger.create_accounts(
                 [
@@ -386,15 +396,18 @@ class Deposits:
                 ]
             )
             await self._post(transfers)
-            if await self.save(row, replace(row, deposit=done)):
-                break
-        await self.audit.append(
-            None,
-            "stripe",
-            "deposit.credit",
-            d.id,
-            {"asset": d.asset, "amount": str(d.amount), "fee": str(d.fee)},
-        )
+            # the row and its audit entry commit together: a crash in between would leave
+            # a credit that no retry records (the retry finds the row settled)
+            async with self.db.transaction() as tx:
+                if await self.save(row, replace(row, deposit=done), tx):
+                    await self.audit.append(
+                        tx,
+                        "stripe",
+                        "deposit.credit",
+                        d.id,
+                        {"asset": d.asset, "amount": str(d.amount), "fee": str(d.fee)},
+                    )
+                    break
         await self.publish(
             f"user:{d.player}",
             {"kind": "wallet.deposit", "deposit": deposit_json(replace(row, deposit=done))},
