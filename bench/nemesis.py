@@ -1,7 +1,8 @@
 """Bank nemesis benchmark: money moved through the REST API of two serve processes on
-PostgreSQL and a Redis of its own while a seeded fault schedule SIGKILLs and SIGSTOPs the
-processes, kills Redis and terminates PostgreSQL backends (:mod:`leetgaming.nemesis`); then
-the ledger is checked against what every player was told.
+PostgreSQL and a Redis of its own, and matches queued, accepted, played and rated over their
+websockets, while a seeded fault schedule SIGKILLs and SIGSTOPs the processes, kills Redis and
+terminates PostgreSQL backends (:mod:`leetgaming.nemesis`, :mod:`leetgaming.nemesis_matches`);
+then the ledger and the matches are checked against what every player and server was told.
 
 The reference, measured in the same invocation, is the same workload with no faults: its
 acknowledged operations per second show what the faults cost (retries, a 60 s wait for the
@@ -13,7 +14,9 @@ idempotency claim a killed process held, restarts).
 It uses the PostgreSQL server at ``LEETGAMING_TEST_DATABASE_URL`` (default 127.0.0.1:5432),
 creating and dropping a database of its own there, and runs its own ``redis-server``. The last
 line printed is one JSON object: ``faults_injected``, ``operations_acknowledged``,
-``operations_lost``, ``operations_applied_twice``, ``reconciliation_clean`` and the rest.
+``operations_lost``, ``operations_applied_twice``, ``reconciliation_clean``, the matches'
+``matches_finished``, ``results_lost``, ``players_in_two_matches``, ``tickets_in_two_matches``,
+``ratings_applied_twice``, ``players_resynced`` (of ``queuers``) and the rest.
 """
 
 from __future__ import annotations
@@ -63,7 +66,20 @@ def main() -> None:
     def rate(o: nemesis.Outcome, minutes: float) -> float:
         return o.operations_acknowledged / (minutes * 60)
 
+    matches = faulted.matches.to_json()
     figures = faulted.to_json() | {
+        "matches_finished": matches["matches_finished"],
+        "results_acknowledged": matches["results_acknowledged"],
+        "results_lost": matches["results_lost"],
+        "players_in_two_matches": matches["players_in_two_matches"],
+        "tickets_in_two_matches": matches["tickets_in_two_matches"],
+        "ratings_applied_twice": matches["ratings_applied_twice"],
+        "players_resynced": matches["players_resynced"],
+        "queuers": matches["players"],
+        "matches_per_min": round(matches["matches_finished"] / minutes, 1),
+        "reference_matches_per_min": round(
+            reference.matches.matches_finished / reference_minutes, 1
+        ),
         "minutes": minutes,
         "seed": args.seed,
         "operations_per_s": round(rate(faulted, minutes), 1),
@@ -86,10 +102,18 @@ def main() -> None:
         "reference_operations_per_s",
         "throughput_ratio",
         "restarts_failed",
+        "matches_finished",
+        "matches_per_min",
+        "reference_matches_per_min",
+        "results_lost",
+        "players_in_two_matches",
+        "tickets_in_two_matches",
+        "ratings_applied_twice",
+        "players_resynced",
     ):
         print(f"{name:28} {figures[name]}")
-    if faulted.problems:
-        print("problems:", *faulted.problems[:20], sep="\n  ")
+    if faulted.problems or faulted.matches.problems:
+        print("problems:", *faulted.problems[:20], *faulted.matches.problems[:20], sep="\n  ")
     print(json.dumps(figures, sort_keys=True))
     if not (faulted.ok and reference.ok):
         sys.exit(1)

@@ -594,6 +594,8 @@ def create_app(
                     )
                 )
                 keys_reader = asyncio.create_task(_every(KEYRING_REFRESH_S, identity.refresh_keys))
+                # every process: the game servers connected to it, back in a Redis that lost them
+                reregisterer = asyncio.create_task(_every(SERVERS_REREGISTER_S, play.reregister))
                 watchers = [
                     asyncio.create_task(
                         _every(
@@ -619,6 +621,7 @@ def create_app(
                 finally:
                     sweeper.cancel()
                     keys_reader.cancel()
+                    reregisterer.cancel()
                     for watcher in watchers:
                         watcher.cancel()
                     for node in chains.nodes.values():
@@ -913,6 +916,9 @@ async def watch_if_leased(
     await chains.poll(chain)
     await withdrawals.advance_chain_sends(chain)
     return True
+
+
+SERVERS_REREGISTER_S: Final = 5.0
 
 
 async def _every(interval_s: float, work: Callable[[], Awaitable[object]]) -> None:

@@ -15,6 +15,12 @@ the ledger, as a settled card deposit would be) and then, one operation after an
 - to enter the paid tournament (``POST /v1/tournaments/{id}/registration``: a 100-cent entry
   fee held in escrow) or to leave it (``DELETE``: the hold released).
 
+Alongside them, ``queuers`` players queue, accept and are rated over their websockets, and
+``hosts`` game servers play the matches and report signed results
+(:mod:`leetgaming.nemesis_matches`, which also checks them: no player in two matches, no
+acknowledged result lost, each match rated once, every client back in a finished match after
+the last fault).
+
 An operation is sent to a random live process. An answer lost to a fault (a refused or reset
 connection, a timeout, a 5xx) is not an answer: the same request, with the same key, is sent
 again (to any process) until the server answers it, as a client would. An operation is
@@ -46,6 +52,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import random
 import secrets
@@ -63,6 +70,7 @@ import asyncpg
 import httpx
 
 from ledger import Ledger, Transfer, derive_id, open_store, reconcile
+from leetgaming import nemesis_matches as nm
 from leetgaming.tokens import issue_access_token
 from wallet import accounts
 
@@ -76,6 +84,7 @@ REQUEST_TIMEOUT_S: Final = 5.0
 RETRY_PAUSE_S: Final = 0.2
 SETTLE_TIMEOUT_S: Final = 120.0  # after the faults: every process back, every answer in
 START_TIMEOUT_S: Final = 60.0
+RESYNC_TIMEOUT_S: Final = 60.0  # after the faults: every queuer finishes a match within
 RESTARTS_MAX: Final = 5
 FAULT_KINDS: Final = ("kill_server", "pause_server", "kill_redis", "kill_pg_backends")
 
@@ -134,6 +143,7 @@ class Outcome:
     restarts_failed: int = 0  # serve starts that failed and were tried again
     problems_seen: list[str] = field(default_factory=list)  # why (not a check's failure)
     seconds: float = 0.0
+    matches: nm.MatchOutcome = field(default_factory=nm.MatchOutcome)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -149,6 +159,7 @@ class Outcome:
             "problems": self.problems[:20],
             "restarts_failed": self.restarts_failed,
             "restart_failures": self.problems_seen[:3],
+            "matchmaking": self.matches.to_json(),
             "seconds": round(self.seconds, 1),
         }
 
@@ -159,6 +170,7 @@ class Outcome:
             and self.operations_applied_twice == 0
             and self.reconciliation_clean
             and not self.problems
+            and self.matches.ok
         )
 
 
@@ -170,6 +182,8 @@ class Options:
     redis_server: str = "redis-server"
     processes: int = 2
     players: int = 12
+    queuers: int = 8  # players who queue and play over the websocket
+    hosts: int = 2  # game servers
     fault_every_s: float = 3.0
     workdir: Path | None = None
 
@@ -241,6 +255,7 @@ class Cluster:
             "LEETGAMING_REST_REQUESTS_PER_MIN": "10000000",  # every player is 127.0.0.1
             "LEETGAMING_BLOB_DIR": str(self.workdir / "blobs"),
             "LEETGAMING_MAIL_DIR": str(self.workdir / "mail"),
+            "LEETGAMING_QUEUES_FILE": str(self.workdir / "queues.toml"),
             # the serve processes run the code the harness runs, wherever it was imported from
             "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
         }
@@ -319,6 +334,7 @@ async def _until_listening(
 async def cluster(options: Options) -> AsyncIterator[Cluster]:
     workdir = Path(tempfile.mkdtemp(prefix="lgnemesis-", dir=options.workdir))
     c = Cluster(options, workdir)
+    (workdir / "queues.toml").write_text(nm.QUEUES_TOML)
     admin = await asyncpg.connect(options.postgres_url)
     try:
         await admin.execute(f'CREATE DATABASE "{c.database}"')  # nosemgrep: sql-built-from-strings
@@ -632,6 +648,11 @@ async def check(
         await store.close()
 
 
+def _resynced(q: nm.Queuer, faults_over_at: list[float]) -> bool:
+    """A queuer is done once a match of its finished after the last fault."""
+    return any(at >= faults_over_at[0] for _, at in q.finished)
+
+
 def _registered_players(detail: dict[str, Any]) -> set[str]:
     """The players entered, their fees held (a hold still being made counts as entered: the
     check waits for none, and the USD check then shows it)."""
@@ -656,6 +677,12 @@ async def run(options: Options, say: Callable[[str], None] = lambda _: None) -> 
         players = [Player(f"nem{options.seed}-{n}") for n in range(options.players)]
         await fund(c.database_url, players)
         tid = await create_tournament(c, http, options.players)
+        hosts = await nm.start_hosts(
+            c.secret, _token(c, ADMIN, "admin"), c.ports, options.hosts, http
+        )
+        queuers = await nm.start_queuers(
+            c.secret, c.ports, [f"mm{options.seed}-{n}" for n in range(options.queuers)]
+        )
         say(
             f"cluster up at {time.monotonic() - started_wall:.1f} s: {options.processes} serve "
             f"processes, {len(faults)} faults scheduled: "
@@ -666,6 +693,11 @@ async def run(options: Options, say: Callable[[str], None] = lambda _: None) -> 
         stop_at = started + duration_s
         deadline = time.monotonic() + duration_s + SETTLE_TIMEOUT_S
         faulting = asyncio.create_task(run_faults(c, faults, started, outcome))
+        faults_over_at = [float("inf")]
+        queueing = [
+            asyncio.create_task(nm.queue_loop(q, functools.partial(_resynced, q, faults_over_at)))
+            for q in queuers
+        ]
         bots = [
             asyncio.create_task(
                 play(
@@ -683,16 +715,25 @@ async def run(options: Options, say: Callable[[str], None] = lambda _: None) -> 
         ]
         try:
             await faulting
+            faults_over_at[0] = time.monotonic()
             await asyncio.gather(*bots)
+            say(f"operations over at {time.monotonic() - started_wall:.1f} s; queuers resyncing")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.gather(*queueing), RESYNC_TIMEOUT_S)
         finally:
-            for task in (faulting, *bots):
+            for task in (faulting, *bots, *queueing):
                 task.cancel()
-            await asyncio.gather(faulting, *bots, return_exceptions=True)
-        say(f"operations over at {time.monotonic() - started_wall:.1f} s")
+            await asyncio.gather(faulting, *bots, *queueing, return_exceptions=True)
+            for q in queuers:
+                if not _resynced(q, faults_over_at):
+                    q.last_word = await nm.where(q)
+            await nm.stop_all(queuers, hosts)
+        say(f"queuers done at {time.monotonic() - started_wall:.1f} s")
         for n, process in enumerate(c.servers):  # every process back before the checks
             if process is None or process.returncode is not None:
                 await restart(c, n, outcome)
         say(f"checking the ledger at {time.monotonic() - started_wall:.1f} s")
         await check(c, http, players, tid, outcome)
+        await nm.check(c.database_url, queuers, hosts, faults_over_at[0], outcome.matches)
     outcome.seconds = time.monotonic() - started_wall
     return outcome

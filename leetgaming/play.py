@@ -125,6 +125,10 @@ CURRENT_MATCHES_MAX: Final = 20  # documents a match.current reads at most
 LEADERBOARD_ROWS_MAX: Final = 100
 ALLOCATION_TIMEOUT_S: Final = 60.0  # no server for this long after the ready check: aborted
 SERVER_SILENCE_S: Final = 60.0  # a live match's server silent this long: aborted
+# a live match its server has not spoken of yet is assigned to it again this often (the first
+# assignment may have been lost: a publication while Redis was away, a server reconnecting)
+REASSIGN_EVERY_S: Final = 5.0
+REASSIGNED_KEPT_MAX: Final = 10_000
 SERVER_CAPACITY_MAX: Final = 64
 QUEUE_JOINS: Final = Rate(count=10, per_s=60)  # per player: joining and leaving is not free
 RESULTS_PER_COMMIT_MAX: Final = 128  # final results settled in one transaction
@@ -202,6 +206,10 @@ class Play:
             self._settle_results, RESULTS_PER_COMMIT_MAX
         )
         self._announcing: asyncio.Task[None] | None = None
+        # the game servers connected to this process, registered again every
+        # SERVERS_REREGISTER_S: a Redis that lost its data (restarted empty) has them back
+        self._hosted: dict[str, GameServer] = {}
+        self._reassigned: dict[str, float] = {}  # live match -> when last assigned again
         self._answers: Batcher[_Answer, dict[str, str] | RpcError] = Batcher(
             self._answer_batch, READIES_PER_COMMIT_MAX
         )
@@ -227,6 +235,7 @@ class Play:
 
     async def disconnected(self, principal: Principal) -> None:
         if principal.role is Role.GAME_SERVER:
+            self._hosted.pop(principal.subject, None)
             await self.servers.unregister(principal.subject)  # its matches fall silent, abort
             return
         waiting = await self.tickets.of_player(principal.subject)
@@ -531,7 +540,9 @@ class Play:
         """Time-driven changes, run every second by some process (compare-and-set makes a
         second one harmless): ready checks past their deadline fail, matches waiting for a
         server are offered one again or aborted after ``allocation_timeout_s``, and live
-        matches whose server has been silent for ``server_silence_s`` are aborted.
+        matches whose server has been silent for ``server_silence_s`` are aborted; a live
+        match its server has said nothing of yet is assigned to it again every
+        :data:`REASSIGN_EVERY_S` (a server takes an assignment it already has as a no-op).
         Returns how many matches changed."""
         changed_count = await self._sweep_ready_checks()
         now = self.clock()
@@ -545,6 +556,15 @@ class Play:
                         changed_count += await self._try_allocate(match, tickets)
                 elif now - (match.last_heard_s or since) >= self.server_silence_s:
                     changed_count += await self._abort(match, tickets, frozenset())
+                elif (
+                    match.last_heard_s is None
+                    and match.server is not None
+                    and now - self._reassigned.get(match.id, since) >= REASSIGN_EVERY_S
+                ):
+                    self._reassigned[match.id] = now
+                    await self._assign(match, match.server)
+        if len(self._reassigned) > REASSIGNED_KEPT_MAX:
+            self._reassigned.clear()
         return changed_count
 
     async def _sweep_ready_checks(self) -> int:
@@ -575,8 +595,16 @@ class Play:
                 "bad_params",
                 f"server.register takes {{region, capacity 1..{SERVER_CAPACITY_MAX}, address}}",
             )
-        await self.servers.register(GameServer(server, region, capacity, address))
+        registered = GameServer(server, region, capacity, address)
+        await self.servers.register(registered)
+        self._hosted[server] = registered
         return {"server": server, "region": region, "capacity": capacity}
+
+    async def reregister(self) -> None:
+        """Register again the game servers connected to this process (idempotent; each keeps
+        its slots in use): after Redis lost its data, matches are allocated to them again."""
+        for server in list(self._hosted.values()):
+            await self.servers.register(server)
 
     async def _server_match(
         self, server: str, params: dict[str, Any]
@@ -778,6 +806,19 @@ class Play:
         await self._after(aborted, [event], tickets)
         return 1
 
+    async def _assign(self, match: Match, server: str) -> None:
+        """Tell the game server to host the match."""
+        await self.publish(
+            f"gameserver:{server}",
+            {
+                "kind": "match.assigned",
+                "match": match.id,
+                "queue": match.queue,
+                "teams": [list(team) for team in match.teams],
+                "best_of": match.best_of,
+            },
+        )
+
     async def _try_allocate(self, match: Match, tickets: list[Ticket]) -> int:
         server = await self.servers.allocate(match.queue.rsplit(":", 1)[-1])
         if server is None:
@@ -786,17 +827,7 @@ class Play:
         if not await self.save(live, match.version):
             await self.servers.release(server.id)
             return 0
-        teams = [list(team) for team in match.teams]
-        await self.publish(
-            f"gameserver:{server.id}",
-            {
-                "kind": "match.assigned",
-                "match": match.id,
-                "queue": match.queue,
-                "teams": teams,
-                "best_of": match.best_of,
-            },
-        )
+        await self._assign(match, server.id)
         event.data["address"] = server.address
         await self._announce(live, [event])
         for listener in self.on_allocated:

@@ -84,6 +84,9 @@ class Application(Protocol):
     async def disconnected(self, principal: Principal) -> None: ...
 
 
+RELAY_RETRY_S = 0.5  # after the relay's connection to Redis is lost, listen again this soon
+
+
 @dataclass(frozen=True, slots=True)
 class ServerLimits:
     idle_timeout_s: float = 60.0  # nothing received for this long: closed (IDLE_TIMEOUT)
@@ -591,33 +594,56 @@ class HubNode:
         return 0 if self._following is None else len(self._following)
 
     async def _listen(self, pubsub: Any, following: RelayChannels) -> None:
-        publications = f"{self._relay_prefix}pub:".encode()
-        presence = f"{self._relay_prefix}pres:".encode()
-        control = self._control_channel.encode()
-        own = self.node_id.encode() + b"|"
+        """Take the relay's messages for as long as the node runs. When the connection to
+        Redis is lost, listen again (redis-py reconnects and subscribes again to every
+        channel and pattern); once it is back, every local client is told to reconnect and
+        recover (``SHUTDOWN``), since what was published meanwhile never reached this node:
+        recovery gives it from the stream, or says it cannot (Redis restarted empty), and the
+        client fetches the state afresh."""
+        lost = False
         try:
-            async for message in pubsub.listen():
-                kind = message.get("type")
-                name: bytes = message["channel"]
-                if kind == "message":
-                    if name not in following:
-                        continue  # its last local subscriber left: unsubscribing
-                    channel = parse_channel(name[len(publications) :].decode())
-                    if channel is not None:
-                        self._fan_out(channel, bytes(message["data"]))
-                elif kind == "subscribe":
-                    following.confirmed(name)
-                elif kind == "pmessage" and name == control:
-                    self._close_session(bytes(message["data"]).decode(errors="replace"))
-                elif kind == "pmessage" and name.startswith(presence):
-                    data = bytes(message["data"])
-                    if data.startswith(own):
-                        continue
-                    channel = parse_channel(name[len(presence) :].decode())
-                    if channel is not None:
-                        self.cut(self.hub.deliver(channel, data.split(b"|", 1)[1]))
+            while True:
+                try:
+                    async for message in pubsub.listen():
+                        if lost:
+                            lost = False
+                            self._relay_back()
+                        self._relayed(message, following)
+                    return  # nothing subscribed any more: the node stops
+                except (aioredis.RedisError, OSError) as cut:
+                    if not lost:
+                        log.warning("relay connection lost", extra={"error": type(cut).__name__})
+                    lost = True
+                    await asyncio.sleep(RELAY_RETRY_S)
         finally:
             await pubsub.aclose()
+
+    def _relay_back(self) -> None:
+        log.warning("relay connection back: clients reconnect and recover")
+        for connection in list(self._connections.values()):
+            connection.close_soon(CloseCode.SHUTDOWN, "messages may be lost: reconnect and recover")
+
+    def _relayed(self, message: dict[str, Any], following: RelayChannels) -> None:
+        """One message of the relay: a publication, a subscription's confirmation, a
+        session revoked elsewhere, or another node's presence announcement."""
+        kind, name = message.get("type"), message["channel"]
+        if kind == "message":
+            if name not in following:
+                return  # its last local subscriber left: unsubscribing
+            channel = parse_channel(name[len(self._relay_prefix) + len("pub:") :].decode())
+            if channel is not None:
+                self._fan_out(channel, bytes(message["data"]))
+        elif kind == "subscribe":
+            following.confirmed(name)
+        elif kind == "pmessage" and name == self._control_channel.encode():
+            self._close_session(bytes(message["data"]).decode(errors="replace"))
+        elif kind == "pmessage" and name.startswith(f"{self._relay_prefix}pres:".encode()):
+            data = bytes(message["data"])
+            if data.startswith(self.node_id.encode() + b"|"):
+                return
+            channel = parse_channel(name[len(self._relay_prefix) + len("pres:") :].decode())
+            if channel is not None:
+                self.cut(self.hub.deliver(channel, data.split(b"|", 1)[1]))
 
     async def drain(self, timeout_s: float) -> int:
         """Tell every client to reconnect elsewhere (``SHUTDOWN``, reconnect and recover) and

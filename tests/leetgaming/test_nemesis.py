@@ -1,6 +1,8 @@
 """The bank nemesis: a one-minute run of ``leetgaming nemesis`` (real serve processes on
 PostgreSQL and a Redis of its own, SIGKILLed, SIGSTOPped and cut off) must lose nothing,
-apply nothing twice and leave a ledger that reconciles."""
+apply nothing twice and leave a ledger that reconciles; its matchmaking must put no player in
+two matches, lose no acknowledged result, rate each match once, and every client must find
+its way back to a match after the faults."""
 
 from __future__ import annotations
 
@@ -51,4 +53,11 @@ def test_a_minute_of_faults_loses_nothing_and_doubles_nothing(postgres_server_ur
     assert figures["faults_injected"] >= 10
     assert figures["operations_acknowledged"] >= 200, figures
     assert figures["operations_retried"] > 0, "no answer was lost to a fault: not a test"
+    matches = figures["matchmaking"]
+    assert matches["problems"] == [], matches
+    assert matches["matches_finished"] >= 10 and matches["results_acknowledged"] >= 10, matches
+    for broken in ("results_lost", "tickets_in_two_matches", "players_in_two_matches"):
+        assert matches[broken] == 0, matches
+    assert matches["ratings_applied_twice"] == 0, matches
+    assert matches["players_resynced"] == matches["players"] > 0, matches
     assert done.returncode == 0, done.stderr[-3000:]

@@ -4,9 +4,15 @@ that moves from one node to the other recovers without a gap."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
+import shutil
+import socket
+import subprocess
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
@@ -22,7 +28,7 @@ from realtime.relay import RelayChannels, RelaySubscriptionError
 from realtime.server import Credential, HubNode, ServerLimits
 from realtime.streams import RedisStreams
 
-from ..ws import call, connect, receive, serving
+from ..ws import call, connect, receive, serving, unused_port
 
 
 async def verify(token: str | None) -> Credential | None:
@@ -327,3 +333,66 @@ async def test_the_per_account_socket_cap_holds_across_nodes(
         await refused(url_b)
         for ws in [*on_a, *on_b, other]:
             await ws.close()
+
+
+async def test_after_redis_restarts_empty_each_node_hears_the_others_again(
+    tmp_path: Path,
+) -> None:
+    """Item 22, mid-fan-out: a Redis of the test's own is killed and restarted empty while a
+    client on node A follows a channel that node B publishes to. Node A listens again (it used
+    to stop for good), tells its client to reconnect and recover (``SHUTDOWN``), and what B
+    publishes afterwards reaches the client."""
+    redis_server = shutil.which("redis-server")
+    assert redis_server is not None, "this test runs a redis-server of its own: install it"
+    port = unused_port()
+    command = [redis_server, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+    command += ["--appendonly", "no", "--dir", str(tmp_path)]
+
+    def start() -> subprocess.Popen[bytes]:
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+                return process
+            assert time.monotonic() < deadline, "redis-server did not start"
+            time.sleep(0.05)
+
+    redis_process = start()
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        async with (
+            node(url, "rt:") as (url_a, _),
+            node(url, "rt:") as (_, hub_b),
+        ):
+            watcher = await connect(url_a)
+            await call(watcher, type="auth", id="1")
+            await call(watcher, type="subscribe", id="2", ch="lobby:eu")
+            await hub_b.publish("lobby:eu", {"text": "before"})
+            assert (await receive(watcher))["data"]["body"]["text"] == "before"
+
+            redis_process.kill()
+            redis_process.wait()
+            redis_process = start()  # empty: no streams, no subscriptions
+
+            with pytest.raises(ConnectionClosed):
+                while True:
+                    await asyncio.wait_for(watcher.recv(), 15)
+            assert watcher.close_code == CloseCode.SHUTDOWN  # reconnect and recover
+            again = await connect(url_a)
+            await call(again, type="auth", id="1")
+            await call(again, type="subscribe", id="2", ch="lobby:eu")
+
+            async def heard() -> bool:
+                with contextlib.suppress(Exception):
+                    await hub_b.publish("lobby:eu", {"text": "after"})
+                try:
+                    frame = await asyncio.wait_for(receive(again), 0.5)
+                except TimeoutError:
+                    return False
+                return frame["type"] == "pub" and frame["data"]["body"]["text"] == "after"
+
+            await _eventually(heard, 15)
+            await again.close()
+    finally:
+        redis_process.kill()
+        redis_process.wait()
