@@ -22,7 +22,7 @@ from .tournament_flow import Flow, config, flow_on
 
 FEE = 1_000
 FUNDS = 3_000
-TOURNAMENTS = 120
+TOURNAMENTS = 60  # seeds (120 took 30 s of the suite; the seeds vary every format and step)
 
 
 async def check_money(flow: Flow, t: tm.Tournament, funded: dict[str, int]) -> None:
@@ -177,7 +177,7 @@ async def simulate(flow: Flow, seed: int) -> tm.Phase:
     return t.phase
 
 
-async def test_hundreds_of_tournaments_keep_the_ledger_whole(tmp_path: Path) -> None:
+async def test_sixty_seeded_tournaments_keep_the_ledger_whole(tmp_path: Path) -> None:
     async with flow_on(f"sqlite:///{tmp_path}/app.sqlite3") as flow:
         phases = [await simulate(flow, seed) for seed in range(TOURNAMENTS)]
         report = await reconcile(flow.store)
