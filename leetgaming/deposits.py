@@ -249,17 +249,17 @@ class Deposits:
             pending = replace(
                 row, deposit=dp.move(row.deposit, dp.State.PENDING), provider_ref=intent.id
             )
-            if await self.save(row, pending):
-                await self.audit.append(
-                    None,
-                    player,
-                    "deposit.create",
-                    deposit.id,
-                    {"method": "card", "asset": deposit.asset, "amount": str(amount)},
-                )
-                row = pending
-            else:
-                row = await self.get(deposit.id) or row
+            async with self.db.transaction() as tx:  # the row and its audit entry together
+                saved = await self.save(row, pending, tx)
+                if saved:
+                    await self.audit.append(
+                        tx,
+                        player,
+                        "deposit.create",
+                        deposit.id,
+                        {"method": "card", "asset": deposit.asset, "amount": str(amount)},
+                    )
+            row = pending if saved else (await self.get(deposit.id) or row)
         return row, intent.client_secret
 
     # -- what a chain tells us -------------------------------------------------------------------
@@ -420,8 +420,10 @@ class Deposits:
             return "unknown_deposit"
         if row.deposit.state is not dp.State.PENDING:
             return "already_settled"
-        if await self.save(row, replace(row, deposit=dp.move(row.deposit, dp.State.FAILED))):
-            await self.audit.append(None, "stripe", "deposit.fail", row.deposit.id)
+        failed = replace(row, deposit=dp.move(row.deposit, dp.State.FAILED))
+        async with self.db.transaction() as tx:  # the row and its audit entry together
+            if await self.save(row, failed, tx):
+                await self.audit.append(tx, "stripe", "deposit.fail", row.deposit.id)
         return "failed"
 
     async def _refunded(self, charge: dict[str, Any]) -> str:
@@ -558,11 +560,18 @@ class Deposits:
                 causes=(*row.causes, cause),
                 refunded=max(row.refunded, refunded or 0),
             )
-            if not await self.save(row, after):
+            async with self.db.transaction() as tx:  # the row and its audit entry together
+                saved = await self.save(row, after, tx)
+                if saved:
+                    await self.audit.append(
+                        tx,
+                        "stripe",
+                        "deposit.reverse",
+                        d.id,
+                        {"cause": cause, "amount": str(amount)},
+                    )
+            if not saved:
                 continue
-            await self.audit.append(
-                None, "stripe", "deposit.reverse", d.id, {"cause": cause, "amount": str(amount)}
-            )
             await self._wallet_changed(after)
             return "reversed"
         raise RuntimeError("a reversal kept racing with the wallet's spending")
