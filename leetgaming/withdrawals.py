@@ -79,6 +79,8 @@ MIGRATIONS: Final = (
     CREATE INDEX withdrawals_by_state ON withdrawals (state, created_at_s);
     CREATE TABLE withdrawal_locks (player TEXT PRIMARY KEY)
     """,
+    # the risk rule shared_destination: has another account withdrawn to this destination?
+    "CREATE INDEX withdrawals_by_destination ON withdrawals (destination, player)",
 )
 
 _COLUMNS: Final = (
@@ -283,6 +285,11 @@ class Withdrawals:
                 player,
             )
         }
+        shared = await self.db.fetchone(
+            "SELECT 1 FROM withdrawals WHERE destination = ? AND player <> ? AND held = 1 LIMIT 1",
+            destination,
+            player,
+        )
         return wd.RiskFacts(
             account_age_s=age,
             withdrawals_24h=int(recent[0]) if recent else 0,
@@ -290,6 +297,7 @@ class Withdrawals:
             amount_usd_cents=usd_cents,
             new_destination=destination not in used,
             had_destination=bool(used),
+            shared_destination=shared is not None,
         )
 
     async def request(

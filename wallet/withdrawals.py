@@ -92,6 +92,7 @@ class RiskFacts:
     amount_usd_cents: int
     new_destination: bool  # never paid out to this destination before
     had_destination: bool  # but they have withdrawn to another one before
+    shared_destination: bool = False  # another account has withdrawn to it (multi-accounting)
 
 
 RULES: Final = (
@@ -99,11 +100,14 @@ RULES: Final = (
     ("new_account", 30),  # an account younger than 7 days
     ("above_deposits", 30),  # more than the player ever deposited
     ("changed_destination", 25),  # a destination other than the one used before
+    # a destination another account withdrew to: one person behind several accounts, or
+    # accounts colluding; alone it is enough for review at the default score
+    ("shared_destination", 50),
 )
 
 
 def risk(facts: RiskFacts) -> tuple[int, tuple[str, ...]]:
-    """The score (0..115) and the rules that fired."""
+    """The score (0..165) and the rules that fired."""
     fired = []
     if facts.withdrawals_24h >= 3:
         fired.append("velocity")
@@ -113,6 +117,8 @@ def risk(facts: RiskFacts) -> tuple[int, tuple[str, ...]]:
         fired.append("above_deposits")
     if facts.new_destination and facts.had_destination:
         fired.append("changed_destination")
+    if facts.shared_destination:
+        fired.append("shared_destination")
     weights = dict(RULES)
     return sum(weights[r] for r in fired), tuple(fired)
 

@@ -353,6 +353,25 @@ async def test_withdrawals_on_chain_sent_reverted_rebroadcast_and_refused(
             assert len(calls) == 2 and calls[0] == calls[1]  # signed once, sent twice
             assert await evm.balance("USDC", payee) == 48_500_000 + 19_400_000
             assert await available(http, me, "USDC") == 27_500_000
+
+            # another account withdrawing to the same address (one person behind two
+            # accounts, or two colluding) goes to an admin, whatever else it looks like
+            other = f"c{secrets.token_hex(4)}"
+            await evm.mint("USDC", alice.address, 20_000_000)
+            await evm.pay_token(
+                alice, "USDC", (await address_of(http, other, chain))["address"], 20_000_000
+            )
+            evm.mine(CONFIRMATIONS)
+            await credited(http, other, "USDC", 19_500_000)
+            second = await http.post(
+                "/v1/withdrawals",
+                json={"asset": "USDC", "amount": "10000000", "rail": chain, "destination": payee},
+                headers=token(other) | {"Idempotency-Key": secrets.token_hex(8)},
+            )
+            assert second.status_code == 201, second.text
+            body = second.json()
+            assert body["state"] == "in_review" and "shared_destination" in body["risk_reasons"]
+            assert await evm.balance("USDC", payee) == 48_500_000 + 19_400_000  # nothing sent
             assert (await reconcile(state.ledger.store)).ok
 
 

@@ -88,6 +88,10 @@ def test_risk_rules() -> None:
         115,
         ("velocity", "new_account", "above_deposits", "changed_destination"),
     )
+    shared = RiskFacts(
+        30 * wd.DAY_S, 0, 10_000, 5_000, False, True, shared_destination=True
+    )  # (an old account, a destination it used before, that another account used too)
+    assert wd.risk(shared) == (50, ("shared_destination",))
     first_ever = RiskFacts(
         30 * wd.DAY_S, 0, 10_000, 5_000, new_destination=True, had_destination=False
     )
