@@ -198,9 +198,12 @@ class Deployment:
 
 
 @pytest.fixture
-def deployment(backends: dict[str, str]) -> Deployment:
-    """``backends``, with a password in the PostgreSQL URL (trust authentication ignores it;
-    the URL is what a deployment configures, and what the app logs, redacted, as it starts)."""
+def deployment(own_backends: dict[str, str]) -> Deployment:
+    """The backends (distributed: on a database of the test's own, since its flows leave
+    ratings and tournaments that other tests list), with a password in the PostgreSQL URL
+    (trust authentication ignores it; the URL is what a deployment configures, and what the
+    app logs, redacted, as it starts)."""
+    backends = own_backends
     url = backends["LEETGAMING_DATABASE_URL"]
     if not url.startswith("postgresql://postgres@"):
         return Deployment(backends, {})
