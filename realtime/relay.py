@@ -71,6 +71,18 @@ class RelayChannels:
         if self._on.pop(name, None) is not None:
             await self._pubsub.unsubscribe(name)
 
+    def wanted(self) -> list[bytes]:
+        """The channels wanted now (subscribed or subscribing)."""
+        return list(self._on)
+
+    async def rebind(self, pubsub: Any) -> None:
+        """Go on with a new pub/sub connection (the last one failed): subscribe it to every
+        channel wanted. Their confirmations arrive with nobody waiting, and change nothing."""
+        self._pubsub = pubsub
+        names = self.wanted()
+        if names:
+            await pubsub.subscribe(*names)
+
     def confirmed(self, name: bytes) -> None:
         """Redis confirmed a ``SUBSCRIBE`` of ``name`` (from the listening loop). A
         confirmation nobody waits for (a resubscription after a reconnect) changes nothing."""

@@ -525,11 +525,7 @@ class HubNode:
         if self._ticker is None:
             self._ticker = asyncio.create_task(self._tick())
         if self._relay is not None and self._listener is None:
-            pubsub = self._relay.pubsub()
-            # publications: only the channels with local subscribers (follow); presence
-            # announcements (few, small channels only) for every channel
-            # and the control channel (sessions revoked on another process)
-            await pubsub.psubscribe(f"{self._relay_prefix}pres:*", self._control_channel)
+            pubsub = await self._new_pubsub()
             self._following = RelayChannels(pubsub)
             self._listener = asyncio.create_task(self._listen(pubsub, self._following))
         if self._heartbeat is None:
@@ -593,30 +589,55 @@ class HubNode:
         """How many channels this node takes publications for from the relay."""
         return 0 if self._following is None else len(self._following)
 
+    async def _new_pubsub(self) -> Any:
+        """A pub/sub connection on the relay's patterns: presence announcements (few, small
+        channels only) and the control channel (sessions revoked on another process).
+        Publications come by channel, only those with local subscribers (:meth:`follow`)."""
+        assert self._relay is not None
+        pubsub: Any = self._relay.pubsub()
+        try:
+            await pubsub.psubscribe(f"{self._relay_prefix}pres:*", self._control_channel)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()
+            raise
+        return pubsub
+
     async def _listen(self, pubsub: Any, following: RelayChannels) -> None:
         """Take the relay's messages for as long as the node runs. When the connection to
-        Redis is lost, listen again (redis-py reconnects and subscribes again to every
-        channel and pattern); once it is back, every local client is told to reconnect and
-        recover (``SHUTDOWN``), since what was published meanwhile never reached this node:
-        recovery gives it from the stream, or says it cannot (Redis restarted empty), and the
-        client fetches the state afresh."""
+        Redis is lost (or the pub/sub object fails in any way), a new pub/sub connection is
+        opened once Redis answers, with the patterns and every followed channel subscribed
+        again; then every local client is told to reconnect and recover (``SHUTDOWN``),
+        since what was published meanwhile never reached this node: recovery gives it from
+        the stream, or says it cannot (Redis restarted empty), and the client fetches the
+        state afresh."""
         lost = False
         try:
             while True:
                 try:
+                    if pubsub is None:
+                        pubsub = await self._new_pubsub()
+                        await following.rebind(pubsub)
                     async for message in pubsub.listen():
                         if lost:
                             lost = False
                             self._relay_back()
                         self._relayed(message, following)
+                    if following.wanted():
+                        raise ConnectionError("the relay stopped listening")
                     return  # nothing subscribed any more: the node stops
-                except (aioredis.RedisError, OSError) as cut:
+                except Exception as cut:
                     if not lost:
                         log.warning("relay connection lost", extra={"error": type(cut).__name__})
                     lost = True
+                    if pubsub is not None:
+                        with contextlib.suppress(Exception):
+                            await pubsub.aclose()
+                    pubsub = None
                     await asyncio.sleep(RELAY_RETRY_S)
         finally:
-            await pubsub.aclose()
+            if pubsub is not None:
+                await pubsub.aclose()
 
     def _relay_back(self) -> None:
         log.warning("relay connection back: clients reconnect and recover")
