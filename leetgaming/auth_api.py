@@ -6,8 +6,8 @@ kept in Redis keys); a limited request is refused with 429 and ``Retry-After`` b
 is done. A sign-in that presents the device token of an earlier successful one for the same
 address counts against that device's limit instead of the account's and the deployment-wide
 budget of untrusted sign-ins (:mod:`leetgaming.device_tokens`), so the owner is not locked out
-by someone guessing at the account from many addresses. Tokens travel in JSON bodies and the ``Authorization`` header, never in URLs; token
-responses carry ``Cache-Control: no-store``.
+by someone guessing at the account from many addresses. Tokens travel in JSON bodies and the
+``Authorization`` header, never in URLs; token responses carry ``Cache-Control: no-store``.
 """
 
 from __future__ import annotations

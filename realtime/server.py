@@ -371,6 +371,11 @@ class HubNode:
         self._heartbeat: asyncio.Task[None] | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._relay_prefix = relay_prefix
+        # the relay's names as Redis sends them (bytes), for each message it delivers
+        self._publications = f"{relay_prefix}pub:".encode()
+        self._announcements = f"{relay_prefix}pres:".encode()
+        self._own_announcement = self.node_id.encode() + b"|"
+        self._control_name = self._control_channel.encode()
         self._listener: asyncio.Task[None] | None = None
         self._following: RelayChannels | None = None  # with a relay, once started
         self._connections: dict[int, _Connection] = {}
@@ -431,13 +436,6 @@ class HubNode:
                 "target": target[:200],
             },
         )
-
-    def connections_of(self, principal: Principal) -> int:
-        """The principal's authenticated connections open on this node (none counted for
-        anonymous spectators, who have no subject)."""
-        if not principal.subject:
-            return 0
-        return self._present.get((str(principal.role), principal.subject), 0)
 
     async def arrived(self, principal: Principal) -> bool:
         """Count a verified connection of ``principal``, unless the account already has
@@ -651,18 +649,18 @@ class HubNode:
         if kind == "message":
             if name not in following:
                 return  # its last local subscriber left: unsubscribing
-            channel = parse_channel(name[len(self._relay_prefix) + len("pub:") :].decode())
+            channel = parse_channel(name[len(self._publications) :].decode())
             if channel is not None:
                 self._fan_out(channel, bytes(message["data"]))
         elif kind == "subscribe":
             following.confirmed(name)
-        elif kind == "pmessage" and name == self._control_channel.encode():
+        elif kind == "pmessage" and name == self._control_name:
             self._close_session(bytes(message["data"]).decode(errors="replace"))
-        elif kind == "pmessage" and name.startswith(f"{self._relay_prefix}pres:".encode()):
+        elif kind == "pmessage" and name.startswith(self._announcements):
             data = bytes(message["data"])
-            if data.startswith(self.node_id.encode() + b"|"):
+            if data.startswith(self._own_announcement):
                 return
-            channel = parse_channel(name[len(self._relay_prefix) + len("pres:") :].decode())
+            channel = parse_channel(name[len(self._announcements) :].decode())
             if channel is not None:
                 self.cut(self.hub.deliver(channel, data.split(b"|", 1)[1]))
 
