@@ -500,7 +500,7 @@ def create_app(
                 app.state.ledger = ledger
                 audit = two_factor.audit = AuditLog(database, time.time_ns)
                 await audit.start()
-                keys = IdempotencyKeys(database)
+                keys = IdempotencyKeys(database, claim_ttl_s=settings.idempotency_claim_ttl_s)
                 await keys.start()
                 credits = Credits(database, ledger, audit)
                 await credits.start()

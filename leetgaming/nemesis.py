@@ -253,6 +253,9 @@ class Cluster:
             "LEETGAMING_REDIS_PREFIX": self.prefix,
             "LEETGAMING_SECRET_KEY": self.secret,
             "LEETGAMING_REST_REQUESTS_PER_MIN": "10000000",  # every player is 127.0.0.1
+            # a retry of an operation whose server was killed mid-way runs it again after 10 s,
+            # not 60: shorter settling, and a harder test of the ledger's ids
+            "LEETGAMING_IDEMPOTENCY_CLAIM_TTL_S": "10",
             "LEETGAMING_BLOB_DIR": str(self.workdir / "blobs"),
             "LEETGAMING_MAIL_DIR": str(self.workdir / "mail"),
             "LEETGAMING_QUEUES_FILE": str(self.workdir / "queues.toml"),

@@ -84,6 +84,9 @@ class Settings:
     blob_s3_region: str = "us-east-1"
     queues_file: str | None = None  # TOML; unset: the shipped leetgaming/queues.toml
     rest_requests_per_min: int = 100  # per client IP, every REST route but probes and metrics
+    # a retry may run an operation again once the claim on its Idempotency-Key is this old
+    # (the process that claimed it died); the ledger's ids keep a second run from moving money
+    idempotency_claim_ttl_s: int = 60
     cs2_tv_delay_s: int = 90  # the GOTV delay CS2 servers are configured with
     # the public feed of a live CS2 match lags at least this much (and GOTV's delay + 30 s)
     spectator_delay_min_s: int = 120
@@ -464,6 +467,12 @@ def _check_spectator_delay(value: object) -> str | None:
     return None
 
 
+def _check_claim_ttl(value: object) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 5 <= value <= 3600:
+        return f"expected an integer 5..3600, got {str(value)!r}"
+    return None
+
+
 def _check_rest_rate(value: object) -> str | None:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 10_000_000:
         return f"expected an integer 1..10000000, got {str(value)!r}"
@@ -492,6 +501,7 @@ _PARSERS: Final[dict[str, Callable[[str], object]]] = {
     "blob_s3_region": _parse_str,
     "queues_file": _parse_optional_str,
     "rest_requests_per_min": _int_parser(1, 10_000_000),
+    "idempotency_claim_ttl_s": _int_parser(5, 3600),
     "cs2_tv_delay_s": _int_parser(0, 600),
     "spectator_delay_min_s": _int_parser(0, 3600),
     "stripe_secret_key": _parse_optional_str,
@@ -537,6 +547,7 @@ _CHECKS: Final[dict[str, Callable[[object], str | None]]] = {
     "blob_s3_region": _check_mail_dir,
     "queues_file": _check_toml_file,
     "rest_requests_per_min": _check_rest_rate,
+    "idempotency_claim_ttl_s": _check_claim_ttl,
     "cs2_tv_delay_s": _check_tv_delay,
     "spectator_delay_min_s": _check_spectator_delay,
     "stripe_secret_key": _check_optional_secret,
